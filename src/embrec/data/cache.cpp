@@ -1,0 +1,167 @@
+// The binary dataset cache: header (magic, version, source/options/payload checksums, payload size) + payload.
+#include "embrec/data/cache.h"
+
+#include <cstring>
+
+#include "embrec/util/error.h"
+#include "embrec/util/files.h"
+
+namespace embrec::data {
+
+namespace {
+
+constexpr char kMagic[8] = {'E', 'M', 'B', 'R', 'E', 'C', 'D', 'S'};
+constexpr size_t kHeaderSize = 8 + 4 + 8 * 4;
+
+class Writer {
+ public:
+  template <typename T>
+  void scalar(T value) {
+    bytes.append(reinterpret_cast<const char*>(&value), sizeof value);
+  }
+  template <typename T>
+  void array(const std::vector<T>& values) {
+    scalar<uint64_t>(values.size());
+    bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+  }
+  void text(const std::string& value) {
+    scalar<uint64_t>(value.size());
+    bytes.append(value);
+  }
+  std::string bytes;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  template <typename T>
+  T scalar() {
+    T value;
+    take(&value, sizeof value);
+    return value;
+  }
+  template <typename T>
+  std::vector<T> array() {
+    const uint64_t count = scalar<uint64_t>();
+    if (count > (bytes_.size() - position_) / sizeof(T)) throw std::out_of_range("array");
+    std::vector<T> values(count);
+    take(values.data(), count * sizeof(T));
+    return values;
+  }
+  std::string text() {
+    const uint64_t size = scalar<uint64_t>();
+    if (size > bytes_.size() - position_) throw std::out_of_range("text");
+    std::string value(bytes_.substr(position_, size));
+    position_ += size;
+    return value;
+  }
+  bool done() const { return position_ == bytes_.size(); }
+
+ private:
+  void take(void* out, size_t size) {
+    if (size > bytes_.size() - position_) throw std::out_of_range("scalar");
+    std::memcpy(out, bytes_.data() + position_, size);
+    position_ += size;
+  }
+  std::string_view bytes_;
+  size_t position_ = 0;
+};
+
+void write_sequences(Writer& writer, const Sequences& sequences) {
+  writer.array(sequences.offsets);
+  writer.array(sequences.items);
+  writer.array(sequences.ratings);
+  writer.array(sequences.timestamps);
+}
+
+Sequences read_sequences(Reader& reader) {
+  Sequences sequences;
+  sequences.offsets = reader.array<int64_t>();
+  sequences.items = reader.array<int32_t>();
+  sequences.ratings = reader.array<float>();
+  sequences.timestamps = reader.array<int64_t>();
+  return sequences;
+}
+
+bool consistent(const Sequences& s, int32_t item_count) {
+  if (s.offsets.empty() || s.offsets.front() != 0 || s.offsets.back() != static_cast<int64_t>(s.items.size()))
+    return false;
+  for (size_t u = 1; u < s.offsets.size(); ++u)
+    if (s.offsets[u] < s.offsets[u - 1]) return false;
+  if (!s.ratings.empty() && s.ratings.size() != s.items.size()) return false;
+  if (!s.timestamps.empty() && s.timestamps.size() != s.items.size()) return false;
+  for (int32_t item : s.items)
+    if (item < 0 || item >= item_count) return false;
+  return true;
+}
+
+}  // namespace
+
+void write_cache(const std::string& path, const Dataset& dataset, uint64_t source_checksum,
+                 uint64_t options_checksum) {
+  Writer payload;
+  payload.text(dataset.name);
+  for (const IdMap* map : {&dataset.users, &dataset.items}) {
+    payload.scalar<uint64_t>(map->externals().size());
+    for (const std::string& external : map->externals()) payload.text(external);
+  }
+  write_sequences(payload, dataset.interactions);
+  Writer header;
+  header.bytes.append(kMagic, sizeof kMagic);
+  header.scalar<uint32_t>(kCacheFormatVersion);
+  header.scalar<uint64_t>(source_checksum);
+  header.scalar<uint64_t>(options_checksum);
+  header.scalar<uint64_t>(payload.bytes.size());
+  header.scalar<uint64_t>(fnv1a64(payload.bytes));
+  write_file_atomic(path, header.bytes + payload.bytes);
+}
+
+std::optional<Dataset> read_cache(const std::string& path, uint64_t source_checksum, uint64_t options_checksum,
+                                  std::string* why) {
+  auto reject = [&](const std::string& reason) -> std::optional<Dataset> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  if (!file_exists(path)) return reject("no cache file");
+  std::string bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const Error& error) {
+    return reject(error.what());
+  }
+  if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    return reject("not an embrec dataset cache");
+  Reader header(std::string_view(bytes).substr(sizeof kMagic, kHeaderSize - sizeof kMagic));
+  const uint32_t version = header.scalar<uint32_t>();
+  if (version != kCacheFormatVersion)
+    return reject(fmt::format("cache format version {}, this embrec reads {}", version, kCacheFormatVersion));
+  if (header.scalar<uint64_t>() != source_checksum) return reject("the source file changed");
+  if (header.scalar<uint64_t>() != options_checksum) return reject("the preparation options changed");
+  const uint64_t payload_size = header.scalar<uint64_t>();
+  const uint64_t payload_checksum = header.scalar<uint64_t>();
+  const std::string_view payload = std::string_view(bytes).substr(kHeaderSize);
+  if (payload.size() != payload_size) return reject("truncated (payload size does not match the header)");
+  if (fnv1a64(payload) != payload_checksum) return reject("corrupt (payload checksum does not match)");
+  try {
+    Reader reader(payload);
+    Dataset dataset;
+    dataset.name = reader.text();
+    for (IdMap* map : {&dataset.users, &dataset.items}) {
+      const uint64_t count = reader.scalar<uint64_t>();
+      if (count > payload.size()) throw std::out_of_range("id count");
+      std::vector<std::string> externals;
+      externals.reserve(count);
+      for (uint64_t i = 0; i < count; ++i) externals.push_back(reader.text());
+      *map = IdMap::from_externals(std::move(externals));
+    }
+    dataset.interactions = read_sequences(reader);
+    if (!reader.done() || dataset.interactions.user_count() != dataset.users.size() ||
+        !consistent(dataset.interactions, dataset.items.size()))
+      return reject("corrupt payload: inconsistent dataset");
+    return dataset;
+  } catch (const std::exception& error) {
+    return reject(std::string("corrupt payload: ") + error.what());
+  }
+}
+
+}  // namespace embrec::data

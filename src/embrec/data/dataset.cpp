@@ -1,0 +1,63 @@
+// IdMap, Sequences and EvalTask construction.
+#include "embrec/data/dataset.h"
+
+#include "embrec/util/error.h"
+
+namespace embrec::data {
+
+int32_t IdMap::get_or_add(std::string_view external) {
+  auto [it, inserted] = index_.try_emplace(std::string(external), static_cast<int32_t>(externals_.size()));
+  if (inserted) externals_.emplace_back(external);
+  return it->second;
+}
+
+int32_t IdMap::find(std::string_view external) const {
+  auto it = index_.find(std::string(external));
+  return it == index_.end() ? -1 : it->second;
+}
+
+IdMap IdMap::from_externals(std::vector<std::string> externals) {
+  IdMap map;
+  map.index_.reserve(externals.size());
+  for (size_t i = 0; i < externals.size(); ++i) {
+    if (!map.index_.emplace(externals[i], static_cast<int32_t>(i)).second) fail("duplicate id '{}' in id map", externals[i]);
+  }
+  map.externals_ = std::move(externals);
+  return map;
+}
+
+void Sequences::push_user(const int32_t* item_begin, int64_t count, const float* rating_begin,
+                          const int64_t* timestamp_begin) {
+  items.insert(items.end(), item_begin, item_begin + count);
+  if (rating_begin) ratings.insert(ratings.end(), rating_begin, rating_begin + count);
+  if (timestamp_begin) timestamps.insert(timestamps.end(), timestamp_begin, timestamp_begin + count);
+  offsets.push_back(static_cast<int64_t>(items.size()));
+}
+
+Sequences Sequences::concat(const Sequences& a, const Sequences& b) {
+  if (a.user_count() != b.user_count()) fail("internal: concat of {} and {} users", a.user_count(), b.user_count());
+  const bool ratings = a.has_ratings() && b.has_ratings();
+  const bool timestamps = a.has_timestamps() && b.has_timestamps();
+  Sequences out;
+  out.items.reserve(a.items.size() + b.items.size());
+  for (int32_t u = 0; u < a.user_count(); ++u) {
+    for (const Sequences* part : {&a, &b}) {
+      const int64_t lo = part->offsets[u], hi = part->offsets[u + 1];
+      out.items.insert(out.items.end(), part->items.begin() + lo, part->items.begin() + hi);
+      if (ratings) out.ratings.insert(out.ratings.end(), part->ratings.begin() + lo, part->ratings.begin() + hi);
+      if (timestamps)
+        out.timestamps.insert(out.timestamps.end(), part->timestamps.begin() + lo, part->timestamps.begin() + hi);
+    }
+    out.offsets.push_back(static_cast<int64_t>(out.items.size()));
+  }
+  return out;
+}
+
+EvalTask make_eval_task(const Split& split, bool test_stage) {
+  EvalTask task;
+  task.history = test_stage ? Sequences::concat(split.train, split.valid) : split.train;
+  task.targets = test_stage ? split.test : split.valid;
+  return task;
+}
+
+}  // namespace embrec::data

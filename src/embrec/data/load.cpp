@@ -1,0 +1,120 @@
+// [data] config section and load_data(): read (or generate the demo) -> prepare -> cache -> split.
+#include "embrec/data/load.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "embrec/data/cache.h"
+#include "embrec/data/demo.h"
+#include "embrec/util/error.h"
+#include "embrec/util/files.h"
+
+namespace embrec::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+DemoOptions demo_options_from(ConfigTable& table) {
+  DemoOptions options;
+  options.users = table.get("users", options.users);
+  options.items = table.get("items", options.items);
+  options.intents = table.get("intents", options.intents);
+  options.seed = static_cast<uint64_t>(table.get("seed", static_cast<int64_t>(options.seed)));
+  return options;
+}
+
+// Relative paths are taken against the folder of the config file that names them.
+std::string resolve(const std::string& path, const std::string& config_source) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  const fs::path base = fs::path(config_source).parent_path();
+  if (config_source.empty() || config_source.front() == '<') return fs::absolute(path).lexically_normal().string();
+  return fs::absolute(base / path).lexically_normal().string();
+}
+}  // namespace
+
+DataConfig DataConfig::from(ConfigTable& table) {
+  DataConfig c;
+  const std::string source = table.source();
+  c.path = resolve(table.get("path", c.path), source);
+  c.demo = table.get("demo", c.demo);
+  c.read.format = table.get_choice("format", c.read.format, {"seq", "movielens", "udata", "csv", "tsv"});
+  c.read.user_column = table.get("user_column", c.read.user_column);
+  c.read.item_column = table.get("item_column", c.read.item_column);
+  c.read.rating_column = table.get("rating_column", c.read.rating_column);
+  c.read.timestamp_column = table.get("timestamp_column", c.read.timestamp_column);
+  const std::string delimiter = table.get("delimiter", std::string());
+  if (delimiter.size() > 1)
+    fail("{}: key '{}' must be a single character, got '{}'", source, table.key_path("delimiter"), delimiter);
+  c.read.delimiter = delimiter.empty() ? 0 : delimiter[0];
+  if (table.has("min_rating")) {
+    c.prepare.has_min_rating = true;
+    c.prepare.min_rating = table.get("min_rating", 0.0);
+  }
+  c.prepare.dedup = table.get_choice("dedup", c.prepare.dedup, {"keep", "first", "last"});
+  c.prepare.user_core = table.get("user_core", c.prepare.user_core);
+  c.prepare.item_core = table.get("item_core", c.prepare.item_core);
+  const std::string cache_dir = table.get("cache_dir", std::string());
+  c.cache_dir = resolve(cache_dir, source);
+  ConfigTable& split = table.sub("split");
+  c.split.method = split.get_choice("method", c.split.method, {"leave_one_out", "chrono", "stratified", "random"});
+  c.split.train_ratio = split.get("train_ratio", c.split.train_ratio);
+  c.split.valid_ratio = split.get("valid_ratio", c.split.valid_ratio);
+  c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
+  c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
+  if (!(c.split.train_ratio > 0 && c.split.train_ratio <= 1))
+    fail("{}: key '{}' must be in (0, 1], got {}", source, split.key_path("train_ratio"), c.split.train_ratio);
+  if (!(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio))
+    fail("{}: key '{}' must be in [0, train_ratio), got {}", source, split.key_path("valid_ratio"),
+         c.split.valid_ratio);
+  if (c.prepare.user_core < 0 || c.prepare.item_core < 0)
+    fail("{}: keys '{}' and '{}' must be >= 0", source, table.key_path("user_core"), table.key_path("item_core"));
+  if (c.demo.empty() && c.path.empty())
+    fail("{}: missing key '{}' (the interaction log; or demo = \"default\")", source, table.key_path("path"));
+  if (!c.demo.empty() && c.demo != "default")
+    fail("{}: key '{}' must be \"default\", got '{}'", source, table.key_path("demo"), c.demo);
+  if (!c.demo.empty() && !c.path.empty())
+    fail("{}: keys '{}' and '{}' exclude each other", source, table.key_path("path"), table.key_path("demo"));
+  c.demo_options = demo_options_from(table.sub("demo_options"));
+  return c;
+}
+
+LoadedData load_data(const DataConfig& config) {
+  LoadedData loaded;
+  if (!config.demo.empty()) {
+    loaded.dataset = generate_demo(config.demo_options);
+  } else {
+    if (!file_exists(config.path)) fail("{}: no such file", config.path);
+    const std::string options_text =
+        fmt::format("format={};user={};item={};rating={};time={};delimiter={};min_rating={}:{};dedup={};cores={},{}",
+                    config.read.format, config.read.user_column, config.read.item_column, config.read.rating_column,
+                    config.read.timestamp_column, static_cast<int>(config.read.delimiter),
+                    config.prepare.has_min_rating, config.prepare.min_rating, config.prepare.dedup,
+                    config.prepare.user_core, config.prepare.item_core);
+    std::optional<Dataset> cached;
+    std::string cache_path;
+    uint64_t source_checksum = 0;
+    const uint64_t options_checksum = fnv1a64(options_text);
+    if (!config.cache_dir.empty()) {
+      source_checksum = fnv1a64(read_file(config.path));
+      cache_path = fmt::format("{}/{}-{:016x}.bin", config.cache_dir, fs::path(config.path).stem().string(),
+                               options_checksum);
+      std::string why;
+      cached = read_cache(cache_path, source_checksum, options_checksum, &why);
+      if (!cached && why != "no cache file") spdlog::info("rebuilding dataset cache {}: {}", cache_path, why);
+    }
+    if (cached) {
+      loaded.dataset = std::move(*cached);
+    } else {
+      loaded.dataset = prepare_dataset(read_log(config.path, config.read), config.prepare);
+      if (!cache_path.empty()) {
+        make_directories(config.cache_dir);
+        write_cache(cache_path, loaded.dataset, source_checksum, options_checksum);
+      }
+    }
+  }
+  loaded.split = make_split(loaded.dataset, config.split);
+  return loaded;
+}
+
+}  // namespace embrec::data

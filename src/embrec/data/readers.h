@@ -1,0 +1,52 @@
+// Readers for real interaction logs: the sequence-per-line format of the sequential-recommendation papers,
+// MovieLens ratings.dat ('::') and u.data (tab), and CSV/TSV with named columns. Original ids are kept.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "embrec/data/dataset.h"
+
+namespace embrec::data {
+
+struct ReadOptions {
+  std::string format = "seq";  // seq | movielens | udata | csv | tsv
+  // csv/tsv only: the header row names the columns; user and item columns are required.
+  std::string user_column = "user_id";
+  std::string item_column = "item_id";
+  std::string rating_column;     // empty: no rating column (every interaction has rating 1)
+  std::string timestamp_column;  // empty: no timestamp column (file order is time order)
+  char delimiter = 0;            // 0: ',' for csv, '\t' for tsv
+};
+
+// A log as read: one entry per interaction, ids already interned (external strings kept in the maps).
+// `timestamp` is the file's timestamp when it has one; for the sequence format it is the item's position in its
+// line. `line` is the 1-based source line, kept so later steps can still name it.
+struct RawLog {
+  std::string source;  // the path, for messages
+  IdMap users;
+  IdMap items;
+  std::vector<int32_t> user;
+  std::vector<int32_t> item;
+  std::vector<float> rating;
+  std::vector<int64_t> timestamp;
+  std::vector<int64_t> line;
+  bool has_rating = false;
+  bool has_timestamp = false;
+
+  int64_t size() const { return static_cast<int64_t>(user.size()); }
+};
+
+// Reads a log. Every malformed line is an Error naming file, line and field, e.g.
+//   "ratings.dat:1834: expected 4 fields separated by '::', got 3"
+//   "data.csv:12: field 'rating': cannot parse 'abc' as a number"
+//   "data.csv:1: unknown column 'userid' (columns: user, item, rating)"
+// An empty file (or one with a header only) is an Error too.
+RawLog read_log(const std::string& path, const ReadOptions& options);
+
+// Writes a log back in the given format (seq writes one line per user in time order); used by tests for
+// round-trips and by `embrec data` to export a prepared dataset.
+void write_log(const std::string& path, const Dataset& dataset, const ReadOptions& options);
+
+}  // namespace embrec::data

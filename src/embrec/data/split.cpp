@@ -1,0 +1,103 @@
+// Splits. Every output list stays in time order; all randomness comes from the seed.
+//
+// leave_one_out: per user with n >= 3 interactions, the last is test, the second-last valid, the rest train (the
+//   SASRec / ICLRec / S4Rec protocol); users with fewer keep everything in train.
+// chrono and stratified (Microsoft Recommenders' python_chrono_split / python_stratified_split): per user, rank the
+//   interactions (by time for chrono, by a seeded shuffle for stratified), then rank r (1-based) goes to train when
+//   r <= round((train_ratio - valid_ratio) * n), to valid when r <= round(train_ratio * n), else to test. round() is
+//   half-to-even, as numpy's is, so counts match theirs.
+// random: the same thresholds over one seeded shuffle of all interactions.
+// drop_unseen (not leave_one_out): valid/test interactions whose item is not in train are dropped.
+#include "embrec/data/split.h"
+
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "embrec/util/error.h"
+
+namespace embrec::data {
+
+namespace {
+
+int64_t round_half_even(double value) { return static_cast<int64_t>(std::nearbyint(value)); }
+
+// part[p] for each position p of dataset.interactions: 0 train, 1 valid, 2 test.
+Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, const std::string& method, bool drop_unseen) {
+  const Sequences& all = dataset.interactions;
+  std::vector<bool> in_train(dataset.item_count(), false);
+  for (size_t p = 0; p < part.size(); ++p)
+    if (part[p] == 0) in_train[all.items[p]] = true;
+  Split split;
+  split.method = method;
+  Sequences* outputs[3] = {&split.train, &split.valid, &split.test};
+  for (Sequences* out : outputs) {
+    out->offsets.assign(1, 0);
+    out->items.clear();
+  }
+  for (int32_t u = 0; u < all.user_count(); ++u) {
+    for (int64_t p = all.offsets[u]; p < all.offsets[u + 1]; ++p) {
+      const int which = part[p];
+      if (which > 0 && drop_unseen && !in_train[all.items[p]]) continue;
+      Sequences& out = *outputs[which];
+      out.items.push_back(all.items[p]);
+      if (all.has_ratings()) out.ratings.push_back(all.ratings[p]);
+      if (all.has_timestamps()) out.timestamps.push_back(all.timestamps[p]);
+    }
+    for (Sequences* out : outputs) out->offsets.push_back(static_cast<int64_t>(out->items.size()));
+  }
+  return split;
+}
+
+void check_ratios(const SplitOptions& options) {
+  if (!(options.train_ratio > 0 && options.train_ratio <= 1))
+    fail("split: train_ratio must be in (0, 1], got {}", options.train_ratio);
+  if (!(options.valid_ratio >= 0 && options.valid_ratio < options.train_ratio))
+    fail("split: valid_ratio must be in [0, train_ratio), got {}", options.valid_ratio);
+}
+
+int8_t part_of_rank(int64_t rank, int64_t count, const SplitOptions& options) {
+  if (rank <= round_half_even((options.train_ratio - options.valid_ratio) * static_cast<double>(count))) return 0;
+  if (rank <= round_half_even(options.train_ratio * static_cast<double>(count))) return 1;
+  return 2;
+}
+
+}  // namespace
+
+Split make_split(const Dataset& dataset, const SplitOptions& options) {
+  const Sequences& all = dataset.interactions;
+  std::vector<int8_t> part(all.items.size(), 0);
+  if (options.method == "leave_one_out") {
+    for (int32_t u = 0; u < all.user_count(); ++u) {
+      if (all.length(u) < 3) continue;
+      part[all.offsets[u + 1] - 2] = 1;
+      part[all.offsets[u + 1] - 1] = 2;
+    }
+    return assemble(dataset, part, options.method, false);
+  }
+  check_ratios(options);
+  std::mt19937_64 random(options.seed);
+  if (options.method == "chrono" || options.method == "stratified") {
+    std::vector<int64_t> order;
+    for (int32_t u = 0; u < all.user_count(); ++u) {
+      const int64_t count = all.length(u);
+      order.resize(count);
+      std::iota(order.begin(), order.end(), all.offsets[u]);
+      if (options.method == "stratified") std::shuffle(order.begin(), order.end(), random);
+      for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
+    }
+  } else if (options.method == "random") {
+    std::vector<int64_t> order(all.items.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), random);
+    const int64_t count = static_cast<int64_t>(order.size());
+    for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
+  } else {
+    fail("split: unknown method '{}' (leave_one_out, chrono, stratified, random)", options.method);
+  }
+  return assemble(dataset, part, options.method, options.drop_unseen);
+}
+
+}  // namespace embrec::data

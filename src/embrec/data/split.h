@@ -1,0 +1,26 @@
+// Splits, all seeded and deterministic: leave-one-out by time (the SASRec/ICLRec/S4Rec protocol), per-user
+// chronological ratio, per-user stratified random ratio (Microsoft Recommenders' 75/25), global random.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "embrec/data/dataset.h"
+
+namespace embrec::data {
+
+struct SplitOptions {
+  std::string method = "leave_one_out";  // leave_one_out | chrono | stratified | random
+  double train_ratio = 0.75;              // chrono / stratified / random: share of interactions in train
+  double valid_ratio = 0.0;               // chrono / stratified / random: share carved out of train for valid
+  uint64_t seed = 42;
+  // chrono / stratified / random: drop test (and valid) interactions whose item never occurs in train, as
+  // Microsoft Recommenders does (users without train interactions have no history, so theirs are dropped too).
+  bool drop_unseen = true;
+};
+
+// leave_one_out: per user, the last interaction is test, the second-last valid, the rest train; users with fewer
+// than 3 interactions keep everything in train (no targets). Other methods are documented in split.cpp.
+Split make_split(const Dataset& dataset, const SplitOptions& options);
+
+}  // namespace embrec::data

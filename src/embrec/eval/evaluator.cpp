@@ -1,0 +1,220 @@
+// The full-ranking evaluator: chunked scoring into one reused buffer, history masking, rank counting for single
+// targets and partial top-K selection otherwise, per-group means, JSON and table output.
+#include "embrec/eval/evaluator.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "embrec/eval/metrics.h"
+#include "embrec/util/error.h"
+
+namespace embrec::eval {
+
+EvalConfig EvalConfig::from(ConfigTable& table) {
+  EvalConfig c;
+  c.ks = table.get("ks", c.ks);
+  c.metrics = table.get("metrics", c.metrics);
+  c.chunk_users = table.get("chunk_users", c.chunk_users);
+  c.exclude_history = table.get("exclude_history", c.exclude_history);
+  c.select = table.get("select", c.select);
+  if (c.ks.empty()) fail("{}: key '{}' must not be empty", table.source(), table.key_path("ks"));
+  for (int64_t k : c.ks)
+    if (k <= 0) fail("{}: key '{}' must hold positive values, got {}", table.source(), table.key_path("ks"), k);
+  if (c.metrics.empty()) fail("{}: key '{}' must not be empty", table.source(), table.key_path("metrics"));
+  for (const std::string& metric : c.metrics) {
+    if (std::find(metric_names().begin(), metric_names().end(), metric) == metric_names().end())
+      fail("{}: key '{}': unknown metric '{}' (known: hr, recall, ndcg, mrr, map, precision)", table.source(),
+           table.key_path("metrics"), metric);
+  }
+  if (c.chunk_users <= 0)
+    fail("{}: key '{}' must be positive, got {}", table.source(), table.key_path("chunk_users"), c.chunk_users);
+  bool selectable = false;
+  for (const std::string& metric : c.metrics)
+    for (int64_t k : c.ks) selectable |= c.select == metric + "@" + std::to_string(k);
+  if (!selectable)
+    fail("{}: key '{}': '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks')", table.source(),
+         table.key_path("select"), c.select);
+  return c;
+}
+
+EmbeddingScorer::EmbeddingScorer(const float* user_vectors, int32_t user_count, const float* item_vectors,
+                                 int32_t item_count, int32_t dim)
+    : user_vectors_(user_vectors), user_count_(user_count), item_vectors_(item_vectors), item_count_(item_count),
+      dim_(dim) {}
+
+void EmbeddingScorer::score_block(const int32_t* users, int32_t count, float* out) {
+  gathered_.resize(static_cast<size_t>(count) * dim_);
+  for (int32_t row = 0; row < count; ++row) {
+    if (users[row] < 0 || users[row] >= user_count_) fail("internal: user {} has no vector", users[row]);
+    std::copy_n(user_vectors_ + static_cast<size_t>(users[row]) * dim_, dim_, gathered_.data() + static_cast<size_t>(row) * dim_);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, count, item_count_, dim_, 1.0f, gathered_.data(), dim_,
+              item_vectors_, dim_, 0.0f, out, item_count_);
+}
+
+double EvalResult::value(const std::string& key, const std::string& group) const {
+  for (size_t g = 0; g < group_names.size(); ++g) {
+    if (group_names[g] != group) continue;
+    auto it = groups[g].values.find(key);
+    if (it == groups[g].values.end()) fail("no metric '{}' in the evaluation result", key);
+    return it->second;
+  }
+  fail("no group '{}' in the evaluation result", group);
+}
+
+nlohmann::json EvalResult::to_json() const {
+  nlohmann::json out = {{"seconds", seconds}, {"group_order", group_names}};
+  for (size_t g = 0; g < groups.size(); ++g)
+    out["groups"][group_names[g]] = {{"users", groups[g].users}, {"metrics", groups[g].values}};
+  return out;
+}
+
+EvalResult EvalResult::from_json(const nlohmann::json& json) {
+  EvalResult result;
+  try {
+    result.seconds = json.at("seconds").get<double>();
+    result.group_names = json.at("group_order").get<std::vector<std::string>>();
+    for (const std::string& name : result.group_names) {
+      const auto& group = json.at("groups").at(name);
+      GroupMetrics metrics;
+      metrics.users = group.at("users").get<int64_t>();
+      metrics.values = group.at("metrics").get<std::map<std::string, double>>();
+      result.groups.push_back(std::move(metrics));
+    }
+  } catch (const nlohmann::json::exception& error) {
+    fail("evaluation result JSON: {}", error.what());
+  }
+  return result;
+}
+
+std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const {
+  std::string table = fmt::format("{:<12}", "metric");
+  for (size_t g = 0; g < groups.size(); ++g)
+    table += fmt::format("{:>18}", fmt::format("{} (n={})", group_names[g], groups[g].users));
+  table += "\n";
+  for (const std::string& metric : metrics) {
+    for (int64_t k : ks) {
+      const std::string key = metric + "@" + std::to_string(k);
+      table += fmt::format("{:<12}", key);
+      for (const GroupMetrics& group : groups) {
+        auto it = group.values.find(key);
+        table += it == group.values.end() ? fmt::format("{:>18}", "-") : fmt::format("{:>18.4f}", it->second);
+      }
+      table += "\n";
+    }
+  }
+  return table;
+}
+
+namespace {
+
+// Candidates in the evaluator's order: higher score first, then lower item id.
+struct Better {
+  const float* scores;
+  bool operator()(int32_t a, int32_t b) const { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); }
+};
+
+}  // namespace
+
+EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalConfig& config, const UserGroups* groups) {
+  const auto start = std::chrono::steady_clock::now();
+  const int32_t items = source.item_count();
+  const data::Sequences& history = task.history;
+  const data::Sequences& targets = task.targets;
+  if (history.user_count() != targets.user_count())
+    fail("internal: history has {} users, targets {}", history.user_count(), targets.user_count());
+  if (groups && static_cast<int32_t>(groups->user_group.size()) != targets.user_count())
+    fail("internal: groups cover {} users, task {}", groups->user_group.size(), targets.user_count());
+
+  std::vector<int32_t> users;
+  bool single_target = true;
+  for (int32_t u = 0; u < targets.user_count(); ++u) {
+    if (targets.length(u) == 0) continue;
+    users.push_back(u);
+    single_target &= targets.length(u) == 1;
+  }
+  for (int32_t item : targets.items)
+    if (item < 0 || item >= items) fail("internal: target item {} outside the {} scored items", item, items);
+
+  // Metric keys in a fixed order; values per evaluated user are stored, then summed in user order, so results
+  // do not depend on thread count or chunk size.
+  std::vector<std::pair<std::string, int64_t>> keys;
+  for (const std::string& metric : config.metrics)
+    for (int64_t k : config.ks) keys.emplace_back(metric, k);
+  const int64_t max_k = *std::max_element(config.ks.begin(), config.ks.end());
+  std::vector<double> values(users.size() * keys.size());
+
+  const int32_t chunk = std::max<int32_t>(1, config.chunk_users);
+  std::vector<float> scores(static_cast<size_t>(std::min<size_t>(chunk, std::max<size_t>(users.size(), 1))) * items);
+  constexpr float kExcluded = -std::numeric_limits<float>::infinity();
+  for (size_t begin = 0; begin < users.size(); begin += chunk) {
+    const int32_t count = static_cast<int32_t>(std::min<size_t>(chunk, users.size() - begin));
+    source.score_block(users.data() + begin, count, scores.data());
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int32_t row = 0; row < count; ++row) {
+      const int32_t u = users[begin + row];
+      float* row_scores = scores.data() + static_cast<size_t>(row) * items;
+      const int32_t* target_begin = targets.begin(u);
+      const int64_t target_count = targets.length(u);
+      if (config.exclude_history) {
+        for (const int32_t* it = history.begin(u); it != history.end(u); ++it)
+          if (std::find(target_begin, target_begin + target_count, *it) == target_begin + target_count)
+            row_scores[*it] = kExcluded;
+      }
+      double* out = values.data() + (begin + row) * keys.size();
+      if (single_target) {
+        const int32_t target = target_begin[0];
+        const float target_score = row_scores[target];
+        int64_t rank = 0;
+        for (int32_t j = 0; j < items; ++j) rank += row_scores[j] > target_score;
+        for (int32_t j = 0; j < target; ++j) rank += row_scores[j] == target_score;
+        if (std::isnan(target_score)) rank = items;  // a NaN score is a miss, never a hit
+        for (size_t m = 0; m < keys.size(); ++m) out[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
+      } else {
+        std::vector<int32_t> candidates;
+        candidates.reserve(items);
+        for (int32_t j = 0; j < items; ++j)
+          if (row_scores[j] != kExcluded) candidates.push_back(j);
+        const int64_t depth = std::min<int64_t>(max_k, static_cast<int64_t>(candidates.size()));
+        Better better{row_scores};
+        std::nth_element(candidates.begin(), candidates.begin() + depth, candidates.end(), better);
+        std::sort(candidates.begin(), candidates.begin() + depth, better);
+        for (size_t m = 0; m < keys.size(); ++m)
+          out[m] = metric_at_k(keys[m].first, candidates.data(), depth, target_begin, target_count, keys[m].second);
+      }
+    }
+  }
+
+  EvalResult result;
+  result.group_names.push_back("all");
+  if (groups) result.group_names.insert(result.group_names.end(), groups->names.begin(), groups->names.end());
+  std::vector<std::vector<double>> sums(result.group_names.size(), std::vector<double>(keys.size(), 0.0));
+  std::vector<int64_t> counts(result.group_names.size(), 0);
+  for (size_t i = 0; i < users.size(); ++i) {
+    const double* row = values.data() + i * keys.size();
+    const int32_t group = groups ? groups->user_group[users[i]] : -1;
+    for (int32_t g : {0, group >= 0 ? group + 1 : -1}) {
+      if (g < 0) continue;
+      ++counts[g];
+      for (size_t m = 0; m < keys.size(); ++m) sums[g][m] += row[m];
+    }
+  }
+  for (size_t g = 0; g < result.group_names.size(); ++g) {
+    GroupMetrics metrics;
+    metrics.users = counts[g];
+    for (size_t m = 0; m < keys.size(); ++m)
+      metrics.values[keys[m].first + "@" + std::to_string(keys[m].second)] =
+          counts[g] > 0 ? sums[g][m] / static_cast<double>(counts[g]) : 0.0;
+    result.groups.push_back(std::move(metrics));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace embrec::eval

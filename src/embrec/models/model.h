@@ -1,0 +1,83 @@
+// The model interface and the registry: a model turns a batch into named loss parts, turns histories into user
+// vectors and exposes item vectors (embedding models), or fills a score block directly (count-based models).
+// `model = "sasrec"` in a config is all a user writes; see pop.cpp for the smallest model to copy.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "embrec/data/dataset.h"
+#include "embrec/data/sampler.h"
+#include "embrec/util/config.h"
+
+namespace embrec::models {
+
+// What every model may know when it is created.
+struct ModelContext {
+  int32_t item_count = 0;
+  int32_t user_count = 0;
+  torch::Device device = torch::kCPU;
+  uint64_t seed = 42;
+};
+
+// The loss of one batch: the total that is minimised and its named parts for logs and curves ("sr", "clust", ...).
+struct LossParts {
+  torch::Tensor total;
+  std::vector<std::pair<std::string, torch::Tensor>> parts;
+};
+
+// A training batch as tensors on the model's device (see data::SequenceBatch for the layout).
+struct TensorBatch {
+  torch::Tensor users;     // [B] int64
+  torch::Tensor input;     // [B, L] int64, 0 = padding
+  torch::Tensor target;    // [B, L] int64, 0 = no target
+  torch::Tensor negative;  // [B, L] int64 or undefined
+  int32_t max_length = 0;  // the model's window; column j is window position max_length - L + j
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual std::string name() const = 0;
+
+  // Count-based models learn here, once, from the training split; embedding models may read statistics.
+  virtual void fit(const data::Split& /*split*/) {}
+  // Whether the trainer runs gradient epochs on this model.
+  virtual bool trainable() const = 0;
+  // What the sampler must provide (window length, negatives).
+  virtual data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const { return defaults; }
+
+  // The parameters' owner: train/eval mode, optimiser, checkpoints. Count-based models return an empty module
+  // holding their statistics as buffers so they checkpoint the same way.
+  virtual torch::nn::Module& module() = 0;
+
+  virtual LossParts loss(const TensorBatch& batch) = 0;
+
+  // Embedding models: vector dimension (> 0), user vectors for `count` users' histories ([count, dim] float32 on
+  // CPU) and item vectors ([item_count, dim] float32 on CPU), scored by inner product. Count-based: dim() == 0.
+  virtual int64_t dim() const { return 0; }
+  virtual torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count);
+  virtual torch::Tensor item_vectors();
+
+  // Count-based models: scores for `count` users into out[count x item_count].
+  virtual void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out);
+};
+
+using ModelFactory = std::function<std::unique_ptr<Model>(ConfigTable& table, const ModelContext& context)>;
+
+// Registers a factory under `name`; returns true so it can initialise a static. Duplicate names abort at start-up.
+bool register_model(const std::string& name, ModelFactory factory);
+// Creates the model named by the table's `name` key; an unknown name is an Error naming the key, the file and the
+// known names. The table's other keys are the model's own (unknown ones are errors at finish()).
+std::unique_ptr<Model> create_model(ConfigTable& table, const ModelContext& context);
+std::vector<std::string> model_names();
+
+}  // namespace embrec::models
+
+#define EMBREC_REGISTER_MODEL(NAME, FACTORY) \
+  static const bool embrec_registered_##FACTORY = ::embrec::models::register_model(NAME, FACTORY)

@@ -1,0 +1,185 @@
+// SASRec: encoder, next-item losses, user and item vectors.
+#include "embrec/models/sasrec.h"
+
+#include <cmath>
+
+#include "embrec/models/losses/softmax_cross_entropy.h"
+#include "embrec/util/error.h"
+
+namespace embrec::models {
+
+SasrecConfig SasrecConfig::from(ConfigTable& table) {
+  SasrecConfig c;
+  c.dim = table.get("dim", c.dim);
+  c.layers = table.get("layers", c.layers);
+  c.heads = table.get("heads", c.heads);
+  c.max_length = table.get("max_length", c.max_length);
+  c.dropout = table.get("dropout", c.dropout);
+  c.attention_dropout = table.get("attention_dropout", c.attention_dropout);
+  c.initializer_range = table.get("initializer_range", c.initializer_range);
+  c.loss = table.get_choice("loss", c.loss, {"softmax", "bce"});
+  c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
+  c.encode_batch = table.get("encode_batch", c.encode_batch);
+  auto positive = [&](const char* key, int64_t value) {
+    if (value <= 0) fail("{}: key '{}' must be positive, got {}", table.source(), table.key_path(key), value);
+  };
+  positive("dim", c.dim);
+  positive("layers", c.layers);
+  positive("heads", c.heads);
+  positive("max_length", c.max_length);
+  positive("softmax_chunk", c.softmax_chunk);
+  positive("encode_batch", c.encode_batch);
+  if (c.dim % c.heads != 0)
+    fail("{}: key '{}' ({}) must divide key '{}' ({})", table.source(), table.key_path("heads"), c.heads,
+         table.key_path("dim"), c.dim);
+  for (const char* key : {"dropout", "attention_dropout"}) {
+    const double p = key[0] == 'd' ? c.dropout : c.attention_dropout;
+    if (p < 0 || p >= 1) fail("{}: key '{}' must be in [0, 1), got {}", table.source(), table.key_path(key), p);
+  }
+  return c;
+}
+
+SasrecEncoderImpl::SasrecEncoderImpl(const SasrecConfig& config_in, int32_t item_count) : config(config_in) {
+  const int64_t d = config.dim;
+  item_embedding = register_module(
+      "item_embedding", torch::nn::Embedding(torch::nn::EmbeddingOptions(item_count + 1, d).padding_idx(0)));
+  position_embedding = register_module("position_embedding", torch::nn::Embedding(config.max_length, d));
+  embedding_norm = register_module("embedding_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(1e-12)));
+  embedding_dropout = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
+  for (int64_t l = 0; l < config.layers; ++l) {
+    Block block;
+    const std::string prefix = "block" + std::to_string(l) + "_";
+    block.query_key_value = register_module(prefix + "query_key_value", torch::nn::Linear(d, 3 * d));
+    block.attention_output = register_module(prefix + "attention_output", torch::nn::Linear(d, d));
+    block.attention_norm =
+        register_module(prefix + "attention_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(1e-12)));
+    block.feed_forward_in = register_module(prefix + "feed_forward_in", torch::nn::Linear(d, 4 * d));
+    block.feed_forward_out = register_module(prefix + "feed_forward_out", torch::nn::Linear(4 * d, d));
+    block.feed_forward_norm = register_module(prefix + "feed_forward_norm",
+                                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(1e-12)));
+    blocks.push_back(block);
+  }
+  // The initialisation of the ICLRec/S3Rec SASRec: N(0, 0.02) weights, zero biases, unit layer norms.
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : named_parameters()) {
+    const std::string& key = parameter.key();
+    if (key.find("norm") != std::string::npos) {
+      parameter.value().fill_(key.find("bias") != std::string::npos ? 0.0 : 1.0);
+    } else if (key.find("bias") != std::string::npos) {
+      parameter.value().zero_();
+    } else {
+      parameter.value().normal_(0.0, config.initializer_range);
+    }
+  }
+}
+
+torch::Tensor SasrecEncoderImpl::forward(const torch::Tensor& input) {
+  const int64_t batch = input.size(0), length = input.size(1), d = config.dim, heads = config.heads;
+  const int64_t head_dim = d / heads;
+  if (length > config.max_length) fail("sasrec: input length {} exceeds max_length {}", length, config.max_length);
+  // Right-aligned windows: column j sits at window position max_length - length + j.
+  auto positions = torch::arange(config.max_length - length, config.max_length,
+                                 torch::TensorOptions().dtype(torch::kLong).device(input.device()));
+  auto hidden = item_embedding(input) + position_embedding(positions).unsqueeze(0);
+  hidden = embedding_dropout(embedding_norm(hidden));
+
+  // Additive mask [B, 1, L, L]: causal, and padding keys hidden. A large finite value (not -inf) keeps rows that are
+  // all padding finite; their outputs are never used.
+  auto key_is_item = (input > 0).unsqueeze(1).unsqueeze(2);  // [B,1,1,L]
+  auto causal = torch::ones({length, length}, torch::TensorOptions().dtype(torch::kBool).device(input.device())).tril();
+  auto allowed = key_is_item.logical_and(causal);
+  auto mask = torch::zeros({batch, 1, length, length}, hidden.options()).masked_fill_(allowed.logical_not(), -10000.0);
+
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  for (auto& block : blocks) {
+    auto qkv = block.query_key_value(hidden).view({batch, length, 3, heads, head_dim}).permute({2, 0, 3, 1, 4});
+    auto query = qkv[0], key = qkv[1], value = qkv[2];  // [B, h, L, hd]
+    auto scores = torch::matmul(query, key.transpose(-1, -2)).mul_(scale).add_(mask);
+    auto probabilities = torch::dropout(torch::softmax(scores, -1), config.attention_dropout, is_training());
+    auto context = torch::matmul(probabilities, value).permute({0, 2, 1, 3}).reshape({batch, length, d});
+    auto attended = torch::dropout(block.attention_output(context), config.dropout, is_training());
+    hidden = block.attention_norm(attended + hidden);
+    auto inner = torch::gelu(block.feed_forward_in(hidden));
+    auto fed = torch::dropout(block.feed_forward_out(inner), config.dropout, is_training());
+    hidden = block.feed_forward_norm(fed + hidden);
+  }
+  return hidden;
+}
+
+torch::Tensor SasrecEncoderImpl::encode_last(const torch::Tensor& input) {
+  return forward(input).select(1, input.size(1) - 1);
+}
+
+Sasrec::Sasrec(const SasrecConfig& config, const ModelContext& context) : config_(config), context_(context) {
+  encoder_ = SasrecEncoder(config, context.item_count);
+  encoder_->to(context.device);
+}
+
+data::SamplerOptions Sasrec::sampler_options(const data::SamplerOptions& defaults) const {
+  data::SamplerOptions options = defaults;
+  options.max_length = static_cast<int32_t>(config_.max_length);
+  options.negatives = config_.loss == "bce";
+  return options;
+}
+
+torch::Tensor next_item_loss(const SasrecConfig& config, SasrecEncoderImpl& encoder, const torch::Tensor& hidden,
+                             const TensorBatch& batch) {
+  const int64_t d = hidden.size(-1);
+  auto flat_target = batch.target.reshape({-1});
+  auto rows = flat_target.nonzero().squeeze(1);  // positions with a target
+  auto states = hidden.reshape({-1, d}).index_select(0, rows);
+  if (config.loss == "softmax") {
+    auto weight = encoder.item_embedding->weight.narrow(0, 1, encoder.item_embedding->weight.size(0) - 1);
+    return losses::softmax_cross_entropy(states, weight, flat_target.index_select(0, rows) - 1, config.softmax_chunk);
+  }
+  if (!batch.negative.defined()) fail("sasrec: loss 'bce' needs sampled negatives in the batch");
+  auto positive = encoder.item_embedding(flat_target.index_select(0, rows));
+  auto negative = encoder.item_embedding(batch.negative.reshape({-1}).index_select(0, rows));
+  auto positive_logits = (states * positive).sum(-1);
+  auto negative_logits = (states * negative).sum(-1);
+  // -log sigmoid(pos) - log(1 - sigmoid(neg)), in the stable softplus form.
+  return (torch::softplus(-positive_logits) + torch::softplus(negative_logits)).mean();
+}
+
+LossParts Sasrec::loss(const TensorBatch& batch) {
+  auto hidden = encoder_->forward(batch.input);
+  auto sr = next_item_loss(config_, *encoder_, hidden, batch);
+  return LossParts{sr, {{"sr", sr}}};
+}
+
+torch::Tensor encode_histories(SasrecEncoderImpl& encoder, const data::Sequences& histories, const int32_t* users,
+                               int32_t count, int64_t batch_users, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = encoder.is_training();
+  encoder.eval();
+  auto out = torch::empty({count, encoder.config.dim}, torch::kFloat32);
+  std::vector<int64_t> padded;
+  for (int32_t start = 0; start < count; start += static_cast<int32_t>(batch_users)) {
+    const int32_t n = std::min<int32_t>(static_cast<int32_t>(batch_users), count - start);
+    const int32_t length =
+        data::fill_histories(histories, users + start, n, static_cast<int32_t>(encoder.config.max_length), padded);
+    auto input = torch::from_blob(padded.data(), {n, length}, torch::kLong).to(device);
+    out.narrow(0, start, n).copy_(encoder.encode_last(input).to(torch::kCPU, torch::kFloat32));
+  }
+  encoder.train(was_training);
+  return out;
+}
+
+torch::Tensor Sasrec::user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) {
+  return encode_histories(*encoder_, histories, users, count, config_.encode_batch, context_.device);
+}
+
+torch::Tensor Sasrec::item_vectors() {
+  torch::NoGradGuard no_grad;
+  auto weight = encoder_->item_embedding->weight;
+  return weight.narrow(0, 1, weight.size(0) - 1).to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+namespace {
+std::unique_ptr<Model> make_sasrec(ConfigTable& table, const ModelContext& context) {
+  return std::make_unique<Sasrec>(SasrecConfig::from(table), context);
+}
+}  // namespace
+EMBREC_REGISTER_MODEL("sasrec", make_sasrec);
+
+}  // namespace embrec::models

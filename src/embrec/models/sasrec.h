@@ -1,0 +1,77 @@
+// SASRec (Kang & McAuley 2018), in the form the ICLRec / S4Rec papers use for their baseline: item + learned
+// position embeddings, post-norm causal self-attention blocks with point-wise feed-forward, item embedding shared
+// with the output layer. Loss: full softmax cross-entropy over all items, or BCE with one sampled negative.
+#pragma once
+
+#include "embrec/models/model.h"
+
+namespace embrec::models {
+
+struct SasrecConfig {
+  int64_t dim = 64;
+  int64_t layers = 2;
+  int64_t heads = 2;
+  int64_t max_length = 50;
+  double dropout = 0.5;            // hidden dropout (embeddings, attention output, feed-forward)
+  double attention_dropout = 0.5;  // on attention probabilities
+  double initializer_range = 0.02;
+  std::string loss = "softmax";    // softmax | bce
+  int64_t softmax_chunk = 1024;    // rows per chunk of the fused softmax cross-entropy
+  int64_t encode_batch = 512;      // users per forward pass when computing user vectors
+
+  static SasrecConfig from(ConfigTable& table);
+};
+
+// The encoder f_theta: [B, L] item ids (0 = padding, right-aligned in a window of max_length) -> [B, L, dim].
+// Reused by the models built on SASRec (S4Rec, CL4SRec, ...).
+struct SasrecEncoderImpl : torch::nn::Module {
+  SasrecEncoderImpl(const SasrecConfig& config, int32_t item_count);
+  torch::Tensor forward(const torch::Tensor& input);
+  // The last position's representation, z_u in the S4Rec paper: [B, dim].
+  torch::Tensor encode_last(const torch::Tensor& input);
+
+  SasrecConfig config;
+  torch::nn::Embedding item_embedding{nullptr};      // [item_count + 1, dim], row 0 = padding
+  torch::nn::Embedding position_embedding{nullptr};  // [max_length, dim]
+  torch::nn::LayerNorm embedding_norm{nullptr};
+  torch::nn::Dropout embedding_dropout{nullptr};
+  struct Block {
+    torch::nn::Linear query_key_value{nullptr}, attention_output{nullptr}, feed_forward_in{nullptr},
+        feed_forward_out{nullptr};
+    torch::nn::LayerNorm attention_norm{nullptr}, feed_forward_norm{nullptr};
+  };
+  std::vector<Block> blocks;
+};
+TORCH_MODULE(SasrecEncoder);
+
+class Sasrec final : public Model {
+ public:
+  Sasrec(const SasrecConfig& config, const ModelContext& context);
+  std::string name() const override { return "sasrec"; }
+  bool trainable() const override { return true; }
+  data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
+  torch::nn::Module& module() override { return *encoder_; }
+  LossParts loss(const TensorBatch& batch) override;
+  int64_t dim() const override { return config_.dim; }
+  torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
+  torch::Tensor item_vectors() override;
+
+  SasrecEncoder& encoder() { return encoder_; }
+
+ private:
+  SasrecConfig config_;
+  ModelContext context_;
+  SasrecEncoder encoder_{nullptr};
+};
+
+// The next-item loss of a SASRec-style encoder output, shared by the models built on it: hidden [B, L, d] with
+// targets/negatives [B, L] (0 = no target). "softmax": full cross-entropy over all items; "bce": the SASRec
+// paper's binary cross-entropy with one sampled negative per position.
+torch::Tensor next_item_loss(const SasrecConfig& config, SasrecEncoderImpl& encoder, const torch::Tensor& hidden,
+                             const TensorBatch& batch);
+
+// User vectors (last-position representations) for histories, computed in eval mode without autograd.
+torch::Tensor encode_histories(SasrecEncoderImpl& encoder, const data::Sequences& histories, const int32_t* users,
+                               int32_t count, int64_t batch_users, torch::Device device);
+
+}  // namespace embrec::models

@@ -1,0 +1,57 @@
+// Model -> ScoreSource adapters and head/tail user groups.
+#include "embrec/train/evaluate.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace embrec::train {
+
+namespace {
+// Count-based models fill their own blocks.
+class ModelScoreSource final : public eval::ScoreSource {
+ public:
+  ModelScoreSource(models::Model& model, const data::Sequences& histories, int32_t item_count)
+      : model_(model), histories_(histories), item_count_(item_count) {}
+  int32_t item_count() const override { return item_count_; }
+  void score_block(const int32_t* users, int32_t count, float* out) override {
+    model_.score_block(histories_, users, count, out);
+  }
+
+ private:
+  models::Model& model_;
+  const data::Sequences& histories_;
+  int32_t item_count_;
+};
+}  // namespace
+
+eval::UserGroups head_tail_groups(const data::Sequences& train, double head_share) {
+  const int32_t users = train.user_count();
+  std::vector<int32_t> order(users);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return train.length(a) > train.length(b); });
+  const int32_t head_count = static_cast<int32_t>(std::lround(head_share * users));
+  eval::UserGroups groups;
+  groups.names = {"head", "tail"};
+  groups.user_group.assign(users, 1);
+  for (int32_t i = 0; i < head_count && i < users; ++i) groups.user_group[order[i]] = 0;
+  return groups;
+}
+
+eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task, int32_t item_count,
+                                const eval::EvalConfig& config,
+                                const eval::UserGroups* groups) {
+  if (model.dim() > 0) {
+    const int32_t users = task.history.user_count();
+    std::vector<int32_t> all(users);
+    std::iota(all.begin(), all.end(), 0);
+    torch::Tensor user_vectors = model.user_vectors(task.history, all.data(), users).contiguous();
+    torch::Tensor item_vectors = model.item_vectors().contiguous();
+    eval::EmbeddingScorer scorer(user_vectors.data_ptr<float>(), users, item_vectors.data_ptr<float>(),
+                                 static_cast<int32_t>(item_vectors.size(0)), static_cast<int32_t>(model.dim()));
+    return eval::evaluate(scorer, task, config, groups);
+  }
+  ModelScoreSource source(model, task.history, item_count);
+  return eval::evaluate(source, task, config, groups);
+}
+
+}  // namespace embrec::train

@@ -1,0 +1,19 @@
+// Evaluating a model: embedding models through their user and item vectors (sgemm in eval/), count-based models
+// through their own score blocks; both by the one full-ranking evaluator.
+#pragma once
+
+#include "embrec/data/dataset.h"
+#include "embrec/eval/evaluator.h"
+#include "embrec/models/model.h"
+
+namespace embrec::train {
+
+// Head/tail users by training-history length: the `head_share` longest histories are "head", the rest "tail"
+// (the S4Rec paper takes the longest 20 %). Ties at the boundary go by user id so the split is deterministic.
+eval::UserGroups head_tail_groups(const data::Sequences& train, double head_share);
+
+eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task, int32_t item_count,
+                                const eval::EvalConfig& config,
+                                const eval::UserGroups* groups = nullptr);
+
+}  // namespace embrec::train

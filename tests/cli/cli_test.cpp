@@ -1,0 +1,101 @@
+// The embrec binary end to end: help, exit codes, one-line errors naming file and key, demo -> eval.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Outcome run(const std::string& arguments) {
+  const std::string command = std::string(EMBREC_BINARY) + " " + arguments + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+std::string temporary_folder(const std::string& name) {
+  const fs::path path = fs::temp_directory_path() / ("embrec-cli-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(path);
+  fs::create_directories(path);
+  return path.string();
+}
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+TEST(Cli, HelpListsTheCommands) {
+  Outcome outcome = run("--help");
+  EXPECT_EQ(outcome.exit_code, 0);
+  for (const char* command : {"demo", "data", "train", "eval"})
+    EXPECT_NE(outcome.output.find(command), std::string::npos) << command;
+  EXPECT_EQ(run("train --help").exit_code, 0);
+}
+
+TEST(Cli, NoCommandOrUnknownCommandFails) {
+  EXPECT_NE(run("").exit_code, 0);
+  EXPECT_NE(run("fly").exit_code, 0);
+}
+
+TEST(Cli, MissingConfigIsOneLineNamingTheFile) {
+  Outcome outcome = run("train --config /nonexistent/x.toml");
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.output, "embrec: error: /nonexistent/x.toml: cannot open config file\n");
+}
+
+TEST(Cli, UnknownKeysAndModelsNameTheKeyAndFile) {
+  const std::string dir = temporary_folder("keys");
+  const std::string typo = dir + "/typo.toml";
+  write(typo, "[data]\ndemo = 'default'\n[model]\nname = 'pop'\n[train]\nepoch = 3\n");
+  Outcome outcome = run("train --config " + typo + " --out " + dir + "/run");
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_NE(outcome.output.find(typo + ": unknown key 'train.epoch'"), std::string::npos) << outcome.output;
+
+  const std::string unknown = dir + "/unknown.toml";
+  write(unknown, "[data]\ndemo = 'default'\n[model]\nname = 'nosuchmodel'\n");
+  outcome = run("train --config " + unknown + " --out " + dir + "/run");
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_NE(outcome.output.find(unknown + ": key 'model.name': unknown model 'nosuchmodel'"), std::string::npos)
+      << outcome.output;
+
+  const std::string mistyped = dir + "/mistyped.toml";
+  write(mistyped, "[data]\ndemo = 'default'\n[model]\nname = 'sasrec'\ndim = '64'\n");
+  outcome = run("train --config " + mistyped + " --out " + dir + "/run");
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_NE(outcome.output.find(mistyped + ": key 'model.dim' must be an integer, got a string"), std::string::npos)
+      << outcome.output;
+  fs::remove_all(dir);
+}
+
+TEST(Cli, DemoThenEvalOnItsRunFolder) {
+  const std::string dir = temporary_folder("demo");
+  Outcome demo = run("demo --epochs 1 --out " + dir + "/run");
+  ASSERT_EQ(demo.exit_code, 0) << demo.output;
+  EXPECT_NE(demo.output.find("ndcg@10"), std::string::npos) << demo.output;
+  EXPECT_NE(demo.output.find("popularity baseline"), std::string::npos) << demo.output;
+  for (const char* file : {"config.toml", "best.pt", "checkpoint.pt", "metrics.jsonl", "results.json"})
+    EXPECT_TRUE(fs::exists(dir + "/run/" + file)) << file;
+  Outcome evaluated = run("eval " + dir + "/run");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  EXPECT_NE(evaluated.output.find("hr@10"), std::string::npos) << evaluated.output;
+  Outcome not_a_run = run("eval " + dir);
+  EXPECT_EQ(not_a_run.exit_code, 1);
+  EXPECT_NE(not_a_run.output.find("not a run folder"), std::string::npos) << not_a_run.output;
+  fs::remove_all(dir);
+}
+
+}  // namespace

@@ -1,0 +1,192 @@
+// The full-ranking evaluator: exclusion, tie-breaking, skipping, chunk independence, groups, JSON, config errors.
+#include "embrec/eval/evaluator.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "embrec/util/error.h"
+
+namespace embrec::eval {
+namespace {
+
+// Fixed score rows per user.
+class TableScores final : public ScoreSource {
+ public:
+  explicit TableScores(std::vector<std::vector<float>> rows) : rows_(std::move(rows)) {}
+  int32_t item_count() const override { return static_cast<int32_t>(rows_[0].size()); }
+  void score_block(const int32_t* users, int32_t count, float* out) override {
+    for (int32_t r = 0; r < count; ++r) std::copy(rows_[users[r]].begin(), rows_[users[r]].end(), out + r * item_count());
+  }
+
+ private:
+  std::vector<std::vector<float>> rows_;
+};
+
+data::Sequences lists(const std::vector<std::vector<int32_t>>& per_user) {
+  data::Sequences out;
+  for (const auto& items : per_user) out.push_user(items.data(), static_cast<int64_t>(items.size()));
+  return out;
+}
+
+EvalConfig config_with(std::vector<int64_t> ks, std::vector<std::string> metrics) {
+  EvalConfig config;
+  config.ks = std::move(ks);
+  config.metrics = std::move(metrics);
+  config.select = config.metrics[0] + "@" + std::to_string(config.ks[0]);
+  return config;
+}
+
+TEST(Evaluator, HistoryItemsAreExcludedButTargetsNeverAre) {
+  // Scores: item 0 highest but in history -> excluded; target 2 is also in history but stays ranked.
+  TableScores scores({{9.f, 1.f, 5.f, 7.f}});
+  data::EvalTask task{lists({{0, 2}}), lists({{2}})};
+  EvalResult result = evaluate(scores, task, config_with({1, 2}, {"hr", "mrr"}));
+  // Candidates: 3 (7.0), 2 (5.0), 1 (1.0): the target is second.
+  EXPECT_EQ(result.value("hr@1"), 0.0);
+  EXPECT_EQ(result.value("hr@2"), 1.0);
+  EXPECT_EQ(result.value("mrr@2"), 0.5);
+  EvalConfig keep = config_with({1, 2}, {"hr", "mrr"});
+  keep.exclude_history = false;
+  EXPECT_NEAR(evaluate(scores, task, keep).value("mrr@2"), 0.0, 1e-12);  // now 0 and 3 beat it: rank 3
+}
+
+TEST(Evaluator, TiesGoToTheLowerItemId) {
+  TableScores scores({{1.f, 1.f, 1.f}, {1.f, 1.f, 1.f}});
+  data::EvalTask task{lists({{}, {}}), lists({{0}, {2}})};
+  EvalResult result = evaluate(scores, task, config_with({1, 3}, {"mrr"}));
+  // User 0: target 0 wins the tie (rank 1). User 1: target 2 loses to 0 and 1 (rank 3). Mean = (1 + 1/3) / 2.
+  EXPECT_NEAR(result.value("mrr@3"), (1.0 + 1.0 / 3.0) / 2.0, 1e-12);
+  EXPECT_NEAR(result.value("mrr@1"), 0.5, 1e-12);
+}
+
+TEST(Evaluator, MultiTargetTiesAlsoGoToTheLowerItemId) {
+  TableScores scores({{1.f, 1.f, 1.f, 0.f}});
+  data::EvalTask task{lists({{}}), lists({{2, 3}})};
+  // Top-2 under the tie rule: 0, 1 -> no hit.
+  EXPECT_EQ(evaluate(scores, task, config_with({2}, {"hr"})).value("hr@2"), 0.0);
+  EXPECT_EQ(evaluate(scores, task, config_with({3}, {"recall"})).value("recall@3"), 0.5);
+}
+
+TEST(Evaluator, UsersWithoutTargetsAreSkipped) {
+  TableScores scores({{3.f, 2.f, 1.f}, {3.f, 2.f, 1.f}, {3.f, 2.f, 1.f}});
+  data::EvalTask task{lists({{}, {}, {}}), lists({{0}, {}, {2}})};
+  EvalResult result = evaluate(scores, task, config_with({1}, {"hr"}));
+  EXPECT_EQ(result.all().users, 2);
+  EXPECT_EQ(result.value("hr@1"), 0.5);
+}
+
+TEST(Evaluator, EmbeddingScorerIsTheDotProduct) {
+  const std::vector<float> users{1, 2, 0, -1, 3, 1};          // 3 users x 2
+  const std::vector<float> items{1, 0, 0, 1, 2, 2, -1, 1};    // 4 items x 2
+  EmbeddingScorer scorer(users.data(), 3, items.data(), 4, 2);
+  const int32_t block[] = {2, 0};
+  std::vector<float> out(8);
+  scorer.score_block(block, 2, out.data());
+  // user 2 = (3, 1): 3, 1, 8, -2; user 0 = (1, 2): 1, 2, 6, 1.
+  EXPECT_EQ(out, (std::vector<float>{3, 1, 8, -2, 1, 2, 6, 1}));
+}
+
+// A random problem where single-target and top-K paths can be compared.
+struct RandomProblem {
+  std::vector<float> user_vectors, item_vectors;
+  data::EvalTask task;
+  RandomProblem(int32_t users, int32_t items, int32_t dim, bool two_targets_for_first_user) {
+    std::mt19937 random(3);
+    std::normal_distribution<float> normal;
+    user_vectors.resize(users * dim);
+    item_vectors.resize(items * dim);
+    for (float& v : user_vectors) v = normal(random);
+    for (float& v : item_vectors) v = normal(random);
+    std::uniform_int_distribution<int32_t> any(0, items - 1);
+    for (int32_t u = 0; u < users; ++u) {
+      std::vector<int32_t> history(1 + u % 6);
+      for (int32_t& item : history) item = any(random);
+      task.history.push_user(history.data(), static_cast<int64_t>(history.size()));
+      std::vector<int32_t> targets{any(random)};
+      if (u == 0 && two_targets_for_first_user) targets.push_back((targets[0] + 1) % items);
+      task.targets.push_user(targets.data(), static_cast<int64_t>(targets.size()));
+    }
+  }
+};
+
+TEST(Evaluator, ResultsDoNotDependOnChunkSize) {
+  RandomProblem problem(50, 40, 8, false);
+  EvalConfig config = config_with({1, 5, 10}, {"hr", "ndcg", "mrr", "map", "precision", "recall"});
+  std::map<std::string, double> reference;
+  for (int32_t chunk : {1, 3, 7, 256}) {
+    config.chunk_users = chunk;
+    EmbeddingScorer scorer(problem.user_vectors.data(), 50, problem.item_vectors.data(), 40, 8);
+    auto values = evaluate(scorer, problem.task, config).all().values;
+    if (reference.empty()) reference = values;
+    EXPECT_EQ(values, reference) << "chunk " << chunk;
+  }
+}
+
+TEST(Evaluator, RankCountingAgreesWithTopKSelection) {
+  // Adding a second target to user 0 forces the top-K path for everyone; for the other users the metrics must be
+  // the same as with rank counting. Compare on users 1.. through per-user groups.
+  RandomProblem single(30, 25, 4, false), multi(30, 25, 4, true);
+  EvalConfig config = config_with({1, 3, 10}, {"hr", "ndcg", "mrr", "precision", "recall"});
+  UserGroups groups;
+  groups.names = {"rest"};
+  groups.user_group.assign(30, 0);
+  groups.user_group[0] = -1;
+  EmbeddingScorer a(single.user_vectors.data(), 30, single.item_vectors.data(), 25, 4);
+  EmbeddingScorer b(multi.user_vectors.data(), 30, multi.item_vectors.data(), 25, 4);
+  auto fast = evaluate(a, single.task, config, &groups);
+  auto general = evaluate(b, multi.task, config, &groups);
+  for (const auto& [key, value] : fast.groups[1].values) EXPECT_NEAR(general.groups[1].values.at(key), value, 1e-12) << key;
+}
+
+TEST(Evaluator, GroupsAreMeansOverTheirUsers) {
+  // Target ranks: user 0 first, user 1 third, user 2 second (scores 3,2,1 and no history).
+  TableScores scores({{3.f, 2.f, 1.f}, {3.f, 2.f, 1.f}, {3.f, 2.f, 1.f}});
+  data::EvalTask task{lists({{}, {}, {}}), lists({{0}, {2}, {1}})};
+  UserGroups groups{{"head", "tail"}, {0, 1, 1}};
+  EvalResult result = evaluate(scores, task, config_with({3}, {"mrr"}), &groups);
+  EXPECT_NEAR(result.value("mrr@3", "all"), (1.0 + 1.0 / 3 + 0.5) / 3, 1e-12);
+  EXPECT_NEAR(result.value("mrr@3", "head"), 1.0, 1e-12);
+  EXPECT_NEAR(result.value("mrr@3", "tail"), (1.0 / 3 + 0.5) / 2, 1e-12);
+  EXPECT_EQ(result.groups[2].users, 2);
+  EXPECT_THROW(result.value("mrr@3", "middle"), Error);
+  EXPECT_THROW(result.value("ndcg@3"), Error);
+}
+
+TEST(Evaluator, JsonRoundTripAndTable) {
+  TableScores scores({{3.f, 2.f, 1.f}, {1.f, 2.f, 3.f}});
+  data::EvalTask task{lists({{}, {}}), lists({{0}, {0}})};
+  UserGroups groups{{"head", "tail"}, {0, 1}};
+  EvalResult result = evaluate(scores, task, config_with({1, 2}, {"hr", "ndcg"}), &groups);
+  EvalResult back = EvalResult::from_json(nlohmann::json::parse(result.to_json().dump()));
+  EXPECT_EQ(back.group_names, result.group_names);
+  for (size_t g = 0; g < result.groups.size(); ++g) {
+    EXPECT_EQ(back.groups[g].users, result.groups[g].users);
+    EXPECT_EQ(back.groups[g].values, result.groups[g].values);
+  }
+  const std::string table = result.to_table({1, 2}, {"hr", "ndcg"});
+  EXPECT_NE(table.find("all (n=2)"), std::string::npos) << table;
+  EXPECT_NE(table.find("hr@1"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.5000"), std::string::npos) << table;
+  EXPECT_THROW(EvalResult::from_json(nlohmann::json::parse("{\"seconds\": 1}")), Error);
+}
+
+TEST(Evaluator, ConfigErrorsNameTheKey) {
+  auto error_of = [](const std::string& text) -> std::string {
+    try {
+      ConfigTable table = ConfigTable::parse_string(text, "e.toml");
+      EvalConfig::from(table);
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_NE(error_of("metrics = ['hr', 'auc']").find("e.toml: key 'metrics': unknown metric 'auc'"), std::string::npos);
+  EXPECT_NE(error_of("select = 'ndcg@50'").find("e.toml: key 'select'"), std::string::npos);
+  EXPECT_NE(error_of("ks = [0]").find("e.toml: key 'ks'"), std::string::npos);
+  EXPECT_EQ(error_of("ks = [5, 10]\nselect = 'hr@5'"), "(no error)");
+}
+
+}  // namespace
+}  // namespace embrec::eval
