@@ -5,7 +5,7 @@
 # Env: LOSS=bce|softmax (default both), SEED=42, EXTRA="--set train.epochs=50" (more overrides), RUNS=runs/bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=build/embrec
+BIN=${BIN:-build/embrec}
 RUNS=${RUNS:-runs/bench}
 SEED=${SEED:-42}
 mkdir -p "$RUNS"

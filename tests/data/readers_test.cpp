@@ -1,0 +1,173 @@
+// Readers: every format round-trips, original ids are kept, and every malformed input is an error naming file,
+// line and field.
+#include "embrec/data/readers.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "embrec/data/prepare.h"
+#include "embrec/util/error.h"
+
+namespace embrec::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ReadersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    folder_ = fs::temp_directory_path() / ("embrec-readers-" + std::to_string(::getpid()));
+    fs::create_directories(folder_);
+  }
+  void TearDown() override { fs::remove_all(folder_); }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = (folder_ / name).string();
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+  std::string error_of(const std::string& path, const ReadOptions& options) {
+    try {
+      read_log(path, options);
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "(no error)";
+  }
+  fs::path folder_;
+};
+
+ReadOptions format(const std::string& name) {
+  ReadOptions options;
+  options.format = name;
+  return options;
+}
+
+TEST_F(ReadersTest, SequenceFormatKeepsOrderAndIds) {
+  RawLog log = read_log(write("s.txt", "10 5 7 5\n3 7 8\n"), format("seq"));
+  ASSERT_EQ(log.size(), 5);
+  EXPECT_EQ(log.users.external(log.user[0]), "10");
+  EXPECT_EQ(log.items.external(log.item[2]), "5");
+  EXPECT_EQ(log.timestamp, (std::vector<int64_t>{0, 1, 2, 0, 1}));
+  EXPECT_EQ(log.line, (std::vector<int64_t>{1, 1, 1, 2, 2}));
+  EXPECT_EQ(log.items.size(), 3);
+}
+
+TEST_F(ReadersTest, CrLfAndTrailingBlankLinesAreAccepted) {
+  RawLog log = read_log(write("s.txt", "1 2 3\r\n2 3 4\r\n\r\n"), format("seq"));
+  EXPECT_EQ(log.size(), 4);
+  EXPECT_EQ(log.items.external(log.item.back()), "4");
+}
+
+TEST_F(ReadersTest, MovieLensFormats) {
+  RawLog dat = read_log(write("ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n"), format("movielens"));
+  EXPECT_EQ(dat.size(), 2);
+  EXPECT_EQ(dat.rating[1], 3.0f);
+  EXPECT_EQ(dat.timestamp[0], 978300760);
+  RawLog udata = read_log(write("u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n"), format("udata"));
+  EXPECT_EQ(udata.size(), 2);
+  EXPECT_EQ(udata.users.external(udata.user[1]), "186");
+}
+
+TEST_F(ReadersTest, CsvColumnsAreChosenByName) {
+  ReadOptions options = format("csv");
+  options.user_column = "customer";
+  options.item_column = "sku";
+  options.rating_column = "stars";
+  options.timestamp_column = "ts";
+  RawLog log = read_log(write("d.csv", "ts,sku,customer,stars\n100,A-1,alice,4.5\n90,B-2,bob,2\n"), options);
+  ASSERT_EQ(log.size(), 2);
+  EXPECT_EQ(log.users.external(log.user[0]), "alice");
+  EXPECT_EQ(log.items.external(log.item[1]), "B-2");
+  EXPECT_EQ(log.rating[0], 4.5f);
+  EXPECT_EQ(log.timestamp[1], 90);
+}
+
+TEST_F(ReadersTest, EveryFormatRoundTrips) {
+  Dataset dataset;
+  dataset.name = "x";
+  for (const char* user : {"7", "3"}) dataset.users.get_or_add(user);
+  for (const char* item : {"11", "12", "13"}) dataset.items.get_or_add(item);
+  const int32_t first[] = {0, 2, 1}, second[] = {1};
+  const float ratings_first[] = {5, 3, 4}, ratings_second[] = {1};
+  const int64_t times_first[] = {100, 200, 300}, times_second[] = {50};
+  dataset.interactions.push_user(first, 3, ratings_first, times_first);
+  dataset.interactions.push_user(second, 1, ratings_second, times_second);
+  for (const char* name : {"seq", "movielens", "udata", "csv", "tsv"}) {
+    ReadOptions options = format(name);
+    if (options.format == "csv" || options.format == "tsv") {
+      options.rating_column = "rating";
+      options.timestamp_column = "timestamp";
+    }
+    const std::string path = (folder_ / (std::string("round.") + name)).string();
+    write_log(path, dataset, options);
+    Dataset back = prepare_dataset(read_log(path, options), PrepareOptions{});
+    EXPECT_EQ(back.users.externals(), dataset.users.externals()) << name;
+    EXPECT_EQ(back.items.externals(), (std::vector<std::string>{"11", "13", "12"})) << name;  // first appearance
+    ASSERT_EQ(back.interactions.size(), 4) << name;
+    for (int32_t u = 0; u < 2; ++u)
+      for (int64_t i = 0; i < dataset.interactions.length(u); ++i) {
+        const int64_t p = dataset.interactions.offsets[u] + i;
+        EXPECT_EQ(back.items.external(back.interactions.items[p]), dataset.items.external(dataset.interactions.items[p]))
+            << name;
+        if (options.format != "seq") {
+          EXPECT_EQ(back.interactions.ratings[p], dataset.interactions.ratings[p]) << name;
+          EXPECT_EQ(back.interactions.timestamps[p], dataset.interactions.timestamps[p]) << name;
+        }
+      }
+  }
+}
+
+TEST_F(ReadersTest, MalformedLinesNameFileLineAndField) {
+  EXPECT_EQ(error_of(write("ratings.dat", "1::2::3::4\n1::2::3\n"), format("movielens")),
+            "ratings.dat:2: expected 4 fields separated by '::', got 3");
+  EXPECT_EQ(error_of(write("u.data", "1\t2\t3\t4\n1\t2\tx\t4\n"), format("udata")),
+            "u.data:2: field 'rating': cannot parse 'x' as a number");
+  EXPECT_EQ(error_of(write("u2.data", "1\t2\t3\tyesterday\n"), format("udata")),
+            "u2.data:1: field 'timestamp': cannot parse 'yesterday' as an integer");
+  EXPECT_EQ(error_of(write("s.txt", "1 2 3\n2 b 4\n"), format("seq")),
+            "s.txt:2: field 'item': cannot parse 'b' as an integer");
+  EXPECT_EQ(error_of(write("s2.txt", "1 2 3\nu 3\n"), format("seq")),
+            "s2.txt:2: field 'user': cannot parse 'u' as an integer");
+  EXPECT_EQ(error_of(write("s3.txt", "1 2 3\n7\n"), format("seq")),
+            "s3.txt:2: expected 'user item [item ...]' separated by single spaces, got 1 field(s)");
+  EXPECT_EQ(error_of(write("s4.txt", "1 2\n1 3\n"), format("seq")), "s4.txt:2: user '1' appears on an earlier line too");
+  ReadOptions csv = format("csv");
+  csv.rating_column = "rating";
+  EXPECT_EQ(error_of(write("d.csv", "user_id,item_id,rating\na,b,4\nc,d,abc\n"), csv),
+            "d.csv:3: field 'rating': cannot parse 'abc' as a number");
+  EXPECT_EQ(error_of(write("d2.csv", "user_id,item_id,rating\na,b\n"), csv),
+            "d2.csv:2: expected 3 fields separated by ',', got 2");
+  EXPECT_EQ(error_of(write("d3.csv", "userid,item_id,rating\na,b,1\n"), csv),
+            "d3.csv:1: unknown column 'user_id' for user_column (columns: userid, item_id, rating)");
+}
+
+TEST_F(ReadersTest, EmptyInputsAreErrors) {
+  EXPECT_EQ(error_of(write("empty.txt", ""), format("seq")), "empty.txt: no interactions (empty file)");
+  EXPECT_EQ(error_of(write("header.csv", "user_id,item_id\n"), format("csv")),
+            "header.csv: no interactions (empty file or header only)");
+  EXPECT_NE(error_of((folder_ / "missing.txt").string(), format("seq")).find("missing.txt: cannot open"),
+            std::string::npos);
+}
+
+TEST(SharedData, BeautyAndMovieLensHaveTheDocumentedSizes) {
+  const std::string beauty = std::string(EMBREC_SHARED_DATA) + "/amazon-beauty/Beauty.txt";
+  const std::string udata = std::string(EMBREC_SHARED_DATA) + "/ml-100k/u.data";
+  if (!fs::exists(beauty) || !fs::exists(udata)) GTEST_SKIP() << "../shared/data not present: " << beauty;
+  Dataset b = prepare_dataset(read_log(beauty, format("seq")), PrepareOptions{});
+  EXPECT_EQ(b.user_count(), 22363);
+  EXPECT_EQ(b.item_count(), 12101);
+  EXPECT_EQ(b.interactions.size(), 198502);
+  Dataset m = prepare_dataset(read_log(udata, format("udata")), PrepareOptions{});
+  EXPECT_EQ(m.user_count(), 943);
+  EXPECT_EQ(m.item_count(), 1682);
+  EXPECT_EQ(m.interactions.size(), 100000);
+  // Time order within each user.
+  for (int32_t u = 0; u < m.user_count(); ++u)
+    for (int64_t p = m.interactions.offsets[u] + 1; p < m.interactions.offsets[u + 1]; ++p)
+      ASSERT_LE(m.interactions.timestamps[p - 1], m.interactions.timestamps[p]);
+}
+
+}  // namespace
+}  // namespace embrec::data
