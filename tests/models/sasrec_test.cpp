@@ -61,6 +61,9 @@ TEST(Sasrec, UserVectorsAreTheLastPositionOfTheHistory) {
   torch::NoGradGuard no_grad;
   auto expected = sasrec.encoder()->encode_last(torch::tensor({{3, 4, 5, 6}}, torch::kLong));
   EXPECT_TRUE(torch::allclose(vectors[0], expected[0], 1e-5, 1e-5));
+  // Users are encoded shortest-first internally; rows still come back in the caller's order.
+  auto expected_second = sasrec.encoder()->encode_last(torch::tensor({{8}}, torch::kLong));
+  EXPECT_TRUE(torch::allclose(vectors[1], expected_second[0], 1e-5, 1e-5));
   EXPECT_EQ(sasrec.item_vectors().size(0), 30);
 }
 

@@ -1,7 +1,9 @@
 // SASRec: encoder, next-item losses, user and item vectors.
 #include "embrec/models/sasrec.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "embrec/models/losses/softmax_cross_entropy.h"
 #include "embrec/util/error.h"
@@ -152,14 +154,27 @@ torch::Tensor encode_histories(SasrecEncoderImpl& encoder, const data::Sequences
   torch::NoGradGuard no_grad;
   const bool was_training = encoder.is_training();
   encoder.eval();
+  const int64_t window = encoder.config.max_length;
+  // Encode users in order of history length so each block is padded only to its own longest history: on Beauty
+  // (mean 8.9 of a 50 window) this cuts the tokens of a full pass ~5x. Rows are written back in the caller's order.
+  std::vector<int32_t> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return std::min(histories.length(users[a]), window) < std::min(histories.length(users[b]), window);
+  });
   auto out = torch::empty({count, encoder.config.dim}, torch::kFloat32);
+  std::vector<int32_t> block_users;
   std::vector<int64_t> padded;
   for (int32_t start = 0; start < count; start += static_cast<int32_t>(batch_users)) {
     const int32_t n = std::min<int32_t>(static_cast<int32_t>(batch_users), count - start);
+    block_users.resize(n);
+    for (int32_t i = 0; i < n; ++i) block_users[i] = users[order[start + i]];
     const int32_t length =
-        data::fill_histories(histories, users + start, n, static_cast<int32_t>(encoder.config.max_length), padded);
+        data::fill_histories(histories, block_users.data(), n, static_cast<int32_t>(window), padded);
     auto input = torch::from_blob(padded.data(), {n, length}, torch::kLong).to(device);
-    out.narrow(0, start, n).copy_(encoder.encode_last(input).to(torch::kCPU, torch::kFloat32));
+    auto vectors = encoder.encode_last(input).to(torch::kCPU, torch::kFloat32).contiguous();
+    auto rows = torch::from_blob(order.data() + start, {n}, torch::kInt32).to(torch::kLong);
+    out.index_copy_(0, rows, vectors);
   }
   encoder.train(was_training);
   return out;
