@@ -5,8 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
-#include "embrec/data/demo.h"
 #include "embrec/util/files.h"
 
 namespace embrec::data {
@@ -14,15 +14,26 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Three users (one with an empty list), ids that are not numbers, ratings and timestamps: every field of a Dataset.
+Dataset small_dataset() {
+  Dataset d;
+  d.name = "beauty-5core";
+  for (const char* user : {"A1YJEY40YUW4SE", "alice", "bob with spaces"}) d.users.get_or_add(user);
+  for (const char* item : {"B004756YJA", "i3", "x,y", ""}) d.items.get_or_add(item);
+  const int32_t first[] = {0, 1, 2, 1}, third[] = {3, 0};
+  const float first_ratings[] = {5, 4.5f, 1, 3}, third_ratings[] = {2, 2.5f};
+  const int64_t first_times[] = {978300760, 978300761, 978300761, 1700000000000}, third_times[] = {-5, 0};
+  d.interactions.push_user(first, 4, first_ratings, first_times);
+  d.interactions.push_user(nullptr, 0, nullptr, nullptr);
+  d.interactions.push_user(third, 2, third_ratings, third_times);
+  return d;
+}
+
 class CacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = (fs::temp_directory_path() / ("embrec-cache-" + std::to_string(::getpid()) + ".bin")).string();
-    DemoOptions options;
-    options.users = 50;
-    options.items = 40;
-    dataset_ = generate_demo(options);
-    dataset_.interactions.ratings.assign(dataset_.interactions.items.size(), 2.5f);
+    dataset_ = small_dataset();
     write_cache(path_, dataset_, 111, 222);
   }
   void TearDown() override { fs::remove(path_); }
@@ -53,6 +64,15 @@ TEST_F(CacheTest, RoundTripsTheWholeDataset) {
   EXPECT_EQ(back->interactions.timestamps, dataset_.interactions.timestamps);
 }
 
+TEST_F(CacheTest, ADatasetWithoutRatingsRoundTripsWithoutThem) {
+  dataset_.interactions.ratings.clear();
+  write_cache(path_, dataset_, 111, 222);
+  std::optional<Dataset> back = read_cache(path_, 111, 222);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_FALSE(back->interactions.has_ratings());
+  EXPECT_EQ(back->interactions.timestamps, dataset_.interactions.timestamps);
+}
+
 TEST_F(CacheTest, StaleCachesAreRejected) {
   EXPECT_EQ(reason(999, 222), "the source file changed");
   EXPECT_EQ(reason(111, 999), "the preparation options changed");
@@ -71,6 +91,30 @@ TEST_F(CacheTest, DamagedCachesAreRejected) {
   EXPECT_EQ(reason(), "cache format version 99, this embrec reads 1");
   rewrite([](std::string& bytes) { bytes[0] = 'X'; });
   EXPECT_EQ(reason(), "not an embrec dataset cache");
+  write_cache(path_, dataset_, 111, 222);
+  rewrite([](std::string& bytes) { bytes.resize(20); });  // cut inside the header
+  EXPECT_EQ(reason(), "truncated (shorter than the header)");
+  rewrite([](std::string& bytes) { bytes.clear(); });
+  EXPECT_EQ(reason(), "not an embrec dataset cache");
+}
+
+TEST_F(CacheTest, EveryFlippedPayloadByteIsCaught) {
+  // The payload checksum covers every byte: no single flip anywhere after the header yields a Dataset.
+  const std::string original = read_file(path_);
+  for (size_t at = 44; at < original.size(); ++at) {
+    std::string bytes = original;
+    bytes[at] ^= 0x01;
+    std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes;
+    std::string why;
+    ASSERT_FALSE(read_cache(path_, 111, 222, &why).has_value()) << "byte " << at;
+    EXPECT_EQ(why, "corrupt (payload checksum does not match)") << "byte " << at;
+  }
+}
+
+TEST_F(CacheTest, TheWriteIsAtomicAndLeavesNoTemporaryFile) {
+  write_cache(path_, dataset_, 111, 222);
+  for (const auto& entry : fs::directory_iterator(fs::path(path_).parent_path()))
+    EXPECT_EQ(entry.path().string().find(path_ + ".tmp"), std::string::npos) << entry.path();
 }
 
 }  // namespace

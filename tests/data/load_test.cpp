@@ -62,6 +62,81 @@ TEST_F(LoadTest, TheCacheIsWrittenReusedAndRebuiltWhenTheSourceChanges) {
   EXPECT_EQ(load_data(c).dataset.user_count(), 4);  // stale cache rebuilt
 }
 
+TEST_F(LoadTest, EveryKeyIsRead) {
+  DataConfig c = config(
+      "[data]\npath = '/abs/ratings.csv'\nformat = 'csv'\nuser_column = 'u'\nitem_column = 'i'\n"
+      "rating_column = 'r'\ntimestamp_column = 't'\ndelimiter = ';'\nmin_rating = 3.5\ndedup = 'last'\n"
+      "user_core = 5\nitem_core = 4\ncache_dir = 'cache'\n"
+      "[data.split]\nmethod = 'stratified'\ntrain_ratio = 0.8\nvalid_ratio = 0.1\nseed = 7\ndrop_unseen = false\n");
+  EXPECT_EQ(c.path, "/abs/ratings.csv");
+  EXPECT_EQ(c.read.format, "csv");
+  EXPECT_EQ(c.read.user_column, "u");
+  EXPECT_EQ(c.read.item_column, "i");
+  EXPECT_EQ(c.read.rating_column, "r");
+  EXPECT_EQ(c.read.timestamp_column, "t");
+  EXPECT_EQ(c.read.delimiter, ';');
+  EXPECT_TRUE(c.prepare.has_min_rating);
+  EXPECT_EQ(c.prepare.min_rating, 3.5);
+  EXPECT_EQ(c.prepare.dedup, "last");
+  EXPECT_EQ(c.prepare.user_core, 5);
+  EXPECT_EQ(c.prepare.item_core, 4);
+  EXPECT_EQ(c.cache_dir, (folder_ / "configs" / "cache").string());
+  EXPECT_EQ(c.split.method, "stratified");
+  EXPECT_EQ(c.split.train_ratio, 0.8);
+  EXPECT_EQ(c.split.valid_ratio, 0.1);
+  EXPECT_EQ(c.split.seed, 7u);
+  EXPECT_FALSE(c.split.drop_unseen);
+}
+
+TEST_F(LoadTest, DefaultsWhenOnlyThePathIsGiven) {
+  DataConfig c = config("[data]\npath = 'log.txt'\n");
+  EXPECT_EQ(c.path, (folder_ / "configs" / "log.txt").string());
+  EXPECT_EQ(c.read.format, "seq");
+  EXPECT_EQ(c.read.delimiter, 0);
+  EXPECT_FALSE(c.prepare.has_min_rating);
+  EXPECT_EQ(c.prepare.dedup, "keep");
+  EXPECT_TRUE(c.cache_dir.empty());
+  EXPECT_EQ(c.split.method, "leave_one_out");
+}
+
+TEST_F(LoadTest, TheDemoIsChosenByNameWithItsOptions) {
+  DataConfig c = config("[data]\ndemo = 'default'\n[data.demo_options]\nusers = 40\nitems = 30\nseed = 9\n");
+  EXPECT_EQ(c.demo, "default");
+  EXPECT_TRUE(c.path.empty());
+  EXPECT_EQ(c.demo_options.users, 40);
+  EXPECT_EQ(c.demo_options.items, 30);
+  EXPECT_EQ(c.demo_options.seed, 9u);
+}
+
+TEST_F(LoadTest, ChangedOptionsGetTheirOwnCacheAndTheirOwnDataset) {
+  DataConfig plain = config("[data]\npath = '../log.txt'\ncache_dir = '../cache'\n");
+  DataConfig cored = config("[data]\npath = '../log.txt'\ncache_dir = '../cache'\nuser_core = 4\n");
+  EXPECT_EQ(load_data(plain).dataset.user_count(), 3);
+  EXPECT_EQ(load_data(cored).dataset.user_count(), 2);  // user 2 has only 3 items
+  EXPECT_EQ(std::distance(fs::directory_iterator(folder_ / "cache"), fs::directory_iterator()), 2);
+  EXPECT_EQ(load_data(plain).dataset.user_count(), 3);  // each options set reads back its own file
+  EXPECT_EQ(load_data(cored).dataset.user_count(), 2);
+}
+
+TEST_F(LoadTest, ACorruptCacheIsRebuiltNotTrusted) {
+  DataConfig c = config("[data]\npath = '../log.txt'\ncache_dir = '../cache'\n");
+  const LoadedData first = load_data(c);
+  const fs::path file = fs::directory_iterator(folder_ / "cache")->path();
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  bytes[bytes.size() - 3] ^= 0x40;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+  const LoadedData second = load_data(c);
+  EXPECT_EQ(second.dataset.interactions.items, first.dataset.interactions.items);
+  EXPECT_EQ(second.split.test.items, first.split.test.items);
+  std::ifstream in(file, std::ios::binary);
+  const std::string rewritten((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(rewritten, bytes);  // the bad file was replaced
+}
+
 TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
   const std::string file = (folder_ / "configs" / "c.toml").string();
   EXPECT_EQ(error_of("[data]\nformat = 'seq'\n"),
@@ -75,6 +150,11 @@ TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
             file + ": key 'data.delimiter' must be a single character, got ';;'");
   EXPECT_EQ(error_of("[data]\npath = 'x'\nuser_core = '5'\n"),
             file + ": key 'data.user_core' must be an integer, got a string");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\ndemo = 'default'\n"),
+            file + ": keys 'data.path' and 'data.demo' exclude each other");
+  EXPECT_EQ(error_of("[data]\ndemo = 'big'\n"), file + ": key 'data.demo' must be \"default\", got 'big'");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\ntrain_ratio = 0\n"),
+            file + ": key 'data.split.train_ratio' must be in (0, 1], got 0");
 }
 
 TEST_F(LoadTest, AMissingFileIsAnErrorNamingIt) {

@@ -49,6 +49,39 @@ TEST(KCore, ResultIsAFixpoint) {
   for (int d : item_degree) EXPECT_TRUE(d == 0 || d >= 3);
 }
 
+TEST(KCore, UserAndItemThresholdsApplySeparately) {
+  // Users a: x y z, b: x. Items x: 2, y: 1, z: 1.
+  const std::vector<int32_t> user{0, 0, 0, 1}, item{0, 1, 2, 0};
+  // user_core 2 alone drops b; item x then has 1, but no item threshold is set.
+  EXPECT_EQ(kcore_mask(user, item, 2, 3, 2, 0), (std::vector<bool>{true, true, true, false}));
+  // item_core 2 alone drops y and z; user a then has 1, but no user threshold is set.
+  EXPECT_EQ(kcore_mask(user, item, 2, 3, 0, 2), (std::vector<bool>{true, false, false, true}));
+  // Both at 2: dropping y, z leaves a with 1 -> dropped; then x has 1 -> dropped; then b has 0. Nothing is left.
+  EXPECT_EQ(kcore_mask(user, item, 2, 3, 2, 2), (std::vector<bool>{false, false, false, false}));
+}
+
+TEST(Prepare, KCoreRenumbersTheSurvivorsInFirstAppearanceOrder) {
+  // The 2-core of the two-pass example above, through prepare_dataset: c and z go, ids stay contiguous, and the
+  // survivors keep the order in which they first appear in the file (y before x: y is on the first line).
+  Dataset d = prepare_dataset(make_log({{"c", "z", 1, 1},
+                                        {"a", "y", 1, 2},
+                                        {"c", "x", 1, 3},
+                                        {"a", "x", 1, 4},
+                                        {"b", "x", 1, 5},
+                                        {"b", "y", 1, 6}}),
+                              [] {
+                                PrepareOptions options;
+                                options.user_core = 2;
+                                options.item_core = 2;
+                                return options;
+                              }());
+  EXPECT_EQ(d.users.externals(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(d.items.externals(), (std::vector<std::string>{"y", "x"}));
+  EXPECT_EQ(d.interactions.offsets, (std::vector<int64_t>{0, 2, 4}));
+  EXPECT_EQ(d.interactions.items, (std::vector<int32_t>{0, 1, 1, 0}));
+  EXPECT_EQ(d.interactions.timestamps, (std::vector<int64_t>{2, 4, 5, 6}));
+}
+
 TEST(Prepare, SortsEachUserByTimeKeepingFileOrderOnTies) {
   Dataset d = prepare_dataset(make_log({{"u", "a", 1, 30}, {"u", "b", 1, 10}, {"u", "c", 1, 10}, {"v", "a", 1, 5}}),
                               PrepareOptions{});
@@ -65,8 +98,20 @@ TEST(Prepare, RatingThresholdMakesImplicitFeedback) {
   options.has_min_rating = true;
   options.min_rating = 4;
   Dataset d = prepare_dataset(make_log({{"u", "a", 5, 1}, {"u", "b", 3, 2}, {"v", "b", 4, 3}}), options);
-  EXPECT_EQ(d.interactions.size(), 2);
+  EXPECT_EQ(d.interactions.size(), 2);  // 4 is kept: the threshold is inclusive
   EXPECT_EQ(d.items.externals(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(d.interactions.ratings, (std::vector<float>{5, 4}));
+}
+
+TEST(Prepare, DedupTiesInTimeKeepFileOrder) {
+  auto log = make_log({{"u", "a", 1, 10}, {"u", "a", 2, 10}, {"u", "a", 3, 10}});
+  PrepareOptions options;
+  options.dedup = "first";
+  EXPECT_EQ(prepare_dataset(log, options).interactions.ratings, (std::vector<float>{1}));
+  options.dedup = "last";
+  EXPECT_EQ(prepare_dataset(log, options).interactions.ratings, (std::vector<float>{3}));
+  options.dedup = "newest";
+  EXPECT_THROW(prepare_dataset(log, options), Error);
 }
 
 TEST(Prepare, DedupPolicies) {
@@ -94,7 +139,12 @@ TEST(Prepare, FilteringThatEmptiesTheDatasetIsAnError) {
   PrepareOptions threshold;
   threshold.has_min_rating = true;
   threshold.min_rating = 10;
-  EXPECT_THROW(prepare_dataset(make_log({{"u", "a", 1, 1}}), threshold), Error);
+  try {
+    prepare_dataset(make_log({{"u", "a", 1, 1}}), threshold);
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(std::string(error.what()), "test.log: no interactions left after the rating threshold (min_rating = 10)");
+  }
 }
 
 }  // namespace

@@ -109,7 +109,8 @@ TEST_F(ReadersTest, EveryFormatRoundTrips) {
     for (int32_t u = 0; u < 2; ++u)
       for (int64_t i = 0; i < dataset.interactions.length(u); ++i) {
         const int64_t p = dataset.interactions.offsets[u] + i;
-        EXPECT_EQ(back.items.external(back.interactions.items[p]), dataset.items.external(dataset.interactions.items[p]))
+        EXPECT_EQ(back.items.external(back.interactions.items[p]),
+                  dataset.items.external(dataset.interactions.items[p]))
             << name;
         if (options.format != "seq") {
           EXPECT_EQ(back.interactions.ratings[p], dataset.interactions.ratings[p]) << name;
@@ -132,7 +133,8 @@ TEST_F(ReadersTest, MalformedLinesNameFileLineAndField) {
             "s2.txt:2: field 'user': cannot parse 'u' as an integer");
   EXPECT_EQ(error_of(write("s3.txt", "1 2 3\n7\n"), format("seq")),
             "s3.txt:2: expected 'user item [item ...]' separated by single spaces, got 1 field(s)");
-  EXPECT_EQ(error_of(write("s4.txt", "1 2\n1 3\n"), format("seq")), "s4.txt:2: user '1' appears on an earlier line too");
+  EXPECT_EQ(error_of(write("s4.txt", "1 2\n1 3\n"), format("seq")),
+            "s4.txt:2: user '1' appears on an earlier line too");
   ReadOptions csv = format("csv");
   csv.rating_column = "rating";
   EXPECT_EQ(error_of(write("d.csv", "user_id,item_id,rating\na,b,4\nc,d,abc\n"), csv),
@@ -143,6 +145,85 @@ TEST_F(ReadersTest, MalformedLinesNameFileLineAndField) {
             "d3.csv:1: unknown column 'user_id' for user_column (columns: userid, item_id, rating)");
 }
 
+TEST_F(ReadersTest, IdsAndTimestampsThatDoNotParseNameTheirField) {
+  EXPECT_EQ(error_of(write("ratings.dat", "1::2::3::4\n1::x12::3::4\n"), format("movielens")),
+            "ratings.dat:2: field 'item': cannot parse 'x12' as an integer");
+  EXPECT_EQ(error_of(write("ratings2.dat", "u1::2::3::4\n"), format("movielens")),
+            "ratings2.dat:1: field 'user': cannot parse 'u1' as an integer");
+  EXPECT_EQ(error_of(write("ratings3.dat", "1::2::3::99999999999999999999\n"), format("movielens")),
+            "ratings3.dat:1: field 'timestamp': cannot parse '99999999999999999999' as an integer");
+  EXPECT_EQ(error_of(write("u.data", "1\t2\t3\t4\n1\t2\t3\n"), format("udata")),
+            "u.data:2: expected 4 fields separated by '\\t', got 3");
+  EXPECT_EQ(error_of(write("s.txt", "1 2  3\n"), format("seq")),
+            "s.txt:1: field 'item' 2: empty (two spaces in a row?)");
+  ReadOptions csv = format("csv");
+  csv.timestamp_column = "ts";
+  EXPECT_EQ(error_of(write("d.csv", "user_id,item_id,ts\na,b,1\na,c,2020-01-01\n"), csv),
+            "d.csv:3: field 'ts': cannot parse '2020-01-01' as an integer");
+  EXPECT_EQ(error_of(write("d2.csv", "user_id,item_id,ts\na, ,1\n"), csv), "d2.csv:2: field 'item_id': empty id");
+  EXPECT_EQ(error_of(write("d3.csv", "user_id,item_id,ts\n\"a,b,1\n"), csv),
+            "d3.csv:2: unterminated or misplaced '\"' (quoted fields must be whole fields on one line)");
+  csv.timestamp_column = "time";
+  EXPECT_EQ(error_of(write("d4.csv", "user_id,item_id,ts\na,b,1\n"), csv),
+            "d4.csv:1: unknown column 'time' for timestamp_column (columns: user_id, item_id, ts)");
+  ReadOptions no_user = format("tsv");
+  no_user.user_column = "";
+  EXPECT_EQ(error_of(write("d.tsv", "user_id\titem_id\na\tb\n"), no_user),
+            "d.tsv: user_column and item_column must name columns of the header");
+  EXPECT_EQ(error_of(write("x.log", "1 2\n"), format("parquet")),
+            "x.log: unknown format 'parquet' (seq, movielens, udata, csv, tsv)");
+}
+
+TEST_F(ReadersTest, BlankLinesAreSkippedInEveryFormatAndLineNumbersStayTrue) {
+  RawLog dat = read_log(write("ratings.dat", "\n1::10::5::100\r\n  \r\n\n2::10::4::50\n\n"), format("movielens"));
+  EXPECT_EQ(dat.line, (std::vector<int64_t>{2, 5}));
+  EXPECT_EQ(error_of(write("ratings2.dat", "1::10::5::100\n\n1::10::5\n"), format("movielens")),
+            "ratings2.dat:3: expected 4 fields separated by '::', got 3");
+  RawLog csv = read_log(write("d.csv", "\nuser_id,item_id\n\na,b\n"), format("csv"));
+  EXPECT_EQ(csv.line, (std::vector<int64_t>{4}));
+  RawLog seq = read_log(write("s.txt", "\n1 2 3 \n\n2 3\n"), format("seq"));  // a trailing space is tolerated
+  EXPECT_EQ(seq.line, (std::vector<int64_t>{2, 2, 4}));
+  EXPECT_EQ(seq.items.size(), 2);
+}
+
+TEST_F(ReadersTest, CsvQuotedFieldsReadAsWritten) {
+  ReadOptions options = format("csv");
+  options.rating_column = "rating";
+  RawLog log = read_log(write("q.csv", "\"user_id\",item_id,title,rating\n"
+                                       "u1,\"B00,X\",\"Say \"\"hi\"\", then go\",4\n"
+                                       "u2, \"B01\" ,plain,3\n"),
+                        options);
+  ASSERT_EQ(log.size(), 2);
+  EXPECT_EQ(log.items.external(log.item[0]), "B00,X");
+  EXPECT_EQ(log.items.external(log.item[1]), "B01");
+  EXPECT_EQ(log.rating[0], 4.0f);
+}
+
+TEST_F(ReadersTest, CsvIdsWithDelimitersAndCustomDelimitersRoundTrip) {
+  Dataset dataset;
+  dataset.name = "x";
+  for (const char* user : {"a,1", "say \"b\""}) dataset.users.get_or_add(user);
+  for (const char* item : {"p;q", "r"}) dataset.items.get_or_add(item);
+  const int32_t first[] = {0, 1}, second[] = {1};
+  const int64_t times_first[] = {1, 2}, times_second[] = {3};
+  dataset.interactions.push_user(first, 2, nullptr, times_first);
+  dataset.interactions.push_user(second, 1, nullptr, times_second);
+  for (char delimiter : {',', ';', '|'}) {
+    for (const char* name : {"csv", "tsv"}) {
+      ReadOptions options = format(name);
+      options.delimiter = delimiter;
+      options.timestamp_column = "when";
+      const std::string path = (folder_ / "ids.txt").string();
+      write_log(path, dataset, options);
+      RawLog back = read_log(path, options);
+      EXPECT_EQ(back.users.externals(), dataset.users.externals()) << name << delimiter;
+      EXPECT_EQ(back.items.externals(), dataset.items.externals()) << name << delimiter;
+      EXPECT_EQ(back.timestamp, (std::vector<int64_t>{1, 2, 3})) << name << delimiter;
+      EXPECT_FALSE(back.has_rating);
+    }
+  }
+}
+
 TEST_F(ReadersTest, EmptyInputsAreErrors) {
   EXPECT_EQ(error_of(write("empty.txt", ""), format("seq")), "empty.txt: no interactions (empty file)");
   EXPECT_EQ(error_of(write("header.csv", "user_id,item_id\n"), format("csv")),
@@ -151,14 +232,23 @@ TEST_F(ReadersTest, EmptyInputsAreErrors) {
             std::string::npos);
 }
 
-TEST(SharedData, BeautyAndMovieLensHaveTheDocumentedSizes) {
+TEST(SharedData, BeautyHasTheDocumentedSizesAndKeepsFileOrderIds) {
   const std::string beauty = std::string(EMBREC_SHARED_DATA) + "/amazon-beauty/Beauty.txt";
-  const std::string udata = std::string(EMBREC_SHARED_DATA) + "/ml-100k/u.data";
-  if (!fs::exists(beauty) || !fs::exists(udata)) GTEST_SKIP() << "../shared/data not present: " << beauty;
+  if (!fs::exists(beauty)) GTEST_SKIP() << "shared data absent, skipping: " << beauty << " not found";
   Dataset b = prepare_dataset(read_log(beauty, format("seq")), PrepareOptions{});
+  EXPECT_EQ(b.name, "Beauty");
   EXPECT_EQ(b.user_count(), 22363);
   EXPECT_EQ(b.item_count(), 12101);
   EXPECT_EQ(b.interactions.size(), 198502);
+  // Ids follow first appearance, and Beauty's ids were assigned that way: internal = external - 1.
+  for (int32_t i = 0; i < b.item_count(); ++i) ASSERT_EQ(b.items.external(i), std::to_string(i + 1));
+  for (int32_t u = 0; u < b.user_count(); ++u) ASSERT_EQ(b.users.external(u), std::to_string(u + 1));
+  for (int32_t u = 0; u < b.user_count(); ++u) ASSERT_GE(b.interactions.length(u), 5);  // the 5-core
+}
+
+TEST(SharedData, MovieLens100kHasTheDocumentedSizes) {
+  const std::string udata = std::string(EMBREC_SHARED_DATA) + "/ml-100k/u.data";
+  if (!fs::exists(udata)) GTEST_SKIP() << "shared data absent, skipping: " << udata << " not found";
   Dataset m = prepare_dataset(read_log(udata, format("udata")), PrepareOptions{});
   EXPECT_EQ(m.user_count(), 943);
   EXPECT_EQ(m.item_count(), 1682);
@@ -167,6 +257,9 @@ TEST(SharedData, BeautyAndMovieLensHaveTheDocumentedSizes) {
   for (int32_t u = 0; u < m.user_count(); ++u)
     for (int64_t p = m.interactions.offsets[u] + 1; p < m.interactions.offsets[u + 1]; ++p)
       ASSERT_LE(m.interactions.timestamps[p - 1], m.interactions.timestamps[p]);
+  // The first line of u.data is user 196, item 242: both get internal id 0.
+  EXPECT_EQ(m.users.external(0), "196");
+  EXPECT_EQ(m.items.external(0), "242");
 }
 
 }  // namespace

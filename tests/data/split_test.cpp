@@ -6,54 +6,111 @@
 #include <algorithm>
 #include <random>
 
-#include "embrec/data/demo.h"
+#include "embrec/data/prepare.h"
 #include "embrec/util/error.h"
 
 namespace embrec::data {
 namespace {
 
-Dataset demo_dataset() {
-  DemoOptions options;
-  options.users = 200;
-  options.items = 80;
-  return generate_demo(options);
+// 200 users with 1..15 interactions (so some have fewer than 3), 40 items, ratings, strictly increasing timestamps
+// per user: (timestamp, item, rating) then names one position, so multiset equality below is position equality.
+Dataset synthetic_dataset() {
+  Dataset d;
+  d.name = "synthetic";
+  for (int32_t i = 0; i < 40; ++i) d.items.get_or_add("i" + std::to_string(i));
+  for (int32_t u = 0; u < 200; ++u) {
+    d.users.get_or_add("u" + std::to_string(u));
+    const int32_t length = 1 + (u * 7) % 15;
+    std::vector<int32_t> items;
+    std::vector<float> ratings;
+    std::vector<int64_t> times;
+    for (int32_t j = 0; j < length; ++j) {
+      items.push_back((u * 13 + j * j * 5 + j) % 40);
+      ratings.push_back(static_cast<float>(1 + (u + j) % 5));
+      times.push_back(1000LL * u + 10 * j);
+    }
+    d.interactions.push_user(items.data(), length, ratings.data(), times.data());
+  }
+  return d;
 }
 
-// Per user, the three parts together are exactly the user's interactions (as a multiset with timestamps), and each
-// part is in time order.
+// Per user, the three parts are disjoint and together exactly the user's interactions (positions are named by their
+// unique timestamps), each part is in time order, and ratings and timestamps travel with their items.
 void expect_partition(const Dataset& d, const Split& s) {
+  for (const Sequences* part : {&s.train, &s.valid, &s.test}) {
+    ASSERT_EQ(part->user_count(), d.user_count());
+    ASSERT_EQ(part->ratings.size(), part->items.size());
+    ASSERT_EQ(part->timestamps.size(), part->items.size());
+  }
   for (int32_t u = 0; u < d.user_count(); ++u) {
-    std::vector<std::pair<int64_t, int32_t>> all, parts;
+    std::vector<std::tuple<int64_t, int32_t, float>> all, parts;
     for (int64_t p = d.interactions.offsets[u]; p < d.interactions.offsets[u + 1]; ++p)
-      all.emplace_back(d.interactions.timestamps[p], d.interactions.items[p]);
+      all.emplace_back(d.interactions.timestamps[p], d.interactions.items[p], d.interactions.ratings[p]);
     for (const Sequences* part : {&s.train, &s.valid, &s.test}) {
-      ASSERT_EQ(part->user_count(), d.user_count());
       for (int64_t p = part->offsets[u]; p < part->offsets[u + 1]; ++p) {
-        parts.emplace_back(part->timestamps[p], part->items[p]);
-        if (p > part->offsets[u]) EXPECT_LE(part->timestamps[p - 1], part->timestamps[p]);
+        parts.emplace_back(part->timestamps[p], part->items[p], part->ratings[p]);
+        if (p > part->offsets[u]) EXPECT_LT(part->timestamps[p - 1], part->timestamps[p]);
       }
     }
     std::sort(all.begin(), all.end());
     std::sort(parts.begin(), parts.end());
-    EXPECT_EQ(all, parts) << "user " << u;
+    EXPECT_EQ(all, parts) << "user " << u;  // equal as sets of unique positions: disjoint, and the union is all
   }
 }
 
 TEST(Split, LeaveOneOutHoldsOutTheLastTwoByTime) {
-  Dataset d = demo_dataset();
+  Dataset d = synthetic_dataset();
   Split s = make_split(d, SplitOptions{});
+  EXPECT_EQ(s.method, "leave_one_out");
   expect_partition(d, s);
+  int32_t short_users = 0;
   for (int32_t u = 0; u < d.user_count(); ++u) {
     const int64_t n = d.interactions.length(u);
+    const int64_t last = d.interactions.offsets[u] + n - 1;
+    if (n < 3) {
+      ++short_users;
+      EXPECT_EQ(s.train.length(u), n);
+      EXPECT_EQ(s.valid.length(u) + s.test.length(u), 0);
+      continue;
+    }
     ASSERT_EQ(s.valid.length(u), 1);
     ASSERT_EQ(s.test.length(u), 1);
-    EXPECT_EQ(s.test.items[u], d.interactions.items[d.interactions.offsets[u] + n - 1]);
-    EXPECT_EQ(s.valid.items[u], d.interactions.items[d.interactions.offsets[u] + n - 2]);
+    EXPECT_EQ(*s.test.begin(u), d.interactions.items[last]);
+    EXPECT_EQ(*s.valid.begin(u), d.interactions.items[last - 1]);
     EXPECT_EQ(s.train.length(u), n - 2);
     // No leakage in time: everything in train precedes the valid item, which precedes the test item.
-    EXPECT_LE(s.train.timestamps[s.train.offsets[u + 1] - 1], s.valid.timestamps[u]);
-    EXPECT_LE(s.valid.timestamps[u], s.test.timestamps[u]);
+    EXPECT_LT(s.train.timestamps[s.train.offsets[u + 1] - 1], s.valid.timestamps[s.valid.offsets[u]]);
+    EXPECT_LT(s.valid.timestamps[s.valid.offsets[u]], s.test.timestamps[s.test.offsets[u]]);
   }
+  EXPECT_GT(short_users, 0);  // the dataset does exercise the short-user rule
+}
+
+TEST(Split, LeaveOneOutPicksTheLatestByTimeNotByFileOrder) {
+  // u.data is not sorted: user 7's lines come as t = 30, 10, 40, 20. The test target is the t = 40 item (c), valid
+  // is the t = 30 item (a), train is b then d (t = 10, 20).
+  RawLog log;
+  log.source = "u.data";
+  log.has_rating = log.has_timestamp = true;
+  const std::vector<std::pair<std::string, int64_t>> rows{{"a", 30}, {"b", 10}, {"c", 40}, {"d", 20}};
+  for (const auto& [item, time] : rows) {
+    log.user.push_back(log.users.get_or_add("7"));
+    log.item.push_back(log.items.get_or_add(item));
+    log.rating.push_back(1);
+    log.timestamp.push_back(time);
+    log.line.push_back(log.size());
+  }
+  Dataset d = prepare_dataset(log, PrepareOptions{});
+  Split s = make_split(d, SplitOptions{});
+  auto names = [&](const Sequences& part) {
+    std::vector<std::string> out;
+    for (const int32_t* it = part.begin(0); it != part.end(0); ++it) out.push_back(d.items.external(*it));
+    return out;
+  };
+  EXPECT_EQ(names(s.train), (std::vector<std::string>{"b", "d"}));
+  EXPECT_EQ(names(s.valid), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(names(s.test), (std::vector<std::string>{"c"}));
+  EXPECT_EQ(s.test.timestamps, (std::vector<int64_t>{40}));
+  EXPECT_EQ(s.test.ratings.size(), 1u);
 }
 
 TEST(Split, LeaveOneOutKeepsShortUsersInTrain) {
@@ -72,7 +129,7 @@ TEST(Split, LeaveOneOutKeepsShortUsersInTrain) {
 }
 
 TEST(Split, ChronoPutsTheEarliestShareInTrain) {
-  Dataset d = demo_dataset();
+  Dataset d = synthetic_dataset();
   SplitOptions options;
   options.method = "chrono";
   options.drop_unseen = false;
@@ -80,8 +137,12 @@ TEST(Split, ChronoPutsTheEarliestShareInTrain) {
   expect_partition(d, s);
   for (int32_t u = 0; u < d.user_count(); ++u) {
     const int64_t n = d.interactions.length(u);
-    EXPECT_EQ(s.train.length(u), static_cast<int64_t>(std::nearbyint(0.75 * n)));
-    if (s.test.length(u) > 0) EXPECT_LE(s.train.timestamps[s.train.offsets[u + 1] - 1], s.test.timestamps[s.test.offsets[u]]);
+    const int64_t train_count = static_cast<int64_t>(std::nearbyint(0.75 * n));
+    ASSERT_EQ(s.train.length(u), train_count);
+    // Exactly the user's earliest train_count interactions, and the rest (later in time) in test.
+    const int64_t* times = d.interactions.timestamps.data() + d.interactions.offsets[u];
+    EXPECT_TRUE(std::equal(times, times + train_count, s.train.timestamps.data() + s.train.offsets[u]));
+    EXPECT_TRUE(std::equal(times + train_count, times + n, s.test.timestamps.data() + s.test.offsets[u]));
   }
 }
 
@@ -105,7 +166,7 @@ TEST(Split, RoundingIsHalfToEvenAsInNumpy) {
 }
 
 TEST(Split, StratifiedAndRandomAreSeededAndDeterministic) {
-  Dataset d = demo_dataset();
+  Dataset d = synthetic_dataset();
   for (const char* method : {"stratified", "random"}) {
     SplitOptions options;
     options.method = method;
@@ -122,7 +183,7 @@ TEST(Split, StratifiedAndRandomAreSeededAndDeterministic) {
 }
 
 TEST(Split, StratifiedGivesEveryUserTheirShare) {
-  Dataset d = demo_dataset();
+  Dataset d = synthetic_dataset();
   SplitOptions options;
   options.method = "stratified";
   options.drop_unseen = false;
@@ -132,7 +193,7 @@ TEST(Split, StratifiedGivesEveryUserTheirShare) {
 }
 
 TEST(Split, ValidIsCarvedFromTrain) {
-  Dataset d = demo_dataset();
+  Dataset d = synthetic_dataset();
   SplitOptions options;
   options.method = "chrono";
   options.valid_ratio = 0.15;
@@ -143,7 +204,48 @@ TEST(Split, ValidIsCarvedFromTrain) {
     const double n = static_cast<double>(d.interactions.length(u));
     EXPECT_EQ(s.train.length(u), static_cast<int64_t>(std::nearbyint(0.6 * n)));
     EXPECT_EQ(s.train.length(u) + s.valid.length(u), static_cast<int64_t>(std::nearbyint(0.75 * n)));
+    // Valid is the end of the old train: after every train interaction and before every test one.
+    if (s.valid.length(u) > 0 && s.train.length(u) > 0)
+      EXPECT_LT(s.train.timestamps[s.train.offsets[u + 1] - 1], s.valid.timestamps[s.valid.offsets[u]]);
+    if (s.valid.length(u) > 0 && s.test.length(u) > 0)
+      EXPECT_LT(s.valid.timestamps[s.valid.offsets[u + 1] - 1], s.test.timestamps[s.test.offsets[u]]);
   }
+}
+
+TEST(Split, RandomPutsTheRoundedShareOfAllInteractionsInTrain) {
+  Dataset d = synthetic_dataset();
+  SplitOptions options;
+  options.method = "random";
+  options.valid_ratio = 0.1;
+  options.drop_unseen = false;
+  Split s = make_split(d, options);
+  expect_partition(d, s);
+  const double n = static_cast<double>(d.interactions.size());
+  EXPECT_EQ(s.train.size(), static_cast<int64_t>(std::nearbyint(0.65 * n)));
+  EXPECT_EQ(s.train.size() + s.valid.size(), static_cast<int64_t>(std::nearbyint(0.75 * n)));
+  EXPECT_EQ(s.train.size() + s.valid.size() + s.test.size(), d.interactions.size());
+}
+
+TEST(Split, ASeedGivesTheSameSplitOnEveryStandardLibrary) {
+  // Pinned output of the portable Fisher-Yates over mt19937_64 (seed 42): if this changes, every published split
+  // changes with it. Eight interactions of one user, stratified 50/50.
+  Dataset d;
+  d.users.get_or_add("u");
+  std::vector<int32_t> items(8);
+  std::vector<int64_t> times(8);
+  for (int32_t i = 0; i < 8; ++i) {
+    items[i] = d.items.get_or_add(std::to_string(i));
+    times[i] = i;
+  }
+  d.interactions.push_user(items.data(), 8, nullptr, times.data());
+  SplitOptions options;
+  options.method = "stratified";
+  options.train_ratio = 0.5;
+  options.drop_unseen = false;
+  Split s = make_split(d, options);
+  EXPECT_EQ(s.train.items, (std::vector<int32_t>{1, 2, 3, 5}));
+  EXPECT_EQ(s.test.items, (std::vector<int32_t>{0, 4, 6, 7}));
+  EXPECT_FALSE(s.train.has_ratings());  // the dataset has none, so neither has the split
 }
 
 TEST(Split, DropUnseenRemovesTargetsWhoseItemIsNotInTrain) {
@@ -161,10 +263,34 @@ TEST(Split, DropUnseenRemovesTargetsWhoseItemIsNotInTrain) {
   // Train: u {a,b,c}, v {a,b,c}; tests: u {d} (never in train: dropped), v {b} (kept).
   EXPECT_EQ(s.test.length(0), 0);
   EXPECT_EQ(s.test.length(1), 1);
+  options.drop_unseen = false;
+  EXPECT_EQ(make_split(d, options).test.length(0), 1);
+}
+
+TEST(Split, DropUnseenRemovesTargetsOfUsersWithoutTrain) {
+  // At train_ratio 0.5 a one-interaction user gets round(0.5) = 0 in train: no history, so no target either,
+  // even though the item (a) is in another user's train.
+  Dataset d;
+  d.users.get_or_add("u");
+  d.users.get_or_add("v");
+  for (const char* item : {"a", "b"}) d.items.get_or_add(item);
+  const int32_t u[] = {0}, v[] = {0, 1};
+  const int64_t t[] = {1, 2};
+  d.interactions.push_user(u, 1, nullptr, t);
+  d.interactions.push_user(v, 2, nullptr, t);
+  SplitOptions options;
+  options.method = "chrono";
+  options.train_ratio = 0.5;
+  Split s = make_split(d, options);
+  EXPECT_EQ(s.train.length(0), 0);
+  EXPECT_EQ(s.test.length(0), 0);
+  EXPECT_EQ(s.train.length(1), 1);
+  options.drop_unseen = false;
+  EXPECT_EQ(make_split(d, options).test.length(0), 1);
 }
 
 TEST(Split, BadOptionsAreErrors) {
-  Dataset d = demo_dataset();
+  Dataset d = synthetic_dataset();
   SplitOptions options;
   options.method = "chrono";
   options.train_ratio = 1.5;

@@ -129,8 +129,9 @@ std::optional<Dataset> read_cache(const std::string& path, uint64_t source_check
   } catch (const Error& error) {
     return reject(error.what());
   }
-  if (bytes.size() < kHeaderSize || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     return reject("not an embrec dataset cache");
+  if (bytes.size() < kHeaderSize) return reject("truncated (shorter than the header)");
   Reader header(std::string_view(bytes).substr(sizeof kMagic, kHeaderSize - sizeof kMagic));
   const uint32_t version = header.scalar<uint32_t>();
   if (version != kCacheFormatVersion)

@@ -65,7 +65,8 @@ Dataset prepare_dataset(const RawLog& log, const PrepareOptions& options) {
   std::vector<size_t> rows;
   for (size_t i = 0; i < n; ++i)
     if (keep[i]) rows.push_back(i);
-  if (rows.empty()) fail("{}: no interactions left after the rating threshold", name);
+  if (rows.empty())
+    fail("{}: no interactions left after the rating threshold (min_rating = {})", name, options.min_rating);
   users.reserve(rows.size());
   items.reserve(rows.size());
   for (size_t i : rows) {

@@ -1,7 +1,12 @@
 // Log readers (sequence-per-line, MovieLens ratings.dat and u.data, CSV/TSV with named columns) and writers.
-// Parsing is by hand over the whole file in memory (std::from_chars): Beauty's 198k interactions read in ~20 ms.
+// Parsing is by hand over the whole file in memory (std::from_chars, no iostream per field): Beauty's 198k
+// interactions read in 16 ms (Release, warm page cache; up to 75 ms on a loaded 2-core machine), u.data in 12-18 ms.
+//
+// Blank (empty or whitespace-only) lines are skipped in every format: a trailing blank line is a common artefact and
+// carries no interaction. For csv/tsv the header is the first non-blank line.
 #include "embrec/data/readers.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -49,6 +54,78 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
+std::string_view trim_end(std::string_view text) {
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// One csv/tsv record: fields split at `delimiter`, RFC 4180 quoting ("a,b" is one field, "" inside quotes is a
+// quote) so that files written by pandas or spreadsheets read as written. Quoted fields lose their quotes and are
+// kept in `unquoted` (fields then view into it); a field cannot span lines. Returns false on an unterminated quote.
+bool split_record(std::string_view line, char delimiter, std::vector<std::string_view>& fields,
+                  std::vector<std::string>& unquoted) {
+  fields.clear();
+  if (line.find('"') == std::string_view::npos) {
+    split_by(line, std::string_view(&delimiter, 1), fields);
+    return true;
+  }
+  unquoted.clear();
+  std::vector<std::pair<size_t, size_t>> quoted;  // (field index, index into unquoted), resolved at the end
+  size_t position = 0;
+  while (true) {
+    size_t start = position;
+    while (start < line.size() && line[start] == ' ') ++start;
+    if (start < line.size() && line[start] == '"') {
+      std::string value;
+      size_t at = start + 1;
+      while (true) {
+        if (at >= line.size()) return false;
+        if (line[at] == '"') {
+          if (at + 1 < line.size() && line[at + 1] == '"') {
+            value += '"';
+            at += 2;
+            continue;
+          }
+          ++at;
+          break;
+        }
+        value += line[at++];
+      }
+      while (at < line.size() && line[at] == ' ') ++at;
+      if (at < line.size() && line[at] != delimiter) return false;  // text after the closing quote
+      quoted.emplace_back(fields.size(), unquoted.size());
+      unquoted.push_back(std::move(value));
+      fields.emplace_back();
+      if (at >= line.size()) break;
+      position = at + 1;
+    } else {
+      const size_t end = line.find(delimiter, position);
+      if (end == std::string_view::npos) {
+        fields.push_back(line.substr(position));
+        break;
+      }
+      fields.push_back(line.substr(position, end - position));
+      position = end + 1;
+    }
+  }
+  for (const auto& [field, index] : quoted) fields[field] = unquoted[index];
+  return true;
+}
+
+// Quotes a csv/tsv field only when it needs it, so plain ids are written bare.
+std::string quote_if_needed(const std::string& field, char delimiter) {
+  if (field.find(delimiter) == std::string::npos && field.find('"') == std::string::npos &&
+      (field.empty() || (field.front() != ' ' && field.back() != ' ')))
+    return field;
+  std::string out = "\"";
+  for (char c : field) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
 std::string display_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 struct LineContext {
@@ -89,7 +166,9 @@ void add(RawLog& log, std::string_view user, std::string_view item, float rating
 void read_sequences(const std::string& name, std::string_view text, RawLog& log) {
   std::vector<std::string_view> fields;
   for_each_line(text, [&](std::string_view line, int64_t number) {
-    if (trim(line).empty()) return;  // blank lines (e.g. a trailing one) carry no user
+    // Trailing spaces (from `' '.join(...) + ' '` style writers) are tolerated; two spaces inside a line are not.
+    line = trim_end(line);
+    if (trim(line).empty()) return;
     const LineContext where{name, number};
     split_by(line, " ", fields);
     if (fields.size() < 2)
@@ -109,7 +188,7 @@ void read_movielens(const std::string& name, std::string_view text, std::string_
                     std::string_view shown_separator, RawLog& log) {
   std::vector<std::string_view> fields;
   for_each_line(text, [&](std::string_view line, int64_t number) {
-    if (line.empty() && number > 1) return;
+    if (trim(line).empty()) return;
     const LineContext where{name, number};
     split_by(line, separator, fields);
     if (fields.size() != 4)
@@ -124,13 +203,18 @@ void read_movielens(const std::string& name, std::string_view text, std::string_
 
 void read_delimited(const std::string& name, std::string_view text, const ReadOptions& options, char delimiter,
                     RawLog& log) {
+  if (options.user_column.empty() || options.item_column.empty())
+    fail("{}: user_column and item_column must name columns of the header", name);
+  const std::string shown_delimiter = delimiter == '\t' ? "\\t" : std::string(1, delimiter);
   std::vector<std::string_view> fields;
+  std::vector<std::string> unquoted;
   std::vector<std::string> header;
   int user_column = -1, item_column = -1, rating_column = -1, timestamp_column = -1;
-  const std::string separator(1, delimiter);
   for_each_line(text, [&](std::string_view line, int64_t number) {
-    split_by(line, separator, fields);
-    if (number == 1) {
+    if (trim(line).empty()) return;
+    if (!split_record(line, delimiter, fields, unquoted))
+      fail("{}:{}: unterminated or misplaced '\"' (quoted fields must be whole fields on one line)", name, number);
+    if (header.empty()) {
       for (std::string_view field : fields) header.emplace_back(trim(field));
       auto column = [&](const std::string& wanted, const char* key) {
         if (wanted.empty()) return -1;
@@ -138,21 +222,18 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
           if (header[c] == wanted) return static_cast<int>(c);
         std::string known;
         for (const std::string& h : header) known += (known.empty() ? "" : ", ") + h;
-        fail("{}:1: unknown column '{}' for {} (columns: {})", name, wanted, key, known);
+        fail("{}:{}: unknown column '{}' for {} (columns: {})", name, number, wanted, key, known);
       };
       user_column = column(options.user_column, "user_column");
       item_column = column(options.item_column, "item_column");
       rating_column = column(options.rating_column, "rating_column");
       timestamp_column = column(options.timestamp_column, "timestamp_column");
-      if (options.user_column.empty() || options.item_column.empty())
-        fail("{}: user_column and item_column must name columns", name);
       return;
     }
-    if (line.empty()) return;
     const LineContext where{name, number};
     if (fields.size() != header.size())
-      fail("{}:{}: expected {} fields separated by '{}', got {}", name, number, header.size(),
-           delimiter == '\t' ? "\\t" : separator, fields.size());
+      fail("{}:{}: expected {} fields separated by '{}', got {}", name, number, header.size(), shown_delimiter,
+           fields.size());
     const std::string_view user = trim(fields[user_column]);
     const std::string_view item = trim(fields[item_column]);
     if (user.empty()) fail("{}:{}: field '{}': empty id", name, number, header[user_column]);
@@ -167,6 +248,12 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
   });
 }
 
+// Interactions in a file, over-estimated from its separators, so the five columns grow once.
+size_t estimated_interactions(std::string_view text, const std::string& format) {
+  const char separator = format == "seq" ? ' ' : '\n';
+  return static_cast<size_t>(std::count(text.begin(), text.end(), separator)) + 1;
+}
+
 }  // namespace
 
 RawLog read_log(const std::string& path, const ReadOptions& options) {
@@ -174,6 +261,12 @@ RawLog read_log(const std::string& path, const ReadOptions& options) {
   const std::string name = display_name(path);
   RawLog log;
   log.source = path;
+  const size_t estimate = estimated_interactions(text, options.format);
+  log.user.reserve(estimate);
+  log.item.reserve(estimate);
+  log.rating.reserve(estimate);
+  log.timestamp.reserve(estimate);
+  log.line.reserve(estimate);
   if (options.format == "seq") {
     read_sequences(name, text, log);
   } else if (options.format == "movielens") {
@@ -190,7 +283,9 @@ RawLog read_log(const std::string& path, const ReadOptions& options) {
   } else {
     fail("{}: unknown format '{}' (seq, movielens, udata, csv, tsv)", name, options.format);
   }
-  if (log.size() == 0) fail("{}: no interactions (empty file{})", name, options.format == "csv" || options.format == "tsv" ? " or header only" : "");
+  if (log.size() == 0)
+    fail("{}: no interactions (empty file{})", name,
+         options.format == "csv" || options.format == "tsv" ? " or header only" : "");
   return log;
 }
 
@@ -207,26 +302,32 @@ void write_log(const std::string& path, const Dataset& dataset, const ReadOption
       }
       out += '\n';
     }
-  } else if (options.format == "movielens" || options.format == "udata" || options.format == "csv" ||
-             options.format == "tsv") {
-    const std::string separator = options.format == "movielens" ? "::"
-                                  : options.format == "udata" || options.format == "tsv"
-                                      ? "\t"
-                                      : std::string(1, options.delimiter ? options.delimiter : ',');
-    const bool named = options.format == "csv" || options.format == "tsv";
-    if (named) {
-      out += options.user_column + separator + options.item_column;
-      if (!options.rating_column.empty()) out += separator + options.rating_column;
-      if (!options.timestamp_column.empty()) out += separator + options.timestamp_column;
-      out += '\n';
-    }
+  } else if (options.format == "movielens" || options.format == "udata") {
+    const std::string separator = options.format == "movielens" ? "::" : "\t";
     for (int32_t u = 0; u < all.user_count(); ++u) {
       for (int64_t i = all.offsets[u]; i < all.offsets[u + 1]; ++i) {
         const float rating = all.has_ratings() ? all.ratings[i] : 1.0f;
         const int64_t timestamp = all.has_timestamps() ? all.timestamps[i] : i;
-        out += dataset.users.external(u) + separator + dataset.items.external(all.items[i]);
-        if (!named || !options.rating_column.empty()) out += separator + fmt::format("{}", rating);
-        if (!named || !options.timestamp_column.empty()) out += separator + std::to_string(timestamp);
+        out += dataset.users.external(u) + separator + dataset.items.external(all.items[i]) + separator +
+               fmt::format("{}", rating) + separator + std::to_string(timestamp) + '\n';
+      }
+    }
+  } else if (options.format == "csv" || options.format == "tsv") {
+    // The same delimiter rule as read_log, so write_log then read_log with one ReadOptions round-trips.
+    const char delimiter = options.delimiter ? options.delimiter : (options.format == "csv" ? ',' : '\t');
+    const bool rating_column = !options.rating_column.empty();
+    const bool timestamp_column = !options.timestamp_column.empty();
+    out += quote_if_needed(options.user_column, delimiter) + delimiter;
+    out += quote_if_needed(options.item_column, delimiter);
+    if (rating_column) out += delimiter + quote_if_needed(options.rating_column, delimiter);
+    if (timestamp_column) out += delimiter + quote_if_needed(options.timestamp_column, delimiter);
+    out += '\n';
+    for (int32_t u = 0; u < all.user_count(); ++u) {
+      const std::string user = quote_if_needed(dataset.users.external(u), delimiter);
+      for (int64_t i = all.offsets[u]; i < all.offsets[u + 1]; ++i) {
+        out += user + delimiter + quote_if_needed(dataset.items.external(all.items[i]), delimiter);
+        if (rating_column) out += delimiter + fmt::format("{}", all.has_ratings() ? all.ratings[i] : 1.0f);
+        if (timestamp_column) out += delimiter + std::to_string(all.has_timestamps() ? all.timestamps[i] : i);
         out += '\n';
       }
     }

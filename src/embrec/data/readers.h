@@ -42,7 +42,8 @@ struct RawLog {
 //   "ratings.dat:1834: expected 4 fields separated by '::', got 3"
 //   "data.csv:12: field 'rating': cannot parse 'abc' as a number"
 //   "data.csv:1: unknown column 'userid' (columns: user, item, rating)"
-// An empty file (or one with a header only) is an Error too.
+// An empty file (or one with a header only) is an Error too. Blank lines are skipped in every format; csv/tsv fields
+// may be quoted as in RFC 4180 ("a,b", "" for a quote), within one line.
 RawLog read_log(const std::string& path, const ReadOptions& options);
 
 // Writes a log back in the given format (seq writes one line per user in time order); used by tests for

@@ -7,11 +7,14 @@
 //   r <= round((train_ratio - valid_ratio) * n), to valid when r <= round(train_ratio * n), else to test. round() is
 //   half-to-even, as numpy's is, so counts match theirs.
 // random: the same thresholds over one seeded shuffle of all interactions.
-// drop_unseen (not leave_one_out): valid/test interactions whose item is not in train are dropped.
+// Shuffles are Fisher-Yates over std::mt19937_64 with our own unbiased bounded draw, not std::shuffle /
+// std::uniform_int_distribution, whose algorithms differ between standard libraries: a seed gives the same split
+// with libstdc++ and libc++. numpy's generator is not reproduced: counts match Microsoft Recommenders, members not.
+// drop_unseen (not leave_one_out): valid/test interactions whose item is not in train are dropped, and so are those of
+//   users with no train interaction (as Microsoft Recommenders' notebooks filter test users and items by train).
 #include "embrec/data/split.h"
 
 #include <algorithm>
-#include <cfenv>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -22,7 +25,27 @@ namespace embrec::data {
 
 namespace {
 
+// std::nearbyint rounds half to even in the default rounding mode, which nothing in embrec changes.
 int64_t round_half_even(double value) { return static_cast<int64_t>(std::nearbyint(value)); }
+
+// Uniform in [0, bound), bound > 0: Lemire's multiply-shift with rejection (unbiased, one draw almost always).
+uint64_t uniform_below(std::mt19937_64& random, uint64_t bound) {
+  unsigned __int128 product = static_cast<unsigned __int128>(random()) * bound;
+  uint64_t low = static_cast<uint64_t>(product);
+  if (low < bound) {
+    const uint64_t threshold = (0 - bound) % bound;
+    while (low < threshold) {
+      product = static_cast<unsigned __int128>(random()) * bound;
+      low = static_cast<uint64_t>(product);
+    }
+  }
+  return static_cast<uint64_t>(product >> 64);
+}
+
+template <typename T>
+void shuffle(std::vector<T>& values, std::mt19937_64& random) {
+  for (size_t i = values.size(); i > 1; --i) std::swap(values[i - 1], values[uniform_below(random, i)]);
+}
 
 // part[p] for each position p of dataset.interactions: 0 train, 1 valid, 2 test.
 Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, const std::string& method, bool drop_unseen) {
@@ -38,9 +61,11 @@ Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, const st
     out->items.clear();
   }
   for (int32_t u = 0; u < all.user_count(); ++u) {
+    bool user_in_train = false;
+    for (int64_t p = all.offsets[u]; p < all.offsets[u + 1]; ++p) user_in_train = user_in_train || part[p] == 0;
     for (int64_t p = all.offsets[u]; p < all.offsets[u + 1]; ++p) {
       const int which = part[p];
-      if (which > 0 && drop_unseen && !in_train[all.items[p]]) continue;
+      if (which > 0 && drop_unseen && (!user_in_train || !in_train[all.items[p]])) continue;
       Sequences& out = *outputs[which];
       out.items.push_back(all.items[p]);
       if (all.has_ratings()) out.ratings.push_back(all.ratings[p]);
@@ -85,13 +110,13 @@ Split make_split(const Dataset& dataset, const SplitOptions& options) {
       const int64_t count = all.length(u);
       order.resize(count);
       std::iota(order.begin(), order.end(), all.offsets[u]);
-      if (options.method == "stratified") std::shuffle(order.begin(), order.end(), random);
+      if (options.method == "stratified") shuffle(order, random);
       for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
     }
   } else if (options.method == "random") {
     std::vector<int64_t> order(all.items.size());
     std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), random);
+    shuffle(order, random);
     const int64_t count = static_cast<int64_t>(order.size());
     for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
   } else {
