@@ -84,7 +84,7 @@ patience = 1000000
                                       experiment.eval_config);
   const double eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("loss=%s layers=%d threads=%d bucketing=%d: train %.2f s for %d epoch(s) = %.2f s/epoch; "
-              "full-ranking eval of %lld users incl. encoding %.3f s (ranking alone %.3f s); peak RSS %.0f MiB\n",
+              "full-ranking eval of %lld users incl. encoding %.3f s (as reported %.3f s); peak RSS %.0f MiB\n",
               loss.c_str(), layers, threads, bucketing, summary.train_seconds, epochs, summary.train_seconds / epochs,
               static_cast<long long>(result.all().users), eval_seconds, result.seconds, peak_rss_mib());
   std::filesystem::remove_all(folder);

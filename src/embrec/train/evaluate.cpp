@@ -2,6 +2,7 @@
 #include "embrec/train/evaluate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 namespace embrec::train {
@@ -40,6 +41,12 @@ eval::UserGroups head_tail_groups(const data::Sequences& train, double head_shar
 eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task, int32_t item_count,
                                 const eval::EvalConfig& config,
                                 const eval::UserGroups* groups) {
+  // Reported seconds cover the whole evaluation: encoding the users as well as ranking.
+  const auto start = std::chrono::steady_clock::now();
+  auto timed = [&](eval::EvalResult result) {
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  };
   if (model.dim() > 0) {
     const int32_t users = task.history.user_count();
     std::vector<int32_t> all(users);
@@ -48,10 +55,10 @@ eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task
     torch::Tensor item_vectors = model.item_vectors().contiguous();
     eval::EmbeddingScorer scorer(user_vectors.data_ptr<float>(), users, item_vectors.data_ptr<float>(),
                                  static_cast<int32_t>(item_vectors.size(0)), static_cast<int32_t>(model.dim()));
-    return eval::evaluate(scorer, task, config, groups);
+    return timed(eval::evaluate(scorer, task, config, groups));
   }
   ModelScoreSource source(model, task.history, item_count);
-  return eval::evaluate(source, task, config, groups);
+  return timed(eval::evaluate(source, task, config, groups));
 }
 
 }  // namespace embrec::train
