@@ -46,6 +46,18 @@ TEST(Sasrec, LeftPaddingCutDoesNotChangeTheRepresentation) {
   EXPECT_TRUE(torch::allclose(full, cut, 1e-5, 1e-5));
 }
 
+TEST(Sasrec, EncodeLastEqualsTheLastPositionOfTheFullForward) {
+  for (const char* layers : {"1", "3"}) {
+    auto model = make(std::string("name = 'sasrec'\ndim = 16\nheads = 4\nmax_length = 6\nlayers = ") + layers);
+    auto& sasrec = dynamic_cast<Sasrec&>(*model);
+    sasrec.module().eval();
+    torch::NoGradGuard no_grad;
+    auto input = torch::tensor({{0, 0, 3, 4, 5, 6}, {1, 2, 3, 4, 5, 6}, {0, 0, 0, 0, 0, 9}}, torch::kLong);
+    auto full = sasrec.encoder()->forward(input).select(1, 5);
+    EXPECT_TRUE(torch::allclose(sasrec.encoder()->encode_last(input), full, 1e-5, 1e-5)) << layers << " layers";
+  }
+}
+
 TEST(Sasrec, UserVectorsAreTheLastPositionOfTheHistory) {
   auto model = make("name = 'sasrec'\ndim = 8\nheads = 1\nlayers = 1\nmax_length = 4\n");
   auto& sasrec = dynamic_cast<Sasrec&>(*model);
@@ -59,7 +71,7 @@ TEST(Sasrec, UserVectorsAreTheLastPositionOfTheHistory) {
   ASSERT_EQ(vectors.sizes(), (std::vector<int64_t>{2, 8}));
   sasrec.module().eval();
   torch::NoGradGuard no_grad;
-  auto expected = sasrec.encoder()->encode_last(torch::tensor({{3, 4, 5, 6}}, torch::kLong));
+  auto expected = sasrec.encoder()->forward(torch::tensor({{3, 4, 5, 6}}, torch::kLong)).select(1, 3);
   EXPECT_TRUE(torch::allclose(vectors[0], expected[0], 1e-5, 1e-5));
   // Users are encoded shortest-first internally; rows still come back in the caller's order.
   auto expected_second = sasrec.encoder()->encode_last(torch::tensor({{8}}, torch::kLong));

@@ -27,8 +27,10 @@ struct SasrecConfig {
 struct SasrecEncoderImpl : torch::nn::Module {
   SasrecEncoderImpl(const SasrecConfig& config, int32_t item_count);
   torch::Tensor forward(const torch::Tensor& input);
-  // The last position's representation, z_u in the S4Rec paper: [B, dim].
+  // The last position's representation, z_u in the S4Rec paper: [B, dim]; equal to forward(input)[:, -1] but
+  // computes the last block at that position only.
   torch::Tensor encode_last(const torch::Tensor& input);
+  torch::Tensor run(const torch::Tensor& input, bool last_only);
 
   SasrecConfig config;
   torch::nn::Embedding item_embedding{nullptr};      // [item_count + 1, dim], row 0 = padding
