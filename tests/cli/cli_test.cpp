@@ -99,3 +99,30 @@ TEST(Cli, DemoThenEvalOnItsRunFolder) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Cli, DataPrepareSummarisesAndCaches) {
+  const std::string dir = temporary_folder("prepare");
+  write(dir + "/log.csv", "customer,sku,stars\na,x,5\na,y,4\na,z,3\nb,x,1\nb,y,5\nb,z,2\n");
+  Outcome outcome = run("data prepare --input " + dir + "/log.csv --format csv --user-column customer --item-column sku "
+                        "--rating-column stars --out " + dir + "/prepared");
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("2 users, 3 items, 6 interactions"), std::string::npos) << outcome.output;
+  EXPECT_TRUE(fs::exists(dir + "/prepared/summary.json"));
+  int cache_files = 0;
+  for (auto& entry : fs::directory_iterator(dir + "/prepared")) cache_files += entry.path().extension() == ".bin";
+  EXPECT_EQ(cache_files, 1);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, DataPrepareNamesTheBadLine) {
+  const std::string dir = temporary_folder("prepare-bad");
+  write(dir + "/ratings.dat", "1::10::5::100\n1::11::4\n");
+  Outcome outcome = run("data prepare --input " + dir + "/ratings.dat --format movielens --out " + dir + "/p");
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.output, "embrec: error: ratings.dat:2: expected 4 fields separated by '::', got 3\n");
+  fs::remove_all(dir);
+}
+
+}  // namespace

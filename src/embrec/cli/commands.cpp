@@ -90,12 +90,27 @@ void run_demo(const std::string& out, int64_t epochs) {
               pop_summary.test.value(select), summary.test.value(select));
 }
 
-void run_prepare(const std::string& input, const std::string& format, const std::string& out, int user_core,
-                 int item_core, double min_rating, bool has_min_rating, const std::string& split_method,
-                 int64_t seed) {
-  toml::table data{{"path", fs::absolute(input).string()}, {"format", format}, {"cache_dir", out},
-                   {"user_core", user_core}, {"item_core", item_core}};
-  if (has_min_rating) data.insert("min_rating", min_rating);
+struct PrepareFlags {
+  std::string input, format = "seq", out, split = "leave_one_out", dedup = "keep";
+  std::string user_column = "user_id", item_column = "item_id", rating_column, timestamp_column, delimiter;
+  int user_core = 0, item_core = 0;
+  double min_rating = 0;
+  bool has_min_rating = false;
+  int64_t seed = 42;
+};
+
+void run_prepare(const PrepareFlags& flags) {
+  const std::string& input = flags.input;
+  const std::string& format = flags.format;
+  const std::string& out = flags.out;
+  const std::string& split_method = flags.split;
+  toml::table data{{"path", fs::absolute(input).string()}, {"format", format}, {"cache_dir", fs::absolute(out).string()},
+                   {"user_core", flags.user_core}, {"item_core", flags.item_core}, {"dedup", flags.dedup},
+                   {"user_column", flags.user_column}, {"item_column", flags.item_column},
+                   {"rating_column", flags.rating_column}, {"timestamp_column", flags.timestamp_column},
+                   {"delimiter", flags.delimiter}};
+  if (flags.has_min_rating) data.insert("min_rating", flags.min_rating);
+  const int64_t seed = flags.seed;
   data.insert("split", toml::table{{"method", split_method}, {"seed", seed}});
   ConfigTable table(&data, "<command line>", "data");
   data::DataConfig config = data::DataConfig::from(table);
@@ -142,28 +157,30 @@ void register_commands(CLI::App& app) {
     auto* data = app.add_subcommand("data", "Prepare datasets");
     data->require_subcommand(1);
     auto* prepare = data->add_subcommand("prepare", "Read a log, filter, split, and cache the prepared dataset");
-    struct Options {
-      std::string input, format = "seq", out, split = "leave_one_out";
-      int user_core = 0, item_core = 0;
-      double min_rating = 0;
-      int64_t seed = 42;
-    };
-    auto o = std::make_shared<Options>();
+    auto o = std::make_shared<PrepareFlags>();
     prepare->add_option("--input", o->input, "Interaction log")->required();
     prepare->add_option("--format", o->format, "Log format")
         ->check(CLI::IsMember({"seq", "movielens", "udata", "csv", "tsv"}))
         ->capture_default_str();
     prepare->add_option("--out", o->out, "Output folder")->required();
+    prepare->add_option("--user-column", o->user_column, "csv/tsv: user id column")->capture_default_str();
+    prepare->add_option("--item-column", o->item_column, "csv/tsv: item id column")->capture_default_str();
+    prepare->add_option("--rating-column", o->rating_column, "csv/tsv: rating column (none by default)");
+    prepare->add_option("--timestamp-column", o->timestamp_column, "csv/tsv: timestamp column (file order by default)");
+    prepare->add_option("--delimiter", o->delimiter, "csv/tsv: field delimiter (one character)");
     prepare->add_option("--user-core", o->user_core, "Keep users with at least this many interactions");
     prepare->add_option("--item-core", o->item_core, "Keep items with at least this many interactions");
     auto* min_rating = prepare->add_option("--min-rating", o->min_rating, "Keep interactions rated at least this");
+    prepare->add_option("--dedup", o->dedup, "Repeated (user, item) pairs")
+        ->check(CLI::IsMember({"keep", "first", "last"}))
+        ->capture_default_str();
     prepare->add_option("--split", o->split, "Split method")
         ->check(CLI::IsMember({"leave_one_out", "chrono", "stratified", "random"}))
         ->capture_default_str();
     prepare->add_option("--seed", o->seed, "Split seed")->capture_default_str();
     prepare->callback([o, min_rating] {
-      run_prepare(o->input, o->format, o->out, o->user_core, o->item_core, o->min_rating, min_rating->count() > 0,
-                  o->split, o->seed);
+      o->has_min_rating = min_rating->count() > 0;
+      run_prepare(*o);
     });
   }
   {
