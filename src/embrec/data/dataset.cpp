@@ -1,6 +1,10 @@
 // IdMap, Sequences and EvalTask construction.
 #include "embrec/data/dataset.h"
 
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
 #include "embrec/util/error.h"
 
 namespace embrec::data {
@@ -58,6 +62,17 @@ EvalTask make_eval_task(const Split& split, bool test_stage) {
   task.history = test_stage ? Sequences::concat(split.train, split.valid) : split.train;
   task.targets = test_stage ? split.test : split.valid;
   return task;
+}
+
+std::vector<uint8_t> head_users(const Sequences& train, double head_share) {
+  const int32_t users = train.user_count();
+  std::vector<int32_t> order(users);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return train.length(a) > train.length(b); });
+  const int32_t head_count = std::min(users, static_cast<int32_t>(std::lround(head_share * users)));
+  std::vector<uint8_t> head(users, 0);
+  for (int32_t i = 0; i < head_count; ++i) head[order[i]] = 1;
+  return head;
 }
 
 }  // namespace embrec::data

@@ -76,6 +76,10 @@ struct EvalTask {
   Sequences targets;
 };
 
+// Head users by history length (S4Rec paper: the longest 20 % of training sequences): 1 for the `head_share`
+// longest lists, 0 for the rest; ties at the boundary go by user id so the split is deterministic.
+std::vector<uint8_t> head_users(const Sequences& train, double head_share);
+
 // valid: history = train, targets = valid. test: history = train + valid, targets = test.
 EvalTask make_eval_task(const Split& split, bool test_stage);
 

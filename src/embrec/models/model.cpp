@@ -45,6 +45,9 @@ torch::Tensor Model::user_vectors(const data::Sequences&, const int32_t*, int32_
   fail("model '{}' has no user vectors", name());
 }
 torch::Tensor Model::item_vectors() { fail("model '{}' has no item vectors", name()); }
+std::vector<int32_t> Model::cluster_assignments(const data::Sequences&, const int32_t*, int32_t) {
+  fail("model '{}' has no clusters", name());
+}
 void Model::score_block(const data::Sequences&, const int32_t*, int32_t, float*) {
   fail("model '{}' does not score blocks directly", name());
 }

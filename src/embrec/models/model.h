@@ -38,6 +38,8 @@ struct TensorBatch {
   torch::Tensor target;    // [B, L] int64, 0 = no target
   torch::Tensor negative;  // [B, L] int64 or undefined
   int32_t max_length = 0;  // the model's window; column j is window position max_length - L + j
+  int64_t epoch = 0;        // with batch_index: seeds a model's own randomness (augmentations) reproducibly
+  int64_t batch_index = 0;
 };
 
 class Model {
@@ -56,6 +58,9 @@ class Model {
   // holding their statistics as buffers so they checkpoint the same way.
   virtual torch::nn::Module& module() = 0;
 
+  // Called by the trainer before each training epoch (ICLRec-style models re-cluster all users here).
+  virtual void begin_epoch(int64_t /*epoch*/) {}
+
   virtual LossParts loss(const TensorBatch& batch) = 0;
 
   // Embedding models: vector dimension (> 0), user vectors for `count` users' histories ([count, dim] float32 on
@@ -63,6 +68,11 @@ class Model {
   virtual int64_t dim() const { return 0; }
   virtual torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count);
   virtual torch::Tensor item_vectors();
+
+  // Models with clusters (S4Rec, ICLRec): the number of clusters (0 = none) and each user's assigned cluster.
+  virtual int64_t cluster_count() const { return 0; }
+  virtual std::vector<int32_t> cluster_assignments(const data::Sequences& histories, const int32_t* users,
+                                                   int32_t count);
 
   // Count-based models: scores for `count` users into out[count x item_count].
   virtual void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out);

@@ -41,10 +41,12 @@ SasrecConfig SasrecConfig::from(ConfigTable& table) {
   return c;
 }
 
-SasrecEncoderImpl::SasrecEncoderImpl(const SasrecConfig& config_in, int32_t item_count) : config(config_in) {
+SasrecEncoderImpl::SasrecEncoderImpl(const SasrecConfig& config_in, int32_t item_count_in, int32_t extra_tokens)
+    : config(config_in), item_count(item_count_in) {
   const int64_t d = config.dim;
   item_embedding = register_module(
-      "item_embedding", torch::nn::Embedding(torch::nn::EmbeddingOptions(item_count + 1, d).padding_idx(0)));
+      "item_embedding",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(item_count + 1 + extra_tokens, d).padding_idx(0)));
   position_embedding = register_module("position_embedding", torch::nn::Embedding(config.max_length, d));
   embedding_norm = register_module("embedding_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(1e-12)));
   embedding_dropout = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
@@ -143,7 +145,7 @@ torch::Tensor next_item_loss(const SasrecConfig& config, SasrecEncoderImpl& enco
   auto rows = flat_target.nonzero().squeeze(1);  // positions with a target
   auto states = hidden.reshape({-1, d}).index_select(0, rows);
   if (config.loss == "softmax") {
-    auto weight = encoder.item_embedding->weight.narrow(0, 1, encoder.item_embedding->weight.size(0) - 1);
+    auto weight = encoder.item_embedding->weight.narrow(0, 1, encoder.item_count);
     return losses::softmax_cross_entropy(states, weight, flat_target.index_select(0, rows) - 1, config.softmax_chunk);
   }
   if (!batch.negative.defined()) fail("sasrec: loss 'bce' needs sampled negatives in the batch");
@@ -198,8 +200,7 @@ torch::Tensor Sasrec::user_vectors(const data::Sequences& histories, const int32
 
 torch::Tensor Sasrec::item_vectors() {
   torch::NoGradGuard no_grad;
-  auto weight = encoder_->item_embedding->weight;
-  return weight.narrow(0, 1, weight.size(0) - 1).to(torch::kCPU, torch::kFloat32).contiguous();
+  return encoder_->item_embedding->weight.narrow(0, 1, encoder_->item_count).to(torch::kCPU, torch::kFloat32).contiguous();
 }
 
 namespace {

@@ -25,7 +25,8 @@ struct SasrecConfig {
 // The encoder f_theta: [B, L] item ids (0 = padding, right-aligned in a window of max_length) -> [B, L, dim].
 // Reused by the models built on SASRec (S4Rec, CL4SRec, ...).
 struct SasrecEncoderImpl : torch::nn::Module {
-  SasrecEncoderImpl(const SasrecConfig& config, int32_t item_count);
+  // extra_tokens: embedding rows after the items (e.g. a mask token for contrastive views, id item_count + 1).
+  SasrecEncoderImpl(const SasrecConfig& config, int32_t item_count, int32_t extra_tokens = 0);
   torch::Tensor forward(const torch::Tensor& input);
   // The last position's representation, z_u in the S4Rec paper: [B, dim]; equal to forward(input)[:, -1] but
   // computes the last block at that position only.
@@ -33,7 +34,8 @@ struct SasrecEncoderImpl : torch::nn::Module {
   torch::Tensor run(const torch::Tensor& input, bool last_only);
 
   SasrecConfig config;
-  torch::nn::Embedding item_embedding{nullptr};      // [item_count + 1, dim], row 0 = padding
+  int32_t item_count = 0;
+  torch::nn::Embedding item_embedding{nullptr};      // [item_count + 1 + extra_tokens, dim], row 0 = padding
   torch::nn::Embedding position_embedding{nullptr};  // [max_length, dim]
   torch::nn::LayerNorm embedding_norm{nullptr};
   torch::nn::Dropout embedding_dropout{nullptr};

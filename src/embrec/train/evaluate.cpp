@@ -26,15 +26,11 @@ class ModelScoreSource final : public eval::ScoreSource {
 }  // namespace
 
 eval::UserGroups head_tail_groups(const data::Sequences& train, double head_share) {
-  const int32_t users = train.user_count();
-  std::vector<int32_t> order(users);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return train.length(a) > train.length(b); });
-  const int32_t head_count = static_cast<int32_t>(std::lround(head_share * users));
+  const std::vector<uint8_t> head = data::head_users(train, head_share);
   eval::UserGroups groups;
   groups.names = {"head", "tail"};
-  groups.user_group.assign(users, 1);
-  for (int32_t i = 0; i < head_count && i < users; ++i) groups.user_group[order[i]] = 0;
+  groups.user_group.resize(head.size());
+  for (size_t u = 0; u < head.size(); ++u) groups.user_group[u] = head[u] ? 0 : 1;
   return groups;
 }
 

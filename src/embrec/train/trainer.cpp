@@ -278,6 +278,7 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
       const int64_t epoch = state.next_epoch;
       // Seeding per epoch (not once) makes a resumed run draw exactly what an uninterrupted one would.
       torch::manual_seed(static_cast<uint64_t>(config.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+      model.begin_epoch(epoch);
       module.train();
       const auto plan = sampler.epoch_plan(epoch);
       Progress progress(fmt::format("epoch {}/{}", epoch + 1, config.epochs), static_cast<int64_t>(plan.size()), "seq");
@@ -287,6 +288,8 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
       for (size_t b = 0; b < plan.size(); ++b) {
         sampler.fill(plan[b], epoch, static_cast<int64_t>(b), batch);
         models::TensorBatch tensors = to_tensors(batch, sampler_options.max_length, device);
+        tensors.epoch = epoch;
+        tensors.batch_index = static_cast<int64_t>(b);
         models::LossParts loss = model.loss(tensors);
         const double total = loss.total.item<double>();
         if (!std::isfinite(total)) {

@@ -1,0 +1,285 @@
+// S4Rec and its ablations: the loss parts of paper Eq. 14 over a shared SASRec encoder.
+#include "embrec/models/s4rec.h"
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "embrec/models/losses/distill.h"
+#include "embrec/models/losses/grad_reverse.h"
+#include "embrec/models/losses/info_nce.h"
+#include "embrec/models/losses/sinkhorn.h"
+#include "embrec/util/error.h"
+
+namespace embrec::models {
+
+namespace F = torch::nn::functional;
+
+S4recConfig S4recConfig::from(ConfigTable& table) {
+  S4recConfig c;
+  c.encoder = SasrecConfig::from(table);
+  c.clustering = table.get_choice("clustering", c.clustering, {"sinkhorn", "kmeans", "none"});
+  c.clusters = table.get("clusters", c.clusters);
+  c.alpha = table.get("alpha", c.alpha);
+  c.beta1 = table.get("beta1", c.beta1);
+  c.beta2 = table.get("beta2", c.beta2);
+  c.lambda = table.get("lambda", c.lambda);
+  c.icl_weight = table.get("icl_weight", c.icl_weight);
+  c.tau1 = table.get("tau1", c.tau1);
+  c.tau2 = table.get("tau2", c.tau2);
+  c.tau3 = table.get("tau3", c.tau3);
+  c.sinkhorn_epsilon = table.get("sinkhorn_epsilon", c.sinkhorn_epsilon);
+  c.sinkhorn_iterations = table.get("sinkhorn_iterations", c.sinkhorn_iterations);
+  c.prototype_negatives = table.get("prototype_negatives", c.prototype_negatives);
+  c.similarity = table.get_choice("similarity", c.similarity, {"dot", "cosine"});
+  c.grl_scale = table.get("grl_scale", c.grl_scale);
+  c.head_share = table.get("head_share", c.head_share);
+  c.kmeans_iterations = table.get("kmeans_iterations", c.kmeans_iterations);
+  data::AugmentOptions& a = c.augment;
+  a.operators = table.get("augmentations", a.operators);
+  a.mask_ratio = table.get("mask_ratio", a.mask_ratio);
+  a.crop_ratio = table.get("crop_ratio", a.crop_ratio);
+  a.reorder_ratio = table.get("reorder_ratio", a.reorder_ratio);
+  a.insert_ratio = table.get("insert_ratio", a.insert_ratio);
+  a.substitute_ratio = table.get("substitute_ratio", a.substitute_ratio);
+  a.validate(table.source());
+
+  auto check = [&](bool ok, const char* key, const std::string& what) {
+    if (!ok) fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
+  };
+  const std::pair<const char*, double> weights[] = {{"alpha", c.alpha},   {"beta1", c.beta1},
+                                                    {"beta2", c.beta2},   {"lambda", c.lambda},
+                                                    {"icl_weight", c.icl_weight}, {"grl_scale", c.grl_scale}};
+  for (const auto& [key, value] : weights) check(value >= 0, key, fmt::format("must be >= 0, got {}", value));
+  const std::pair<const char*, double> positives[] = {
+      {"tau1", c.tau1}, {"tau2", c.tau2}, {"tau3", c.tau3}, {"sinkhorn_epsilon", c.sinkhorn_epsilon}};
+  for (const auto& [key, value] : positives) check(value > 0, key, fmt::format("must be positive, got {}", value));
+  check(c.clusters >= 2, "clusters", "must be >= 2");
+  check(c.sinkhorn_iterations >= 1, "sinkhorn_iterations", "must be >= 1");
+  check(c.kmeans_iterations >= 1, "kmeans_iterations", "must be >= 1");
+  check(c.head_share > 0 && c.head_share < 1, "head_share", "must be in (0, 1)");
+  const bool has_clusters = c.clustering != "none";
+  check(has_clusters || (c.alpha == 0 && c.beta2 == 0 && c.icl_weight == 0), "clustering",
+        "is \"none\", but alpha, beta2 and icl_weight need clusters (set them to 0)");
+  check(has_clusters || !(c.prototype_negatives && c.beta1 > 0), "prototype_negatives",
+        "needs clusters (clustering = \"none\"): set it to false");
+  check(c.clustering == "sinkhorn" || c.alpha == 0, "alpha",
+        "(L_Clust) trains online prototypes and needs clustering = \"sinkhorn\"; set it to 0 for k-means");
+  return c;
+}
+
+S4recModuleImpl::S4recModuleImpl(const S4recConfig& config, int32_t item_count) {
+  const bool mask_token = config.uses_views() &&
+                          std::count(config.augment.operators.begin(), config.augment.operators.end(), "mask") > 0;
+  encoder = register_module("encoder", SasrecEncoder(config.encoder, item_count, mask_token ? 1 : 0));
+  if (config.clustering == "sinkhorn") {
+    prototypes = register_parameter("prototypes", torch::randn({config.clusters, config.encoder.dim}) *
+                                                      config.encoder.initializer_range);
+  } else if (config.clustering == "kmeans") {
+    prototypes = register_buffer("centroids", torch::zeros({config.clusters, config.encoder.dim}));
+  }
+  if (config.lambda > 0) {
+    classifier = register_module("classifier", torch::nn::Linear(config.encoder.dim, 2));
+  }
+}
+
+S4rec::S4rec(const S4recConfig& config, const ModelContext& context) : config_(config), context_(context) {
+  module_ = S4recModule(config_, context.item_count);
+  module_->to(context.device);
+  config_.augment.mask_token = context.item_count + 1;  // the extra embedding row (shifted ids: items are 1..I)
+}
+
+void S4rec::fit(const data::Split& split) {
+  train_ = split.train;
+  std::vector<int32_t> items(split.train.items.begin(), split.train.items.end());
+  for (int32_t& item : items) item += 1;
+  pool_ = data::ItemPool(std::move(items));
+  const std::vector<uint8_t> head = data::head_users(split.train, config_.head_share);
+  head_labels_ = torch::empty({static_cast<int64_t>(head.size())}, torch::kLong);
+  auto* labels = head_labels_.data_ptr<int64_t>();
+  for (size_t u = 0; u < head.size(); ++u) labels[u] = head[u] ? 0 : 1;
+  head_labels_ = head_labels_.to(context_.device);
+}
+
+data::SamplerOptions S4rec::sampler_options(const data::SamplerOptions& defaults) const {
+  data::SamplerOptions options = defaults;
+  options.max_length = static_cast<int32_t>(config_.encoder.max_length);
+  options.negatives = config_.encoder.loss == "bce";
+  return options;
+}
+
+torch::Tensor S4rec::cluster_space(const torch::Tensor& z) const {
+  return config_.clustering == "sinkhorn" ? F::normalize(z, F::NormalizeFuncOptions().dim(1)) : z;
+}
+
+torch::Tensor S4rec::cluster_centers() const {
+  return config_.clustering == "sinkhorn" ? F::normalize(module_->prototypes, F::NormalizeFuncOptions().dim(1))
+                                          : module_->prototypes;
+}
+
+int64_t S4rec::cluster_count() const { return config_.clustering == "none" ? 0 : config_.clusters; }
+
+void S4rec::begin_epoch(int64_t epoch) {
+  if (config_.clustering != "kmeans" || !config_.uses_views()) return;
+  if (train_.user_count() == 0) fail("s4rec: begin_epoch before fit");
+  // ICLRec's E-step: represent every user by the encoder (eval mode) and cluster them with Faiss' k-means; the
+  // centroids stay fixed through the epoch. Users represent their training input (all but the last item).
+  const int32_t users = train_.user_count();
+  data::Sequences inputs;
+  std::vector<int32_t> ids;
+  for (int32_t u = 0; u < users; ++u) {
+    if (train_.length(u) < 2) continue;
+    inputs.push_user(train_.begin(u), train_.length(u) - 1);
+    ids.push_back(static_cast<int32_t>(ids.size()));
+  }
+  auto z = encode_histories(*module_->encoder, inputs, ids.data(), static_cast<int32_t>(ids.size()),
+                            config_.encoder.encode_batch, context_.device);
+  const int64_t d = config_.encoder.dim, n = z.size(0);
+  faiss::ClusteringParameters parameters;
+  parameters.niter = static_cast<int>(config_.kmeans_iterations);
+  parameters.seed = static_cast<int>(context_.seed * 7919 + static_cast<uint64_t>(epoch));
+  parameters.max_points_per_centroid = 1 << 20;  // use every user, as ICLRec does
+  parameters.verbose = false;
+  faiss::Clustering clustering(static_cast<int>(d), static_cast<int>(config_.clusters), parameters);
+  faiss::IndexFlatL2 index(d);
+  clustering.train(n, z.data_ptr<float>(), index);
+  torch::NoGradGuard no_grad;
+  auto centroids = torch::from_blob(clustering.centroids.data(), {config_.clusters, d}, torch::kFloat32);
+  module_->prototypes.copy_(centroids.to(module_->prototypes.device()));
+}
+
+torch::Tensor S4rec::make_views(const TensorBatch& batch) const {
+  const auto input = batch.input.to(torch::kCPU).contiguous();
+  const int64_t rows = input.size(0), length = input.size(1), window = config_.encoder.max_length;
+  const int64_t* data = input.data_ptr<int64_t>();
+  std::vector<std::vector<int32_t>> views(2 * rows);
+  std::vector<int32_t> sequence;
+  int64_t longest = 1;
+  for (int64_t r = 0; r < rows; ++r) {
+    sequence.clear();
+    for (int64_t j = 0; j < length; ++j)
+      if (data[r * length + j] > 0) sequence.push_back(static_cast<int32_t>(data[r * length + j]));
+    for (int64_t v = 0; v < 2; ++v) {
+      // One generator per (seed, epoch, batch, row, view): a resumed run draws the same views.
+      std::seed_seq seed{static_cast<uint64_t>(context_.seed), static_cast<uint64_t>(batch.epoch),
+                         static_cast<uint64_t>(batch.batch_index), static_cast<uint64_t>(r), static_cast<uint64_t>(v)};
+      std::mt19937_64 random(seed);
+      std::vector<int32_t> view = data::augment(sequence, config_.augment, pool_, random);
+      if (static_cast<int64_t>(view.size()) > window) view.erase(view.begin(), view.end() - window);
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(view.size()));
+      views[v * rows + r] = std::move(view);
+    }
+  }
+  auto out = torch::zeros({2 * rows, longest}, torch::kLong);
+  int64_t* o = out.data_ptr<int64_t>();
+  for (int64_t r = 0; r < 2 * rows; ++r) {
+    const auto& view = views[r];
+    std::copy(view.begin(), view.end(), o + r * longest + (longest - static_cast<int64_t>(view.size())));
+  }
+  return out.to(batch.input.device());
+}
+
+LossParts S4rec::loss(const TensorBatch& batch) {
+  SasrecEncoderImpl& encoder = *module_->encoder;
+  auto hidden = encoder.forward(batch.input);
+  auto sr = next_item_loss(config_.encoder, encoder, hidden, batch);
+  LossParts out{sr, {{"sr", sr}}};
+  auto add = [&](const char* name, double weight, const torch::Tensor& part) {
+    out.total = out.total + weight * part;
+    out.parts.emplace_back(name, part);
+  };
+  const int64_t rows = batch.input.size(0);
+  auto z = hidden.select(1, hidden.size(1) - 1);  // z_u: the representation of the whole input sequence
+
+  torch::Tensor centers, assignment;  // [K, d] and h(u) [B]
+  if (config_.clustering == "sinkhorn") {
+    centers = cluster_centers();
+    auto scores = torch::matmul(cluster_space(z), centers.t());  // [B, K]
+    // Q of Eq. 5-7, rows rescaled to sum to 1; h(u) is the equipartitioned assignment.
+    auto targets = losses::sinkhorn(scores.detach(), config_.sinkhorn_epsilon, config_.sinkhorn_iterations) *
+                   static_cast<double>(rows);
+    assignment = targets.argmax(1);
+    if (config_.alpha > 0) add("clust", config_.alpha, losses::clustering_cross_entropy(scores, targets, config_.tau1));
+  } else if (config_.clustering == "kmeans" && config_.uses_views()) {
+    centers = cluster_centers();
+    torch::NoGradGuard no_grad;
+    assignment = torch::cdist(z.detach(), centers).argmin(1);
+  }
+
+  if (config_.uses_views()) {
+    auto view_z = encoder.encode_last(make_views(batch));
+    auto z1 = view_z.narrow(0, 0, rows), z2 = view_z.narrow(0, rows, rows);
+    if (config_.beta1 > 0) {
+      losses::InfoNceOptions options;
+      options.temperature = config_.tau2;
+      options.similarity = config_.similarity;
+      torch::Tensor extra, exclude;
+      if (config_.prototype_negatives && centers.defined()) {
+        extra = centers;
+        exclude = F::one_hot(assignment, config_.clusters).to(torch::kBool);  // k' != h(u)
+      }
+      // Eq. 9-10, symmetric in the two views.
+      auto scl = losses::info_nce(z1, z2, options, extra, exclude) + losses::info_nce(z2, z1, options, extra, exclude);
+      add("scl", config_.beta1, scl);
+    }
+    if (config_.beta2 > 0) {
+      auto teacher = centers.index_select(0, assignment);
+      auto ckd = losses::distill_kl(teacher, cluster_space(z1), config_.tau3) +
+                 losses::distill_kl(teacher, cluster_space(z2), config_.tau3);  // Eq. 12
+      add("ckd", config_.beta2, ckd);
+    }
+    if (config_.icl_weight > 0) {
+      // ICLRec: each view against its user's intent, the other users' intents as negatives, users of the same
+      // intent not counted as negatives (its "de-noise" option).
+      losses::InfoNceOptions options;
+      options.temperature = config_.tau2;
+      options.similarity = config_.similarity;
+      auto intents = centers.index_select(0, assignment);
+      auto same_intent = assignment.unsqueeze(1).eq(assignment.unsqueeze(0));
+      auto icl = (losses::info_nce(z1, intents, options, {}, {}, same_intent) +
+                  losses::info_nce(z2, intents, options, {}, {}, same_intent)) * 0.5;
+      add("icl", config_.icl_weight, icl);
+    }
+  }
+
+  if (config_.lambda > 0) {
+    if (!head_labels_.defined()) fail("s4rec: the adversary needs fit() before training (head/tail labels)");
+    auto logits = module_->classifier(losses::grad_reverse(z, config_.grl_scale));
+    auto labels = head_labels_.index_select(0, batch.users);
+    add("adv", config_.lambda, F::cross_entropy(logits, labels));  // Eq. 13
+  }
+  return out;
+}
+
+torch::Tensor S4rec::user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) {
+  return encode_histories(*module_->encoder, histories, users, count, config_.encoder.encode_batch, context_.device);
+}
+
+torch::Tensor S4rec::item_vectors() {
+  torch::NoGradGuard no_grad;
+  const auto& encoder = *module_->encoder;
+  return encoder.item_embedding->weight.narrow(0, 1, encoder.item_count).to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+std::vector<int32_t> S4rec::cluster_assignments(const data::Sequences& histories, const int32_t* users,
+                                                int32_t count) {
+  if (config_.clustering == "none") return Model::cluster_assignments(histories, users, count);
+  torch::NoGradGuard no_grad;
+  auto z = user_vectors(histories, users, count).to(context_.device);
+  auto centers = cluster_centers();
+  auto nearest = config_.clustering == "sinkhorn" ? torch::matmul(cluster_space(z), centers.t()).argmax(1)
+                                                  : torch::cdist(z, centers).argmin(1);
+  nearest = nearest.to(torch::kCPU, torch::kInt32).contiguous();
+  return std::vector<int32_t>(nearest.data_ptr<int32_t>(), nearest.data_ptr<int32_t>() + count);
+}
+
+namespace {
+std::unique_ptr<Model> make_s4rec(ConfigTable& table, const ModelContext& context) {
+  return std::make_unique<S4rec>(S4recConfig::from(table), context);
+}
+}  // namespace
+EMBREC_REGISTER_MODEL("s4rec", make_s4rec);
+
+}  // namespace embrec::models

@@ -1,0 +1,139 @@
+// The custom losses of S4Rec / ICLRec against finite differences, and their hand-checked values.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "embrec/models/losses/distill.h"
+#include "embrec/models/losses/grad_reverse.h"
+#include "embrec/models/losses/info_nce.h"
+#include "embrec/models/losses/sinkhorn.h"
+
+namespace embrec::models::losses {
+namespace {
+
+using Loss = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+
+// Central differences on every entry of every input (double precision) against autograd; returns the largest
+// absolute difference.
+double gradient_error(const Loss& loss, std::vector<torch::Tensor> inputs) {
+  for (auto& x : inputs) x = x.to(torch::kFloat64).detach().requires_grad_(true);
+  auto value = loss(inputs);
+  auto grads = torch::autograd::grad({value}, inputs, {}, false, false, /*allow_unused=*/true);
+  double worst = 0;
+  const double h = 1e-6;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto numeric = torch::zeros_like(inputs[i]);
+    auto flat = inputs[i].detach().view({-1});
+    for (int64_t k = 0; k < flat.numel(); ++k) {
+      std::vector<torch::Tensor> plus, minus;
+      for (auto& x : inputs) {
+        plus.push_back(x.detach().clone());
+        minus.push_back(x.detach().clone());
+      }
+      plus[i].view({-1})[k] += h;
+      minus[i].view({-1})[k] -= h;
+      torch::NoGradGuard no_grad;
+      numeric.view({-1})[k] = (loss(plus).item<double>() - loss(minus).item<double>()) / (2 * h);
+    }
+    auto analytic = grads[i].defined() ? grads[i] : torch::zeros_like(numeric);
+    worst = std::max(worst, (analytic - numeric).abs().max().item<double>());
+  }
+  return worst;
+}
+
+TEST(InfoNce, HandCheckedTwoRows) {
+  // anchors a = [[1, 0], [0, 1]], positives p = [[1, 0], [1, 1]], dot, T = 1, no anchor negatives:
+  // row 0 logits [a0.p0, a0.p1] = [1, 1] -> -log(1/2); row 1 logits [a1.p0, a1.p1] = [0, 1] (target 1)
+  // -> -log(e / (1 + e)). Mean of the two.
+  InfoNceOptions options;
+  options.anchor_negatives = false;
+  auto a = torch::tensor({{1.0, 0.0}, {0.0, 1.0}}, torch::kFloat64);
+  auto p = torch::tensor({{1.0, 0.0}, {1.0, 1.0}}, torch::kFloat64);
+  const double expected = (std::log(2.0) + std::log((1 + std::exp(1.0)) / std::exp(1.0))) / 2;
+  EXPECT_NEAR(info_nce(a, p, options).item<double>(), expected, 1e-12);
+  // An extra negative e = [0, 2], excluded for row 1 only: row 0 gains exp(a0.e) = exp(0) = 1 in its denominator,
+  // -log(e / (2e + 1)).
+  auto e = torch::tensor({{0.0, 2.0}}, torch::kFloat64);
+  auto exclude = torch::tensor({{false}, {true}});
+  const double with_extra =
+      (std::log((2 * std::exp(1.0) + 1) / std::exp(1.0)) + std::log((1 + std::exp(1.0)) / std::exp(1.0))) / 2;
+  EXPECT_NEAR(info_nce(a, p, options, e, exclude).item<double>(), with_extra, 1e-12);
+}
+
+TEST(InfoNce, GradientMatchesFiniteDifferencesWithPrototypeNegatives) {
+  torch::manual_seed(3);
+  auto exclude = torch::tensor({{true, false, false}, {false, true, false}, {false, false, true}, {true, false, false}});
+  for (const char* similarity : {"dot", "cosine"}) {
+    InfoNceOptions options;
+    options.temperature = 0.5;
+    options.similarity = similarity;
+    Loss loss = [&](const std::vector<torch::Tensor>& x) { return info_nce(x[0], x[1], options, x[2], exclude); };
+    EXPECT_LT(gradient_error(loss, {torch::randn({4, 5}), torch::randn({4, 5}), torch::randn({3, 5})}), 1e-7)
+        << similarity;
+  }
+}
+
+TEST(InfoNce, FalseNegativesAreDroppedFromTheDenominator) {
+  // With every off-diagonal pair marked a false negative, only the positive is left: the loss is exactly 0.
+  InfoNceOptions options;
+  auto a = torch::randn({3, 4}, torch::kFloat64), p = torch::randn({3, 4}, torch::kFloat64);
+  auto all = torch::ones({3, 3}, torch::kBool);
+  EXPECT_NEAR(info_nce(a, p, options, {}, {}, all).item<double>(), 0.0, 1e-12);
+  Loss loss = [&](const std::vector<torch::Tensor>& x) {
+    return info_nce(x[0], x[1], options, {}, {}, torch::tensor({{false, true, false}, {true, false, false},
+                                                                  {false, false, false}}));
+  };
+  EXPECT_LT(gradient_error(loss, {torch::randn({3, 4}), torch::randn({3, 4})}), 1e-7);
+}
+
+TEST(ClusteringCrossEntropy, GradientMatchesFiniteDifferencesWithSinkhornTargets) {
+  torch::manual_seed(5);
+  auto scores = torch::randn({6, 4}, torch::kFloat64);
+  auto targets = sinkhorn(scores, 0.05, 3) * 6;  // fixed targets: no gradient flows through Q
+  EXPECT_TRUE(torch::allclose(targets.sum(1), torch::ones({6}, torch::kFloat64)));
+  Loss loss = [&](const std::vector<torch::Tensor>& x) { return clustering_cross_entropy(x[0], targets, 0.1); };
+  EXPECT_LT(gradient_error(loss, {scores}), 1e-6);
+  // Hand-checked: uniform scores give log K whatever the targets.
+  EXPECT_NEAR(clustering_cross_entropy(torch::zeros({6, 4}, torch::kFloat64), targets, 0.1).item<double>(),
+              std::log(4.0), 1e-12);
+}
+
+TEST(DistillKl, HandCheckedAndGradientOnTheStudentOnly) {
+  // Identical teacher and student: KL = 0. Teacher [0, 0] (uniform), student [ln 3, 0] at T = 1: the student is
+  // (3/4, 1/4); KL(u || s) = 1/2 ln((1/2)/(3/4)) + 1/2 ln((1/2)/(1/4)) = 1/2 ln(4/3).
+  auto t = torch::tensor({{0.0, 0.0}}, torch::kFloat64);
+  EXPECT_NEAR(distill_kl(t, t, 1.0).item<double>(), 0.0, 1e-12);
+  auto s = torch::tensor({{std::log(3.0), 0.0}}, torch::kFloat64);
+  EXPECT_NEAR(distill_kl(t, s, 1.0).item<double>(), 0.5 * std::log(4.0 / 3.0), 1e-12);
+  torch::manual_seed(9);
+  auto teacher = torch::randn({3, 6}, torch::kFloat64);
+  Loss loss = [&](const std::vector<torch::Tensor>& x) { return distill_kl(teacher, x[0], 0.1); };
+  EXPECT_LT(gradient_error(loss, {torch::randn({3, 6}, torch::kFloat64)}), 1e-7);
+  // The teacher is detached: no gradient reaches it.
+  auto teacher_leaf = torch::randn({3, 6}, torch::kFloat64).requires_grad_(true);
+  auto student_leaf = torch::randn({3, 6}, torch::kFloat64).requires_grad_(true);
+  distill_kl(teacher_leaf, student_leaf, 0.1).backward();
+  EXPECT_FALSE(teacher_leaf.grad().defined());
+  EXPECT_TRUE(student_leaf.grad().defined());
+}
+
+TEST(Adversary, CrossEntropyThroughGradientReversalIsTheNegatedScaledGradient) {
+  // L_Adv = CE(W grl(z), c): the classifier's gradient is the plain one; z's is exactly -scale times the plain one.
+  torch::manual_seed(11);
+  auto labels = torch::tensor({0, 1, 1}, torch::kLong);
+  auto w = torch::randn({2, 4}, torch::kFloat64);
+  auto z = torch::randn({3, 4}, torch::kFloat64);
+  Loss plain = [&](const std::vector<torch::Tensor>& x) {
+    return torch::nn::functional::cross_entropy(torch::matmul(x[0], x[1].t()), labels);
+  };
+  EXPECT_LT(gradient_error(plain, {z, w}), 1e-7);
+  auto z1 = z.clone().requires_grad_(true), w1 = w.clone().requires_grad_(true);
+  plain({z1, w1}).backward();
+  auto z2 = z.clone().requires_grad_(true), w2 = w.clone().requires_grad_(true);
+  torch::nn::functional::cross_entropy(torch::matmul(grad_reverse(z2, 0.3), w2.t()), labels).backward();
+  EXPECT_TRUE(torch::allclose(z2.grad(), -0.3 * z1.grad(), 0, 1e-15));
+  EXPECT_TRUE(torch::allclose(w2.grad(), w1.grad(), 0, 1e-15));
+}
+
+}  // namespace
+}  // namespace embrec::models::losses
