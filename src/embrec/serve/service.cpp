@@ -1,0 +1,544 @@
+// Service: httplib routes, request validation, the export bundle swapped atomically on reload, metrics.
+#include "embrec/serve/service.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <charconv>
+#include <chrono>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "embrec/util/error.h"
+
+namespace embrec::serve {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Service::Reply {
+  int status = 200;
+  json body;
+};
+
+namespace {
+
+// Set by the pre-routing handler and read by the logger of the same request: httplib runs a request's routing,
+// handler and logging on one worker thread. Reset after use so a request refused before routing (malformed request
+// line) is counted without a stale latency.
+thread_local Clock::time_point request_start{};
+
+Service::Reply error_reply(int status, std::string message) { return {status, json{{"error", std::move(message)}}}; }
+
+// Invalid UTF-8 in an echoed id must not turn a 404 into a crash: replace it instead of throwing.
+std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string json_type(const json& value) {
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number_float()) return "a float";
+  if (value.is_string()) return "a string";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_null()) return "null";
+  if (value.is_array()) return "an array";
+  return "an object";
+}
+
+// The route label of a request for metrics; "unmatched" for anything no handler serves.
+std::string route_label(const std::string& method, const std::string& path) {
+  static const std::string users = "/v1/users/", suffix = "/recommendations";
+  if (method == "GET") {
+    if (path == "/healthz") return "healthz";
+    if (path == "/metrics") return "metrics";
+    if (path.size() > users.size() + suffix.size() && path.compare(0, users.size(), users) == 0 &&
+        path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        path.find('/', users.size()) == path.size() - suffix.size())
+      return "user_recommendations";
+  } else if (method == "POST") {
+    if (path == "/v1/recommendations") return "history_recommendations";
+    if (path == "/v1/items/similar") return "similar_items";
+    if (path == "/admin/reload") return "admin_reload";
+  }
+  return "unmatched";
+}
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return difference == 0;
+}
+
+std::optional<int64_t> parse_int64(const std::string& text) {
+  int64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [pointer, error] = std::from_chars(text.data(), end, value);
+  if (error != std::errc() || pointer != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+// A JSON object body, or a 400 saying why not.
+bool parse_object(const httplib::Request& request, json& body, Service::Reply& refusal) {
+  if (request.body.empty()) {
+    refusal = error_reply(400, "request body must be a JSON object");
+    return false;
+  }
+  try {
+    body = json::parse(request.body);
+  } catch (const json::parse_error& error) {
+    refusal = error_reply(400, fmt::format("malformed JSON: {}", error.what()));
+    return false;
+  }
+  if (!body.is_object()) {
+    refusal = error_reply(400, fmt::format("request body must be a JSON object, got {}", json_type(body)));
+    return false;
+  }
+  return true;
+}
+
+// Unknown fields are refused rather than ignored, so a typo ("K": 5) is not silently served with the default.
+bool only_fields(const json& body, std::initializer_list<const char*> allowed, Service::Reply& refusal) {
+  for (const auto& [key, value] : body.items()) {
+    bool known = false;
+    for (const char* name : allowed) known |= key == name;
+    if (!known) {
+      std::string list;
+      for (const char* name : allowed) list += (list.empty() ? "'" : ", '") + std::string(name) + "'";
+      refusal = error_reply(400, fmt::format("unknown field '{}' (expected {})", key, list));
+      return false;
+    }
+  }
+  return true;
+}
+
+// An item id given as a JSON string or integer (datasets with numeric ids are sent as numbers).
+std::optional<std::string> item_id_text(const json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number_unsigned()) return std::to_string(value.get<uint64_t>());
+  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
+  return std::nullopt;
+}
+
+bool check_k(int64_t k, int64_t max_k, Service::Reply& refusal) {
+  if (k >= 1 && k <= max_k) return true;
+  refusal = error_reply(400, fmt::format("k must be in [1, {}], got {}", max_k, k));
+  return false;
+}
+
+bool k_from_field(const json& body, const ServeConfig& config, int64_t& k, Service::Reply& refusal) {
+  auto it = body.find("k");
+  if (it == body.end()) {
+    k = config.default_k;
+    return true;
+  }
+  if (!it->is_number_integer()) {
+    refusal = error_reply(400, fmt::format("field 'k' must be an integer, got {} {}", json_type(*it), dump(*it)));
+    return false;
+  }
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(config.max_k)) {
+    refusal = error_reply(400, fmt::format("k must be in [1, {}], got {}", config.max_k, dump(*it)));
+    return false;
+  }
+  k = it->get<int64_t>();
+  return check_k(k, config.max_k, refusal);
+}
+
+}  // namespace
+
+bool is_loopback_address(const std::string& address) {
+  return address.rfind("127.", 0) == 0 || address == "::1" || address.rfind("::ffff:127.", 0) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Life cycle
+
+Service::Service(ServeConfig config, std::string export_dir, EncoderFactory encoder_factory)
+    : config_(std::move(config)), export_dir_(std::move(export_dir)), encoder_factory_(std::move(encoder_factory)) {
+  bundle_ = load_bundle(export_dir_);
+  if (::pipe2(reload_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) fail("serve: cannot create the reload pipe: {}", std::strerror(errno));
+  reload_thread_ = std::thread([this] { watch_reload_requests(); });
+  server_ = std::make_unique<httplib::Server>();
+  install_routes();
+}
+
+Service::~Service() {
+  stop();
+  stopping_ = true;
+  const char stop_byte = 's';
+  if (::write(reload_pipe_[1], &stop_byte, 1) < 0) {
+    // The pipe is full of reload requests; the watcher drains it and then sees stopping_.
+  }
+  if (reload_thread_.joinable()) reload_thread_.join();
+  ::close(reload_pipe_[0]);
+  ::close(reload_pipe_[1]);
+}
+
+int Service::bind(int port) {
+  if (port_ >= 0) fail("serve: already bound to {}:{}", config_.host, port_);
+  if (port == 0) {
+    port_ = server_->bind_to_any_port(config_.host);
+    if (port_ < 0) fail("serve: cannot bind {} on any port", config_.host);
+  } else {
+    if (!server_->bind_to_port(config_.host, port))
+      fail("serve: cannot bind {}:{} (address in use, or not permitted)", config_.host, port);
+    port_ = port;
+  }
+  // Debian's cpp-httplib 0.11 listens with a backlog of 5: a burst of new connections overflows it and the kernel
+  // drops their SYNs, which clients retry only after 1 s (measured: 1 s and 2 s maxima at 8 and 64 clients).
+  // listen(2) on a listening socket updates its backlog (capped by net.core.somaxconn).
+  if (listen_socket_ >= 0) ::listen(listen_socket_, kListenBacklog);
+  return port_;
+}
+
+void Service::run() {
+  if (port_ < 0) bind(config_.port);
+  spdlog::info("serving {} (version {}) on http://{}:{} with {} threads", export_dir_, version(), config_.host, port_,
+               config_.threads);
+  if (!server_->listen_after_bind()) fail("serve: listening on {}:{} failed", config_.host, port_);
+}
+
+void Service::start_in_thread() {
+  if (port_ < 0) bind(config_.port);
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  server_thread_ = std::thread([this, finished] {
+    server_->listen_after_bind();
+    *finished = true;
+  });
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  while (!server_->is_running()) {
+    if (*finished || Clock::now() > deadline) {
+      stop();
+      fail("serve: the server on {}:{} did not start", config_.host, port_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Service::stop() {
+  if (server_) server_->stop();
+  if (server_thread_.joinable()) server_thread_.join();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bundles and reload
+
+std::shared_ptr<const Bundle> Service::load_bundle(const std::string& dir) const {
+  auto bundle = std::make_shared<Bundle>();
+  bundle->data = index::load_export(dir);
+  bundle->data.index.set_search_parameters(config_.nprobe, config_.ef_search);
+  if (encoder_factory_) bundle->encoder = encoder_factory_(bundle->data);
+  bundle->version = bundle->data.manifest.version();
+  return bundle;
+}
+
+std::shared_ptr<const Bundle> Service::bundle() const {
+  std::lock_guard<std::mutex> lock(bundle_mutex_);
+  return bundle_;
+}
+
+std::string Service::version() const { return bundle()->version; }
+
+ReloadResult Service::reload(const std::string& dir) {
+  std::lock_guard<std::mutex> reloading(reload_mutex_);
+  const std::string target = dir.empty() ? export_dir_ : dir;
+  std::shared_ptr<const Bundle> fresh;
+  try {
+    fresh = load_bundle(target);
+  } catch (const std::exception& error) {
+    metrics_.record_reload(false);
+    spdlog::warn("reload of {} rejected, still serving version {}: {}", target, version(), error.what());
+    return {false, version(), error.what()};
+  }
+  std::shared_ptr<const Bundle> previous;  // released after the lock: the last request using it closes it
+  {
+    std::lock_guard<std::mutex> lock(bundle_mutex_);
+    previous = std::move(bundle_);
+    bundle_ = fresh;
+  }
+  metrics_.record_reload(true);
+  spdlog::info("reloaded {}: version {} -> {}", target, previous->version, fresh->version);
+  return {true, fresh->version, ""};
+}
+
+void Service::request_reload() noexcept {
+  const char reload_byte = 'r';
+  // Non-blocking: when the pipe is full a reload is already pending, which is all this asks for.
+  [[maybe_unused]] const ssize_t written = ::write(reload_pipe_[1], &reload_byte, 1);
+}
+
+void Service::watch_reload_requests() {
+  for (;;) {
+    pollfd descriptor{reload_pipe_[0], POLLIN, 0};
+    if (::poll(&descriptor, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("serve: reload watcher stopped: poll failed ({})", errno);
+      return;
+    }
+    char buffer[64];
+    while (::read(reload_pipe_[0], buffer, sizeof(buffer)) > 0) {
+    }
+    if (stopping_) return;
+    reload();  // logs its own outcome
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Routes
+
+void Service::install_routes() {
+  httplib::Server& server = *server_;
+  const int threads = config_.threads;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server.set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
+  server.set_keep_alive_timeout(config_.keep_alive_timeout_s);
+  server.set_keep_alive_max_count(static_cast<size_t>(config_.keep_alive_max_requests));
+  server.set_tcp_nodelay(true);  // small JSON replies: do not wait for Nagle's algorithm
+  server.set_socket_options([this](socket_t socket) {
+    httplib::default_socket_options(socket);
+    listen_socket_ = socket;  // the last socket configured is the one bound (see bind())
+  });
+
+  auto send = [](httplib::Response& response, const Reply& reply) {
+    response.status = reply.status;
+    response.set_content(dump(reply.body), "application/json");
+  };
+  server.Get(R"(/v1/users/([^/]+)/recommendations)", [this, send](const httplib::Request& q, httplib::Response& r) {
+    send(r, user_recommendations(q));
+  });
+  server.Post("/v1/recommendations", [this, send](const httplib::Request& q, httplib::Response& r) {
+    send(r, history_recommendations(q));
+  });
+  server.Post("/v1/items/similar",
+              [this, send](const httplib::Request& q, httplib::Response& r) { send(r, similar_items(q)); });
+  server.Get("/healthz", [this, send](const httplib::Request&, httplib::Response& r) { send(r, healthz()); });
+  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+    r.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  server.Post("/admin/reload",
+              [this, send](const httplib::Request& q, httplib::Response& r) { send(r, admin_reload(q)); });
+
+  server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    request_start = Clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Responses httplib makes itself (no route, body too large, malformed request) get a JSON error too; responses
+  // from our handlers already carry one and pass through.
+  const int64_t max_body_bytes = config_.max_body_bytes;
+  server.set_error_handler(httplib::Server::HandlerWithResponse([max_body_bytes](const httplib::Request& q,
+                                                                                 httplib::Response& r) {
+    if (!r.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string message;
+    if (r.status == 404) message = fmt::format("no route for {} {}", q.method, q.path);
+    else if (r.status == 413) message = fmt::format("request body larger than max_body_bytes = {}", max_body_bytes);
+    else if (r.status == 400) message = "malformed HTTP request";
+    else message = fmt::format("HTTP status {}", r.status);
+    r.set_content(dump(json{{"error", message}}), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  server.set_exception_handler([](const httplib::Request& q, httplib::Response& r, std::exception_ptr failure) {
+    std::string message = "unknown exception";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& error) {
+      message = error.what();
+    } catch (...) {
+    }
+    spdlog::error("{} {}: {}", q.method, q.path, message);
+    r.status = 500;
+    r.set_content(dump(json{{"error", "internal error: " + message}}), "application/json");
+  });
+  server.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
+    double seconds = -1;
+    if (request_start != Clock::time_point{}) {
+      seconds = std::chrono::duration<double>(Clock::now() - request_start).count();
+      request_start = Clock::time_point{};
+    }
+    metrics_.record_request(route_label(q.method, q.path), r.status, seconds);
+  });
+}
+
+Service::Reply Service::user_recommendations(const httplib::Request& request) const {
+  const std::shared_ptr<const Bundle> bundle = this->bundle();
+  const std::string user_external = request.matches[1];
+  for (const auto& [name, value] : request.params)
+    if (name != "k" && name != "exclude_seen")
+      return error_reply(400, fmt::format("unknown query parameter '{}' (expected 'k', 'exclude_seen')", name));
+  int64_t k = config_.default_k;
+  if (request.has_param("k")) {
+    const std::string text = request.get_param_value("k");
+    const std::optional<int64_t> parsed = parse_int64(text);
+    if (!parsed) return error_reply(400, fmt::format("query parameter 'k' must be an integer, got '{}'", text));
+    k = *parsed;
+  }
+  Reply refusal;
+  if (!check_k(k, config_.max_k, refusal)) return refusal;
+  bool exclude_seen = true;
+  if (request.has_param("exclude_seen")) {
+    const std::string text = request.get_param_value("exclude_seen");
+    if (text == "true" || text == "1") exclude_seen = true;
+    else if (text == "false" || text == "0") exclude_seen = false;
+    else return error_reply(400, fmt::format("query parameter 'exclude_seen' must be true or false, got '{}'", text));
+  }
+
+  const index::UserStore& store = bundle->data.store;
+  const std::optional<int32_t> user = store.user_id(user_external);
+  if (!user) return error_reply(404, fmt::format("unknown user '{}'", user_external));
+  const std::optional<std::vector<float>> vector = store.user_vector(*user);
+  if (!vector) return error_reply(500, fmt::format("the user store has no vector for user '{}'", user_external));
+  std::vector<int32_t> seen;
+  if (exclude_seen) seen = store.seen_items(*user).value_or(std::vector<int32_t>{});
+  const std::vector<index::ScoredItem> found = bundle->data.index.search(vector->data(), k, seen);
+
+  json items = json::array();
+  for (const index::ScoredItem& hit : found)
+    items.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});
+  return {200, json{{"user", user_external}, {"version", bundle->version}, {"k", k}, {"items", std::move(items)}}};
+}
+
+Service::Reply Service::history_recommendations(const httplib::Request& request) const {
+  const std::shared_ptr<const Bundle> bundle = this->bundle();
+  Reply refusal;
+  json body;
+  if (!parse_object(request, body, refusal) || !only_fields(body, {"history", "k"}, refusal)) return refusal;
+  if (!bundle->encoder)
+    return error_reply(501, fmt::format("export '{}' (model '{}') has no history encoder; ask "
+                                        "/v1/users/{{user}}/recommendations for known users",
+                                        bundle->data.dir, bundle->data.manifest.model));
+  auto history = body.find("history");
+  if (history == body.end()) return error_reply(400, "missing field 'history' (an array of item ids, oldest first)");
+  if (!history->is_array())
+    return error_reply(400, fmt::format("field 'history' must be an array of item ids, got {}", json_type(*history)));
+  if (history->empty()) return error_reply(400, "field 'history' must not be empty");
+  int64_t limit = config_.max_history;
+  const int64_t encoder_limit = bundle->encoder->max_history();
+  if (encoder_limit > 0 && (limit == 0 || encoder_limit < limit)) limit = encoder_limit;
+  if (limit > 0 && static_cast<int64_t>(history->size()) > limit)
+    return error_reply(400, fmt::format("field 'history' has {} items; at most {} are accepted", history->size(), limit));
+  int64_t k = 0;
+  if (!k_from_field(body, config_, k, refusal)) return refusal;
+
+  std::vector<std::string> externals;
+  externals.reserve(history->size());
+  for (size_t i = 0; i < history->size(); ++i) {
+    std::optional<std::string> id = item_id_text((*history)[i]);
+    if (!id)
+      return error_reply(400, fmt::format("history[{}] must be a string or an integer item id, got {} {}", i,
+                                          json_type((*history)[i]), dump((*history)[i])));
+    externals.push_back(std::move(*id));
+  }
+  std::vector<int32_t> items;
+  items.reserve(externals.size());
+  for (size_t i = 0; i < externals.size(); ++i) {
+    const std::optional<int32_t> item = bundle->data.item_id(externals[i]);
+    if (!item) return error_reply(404, fmt::format("unknown item '{}' (history[{}])", externals[i], i));
+    items.push_back(*item);
+  }
+
+  const std::vector<float> vector = bundle->encoder->encode(items);
+  if (static_cast<int32_t>(vector.size()) != bundle->data.index.dim())
+    return error_reply(500, fmt::format("the encoder returned {} floats, the index expects {}", vector.size(),
+                                        bundle->data.index.dim()));
+  const std::vector<index::ScoredItem> found = bundle->data.index.search(vector.data(), k, items);
+  json out = json::array();
+  for (const index::ScoredItem& hit : found)
+    out.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});
+  return {200, json{{"version", bundle->version}, {"k", k}, {"items", std::move(out)}}};
+}
+
+Service::Reply Service::similar_items(const httplib::Request& request) const {
+  const std::shared_ptr<const Bundle> bundle = this->bundle();
+  Reply refusal;
+  json body;
+  if (!parse_object(request, body, refusal) || !only_fields(body, {"item", "k"}, refusal)) return refusal;
+  auto field = body.find("item");
+  if (field == body.end()) return error_reply(400, "missing field 'item' (an item id)");
+  const std::optional<std::string> external = item_id_text(*field);
+  if (!external)
+    return error_reply(400, fmt::format("field 'item' must be a string or an integer item id, got {} {}",
+                                        json_type(*field), dump(*field)));
+  int64_t k = 0;
+  if (!k_from_field(body, config_, k, refusal)) return refusal;
+  const std::optional<int32_t> item = bundle->data.item_id(*external);
+  if (!item) return error_reply(404, fmt::format("unknown item '{}'", *external));
+
+  const std::vector<float> vector = bundle->data.index.item_vector(*item);
+  const std::vector<index::ScoredItem> found = bundle->data.index.search(vector.data(), k, {*item});
+  json out = json::array();
+  for (const index::ScoredItem& hit : found)
+    out.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});
+  return {200, json{{"item", *external}, {"version", bundle->version}, {"k", k}, {"items", std::move(out)}}};
+}
+
+Service::Reply Service::healthz() const {
+  const std::shared_ptr<const Bundle> bundle = this->bundle();
+  const index::Manifest& m = bundle->data.manifest;
+  return {200, json{{"status", "ok"},
+                    {"version", bundle->version},
+                    {"model", m.model},
+                    {"dataset", m.dataset},
+                    {"created_utc", m.created_utc},
+                    {"items", bundle->data.index.size()},
+                    {"users", bundle->data.store.user_count()},
+                    {"encoder", bundle->encoder != nullptr}}};
+}
+
+std::string Service::metrics_text() const {
+  const std::shared_ptr<const Bundle> bundle = this->bundle();
+  const index::Manifest& m = bundle->data.manifest;
+  std::string out = metrics_.prometheus_text();
+  out += "# HELP embrec_model_info The export being served (always 1); its labels say which.\n";
+  out += "# TYPE embrec_model_info gauge\n";
+  out += fmt::format(
+      "embrec_model_info{{model=\"{}\",dataset=\"{}\",version=\"{}\",created_utc=\"{}\",index=\"{}\",metric=\"{}\"}} "
+      "1\n",
+      prometheus_label(m.model), prometheus_label(m.dataset), prometheus_label(bundle->version),
+      prometheus_label(m.created_utc), prometheus_label(m.index_factory), prometheus_label(m.metric));
+  out += "# HELP embrec_index_items Items in the served index.\n# TYPE embrec_index_items gauge\n";
+  out += fmt::format("embrec_index_items {}\n", bundle->data.index.size());
+  out += "# HELP embrec_store_users Users in the served user store.\n# TYPE embrec_store_users gauge\n";
+  out += fmt::format("embrec_store_users {}\n", bundle->data.store.user_count());
+  return out;
+}
+
+bool Service::admin_allowed(const httplib::Request& request, Reply& refusal) const {
+  if (config_.admin_loopback_only && !is_loopback_address(request.remote_addr)) {
+    refusal = error_reply(403, fmt::format("admin routes answer loopback clients only (request from {})",
+                                           request.remote_addr));
+    return false;
+  }
+  if (!config_.admin_token.empty() &&
+      !constant_time_equal(request.get_header_value("Authorization"), "Bearer " + config_.admin_token)) {
+    refusal = error_reply(403, "admin routes need the header 'Authorization: Bearer <admin_token>'");
+    return false;
+  }
+  return true;
+}
+
+Service::Reply Service::admin_reload(const httplib::Request& request) {
+  Reply refusal;
+  if (!admin_allowed(request, refusal)) return refusal;
+  std::string dir;
+  if (!request.body.empty()) {
+    json body;
+    if (!parse_object(request, body, refusal) || !only_fields(body, {"dir"}, refusal)) return refusal;
+    if (auto field = body.find("dir"); field != body.end()) {
+      if (!field->is_string())
+        return error_reply(400, fmt::format("field 'dir' must be a string, got {}", json_type(*field)));
+      dir = field->get<std::string>();
+    }
+  }
+  const std::string previous = version();
+  const ReloadResult result = reload(dir);
+  if (!result.ok)
+    return {422, json{{"error", "reload rejected, still serving the previous export: " + result.error},
+                      {"version", result.version}}};
+  return {200, json{{"ok", true}, {"version", result.version}, {"previous_version", previous}}};
+}
+
+}  // namespace embrec::serve

@@ -1,0 +1,121 @@
+// The HTTP JSON service: top-k recommendations for known users, for a history encoded online, and similar items,
+// over one export folder that can be swapped while serving (POST /admin/reload or request_reload(), e.g. SIGHUP).
+//
+// Routes (ids are the original, external ids; every response is JSON, errors are {"error": "..."}):
+//   GET  /v1/users/{user}/recommendations?k=20&exclude_seen=true
+//   POST /v1/recommendations   {"history": [item, ...oldest first], "k": 20}   (history items are excluded)
+//   POST /v1/items/similar     {"item": item, "k": 10}                        (the item itself is excluded)
+//   GET  /healthz              {"status": "ok", "version": ..., ...}
+//   GET  /metrics              Prometheus text: requests by route and status, latency histograms, model info
+//   POST /admin/reload         optional {"dir": "..."}; default: the folder the service was started with
+// Recommendation responses: {"version": "<export version>", "k": k, "items": [{"item": id, "score": s}, ...]} with
+// "user" or "item" echoed; items best first, exactly k when enough non-excluded items exist. Item ids in a JSON
+// body may be strings or integers (integers are matched as their decimal text).
+//
+// Status codes: 400 malformed JSON, wrong types, missing or unknown fields, k outside [1, max_k], an empty or too
+// long history, a bad query parameter; 403 admin route refused (not loopback / bad token); 404 unknown user or item
+// id (also an unknown id inside a history: the message names it and its position) and unknown routes; 413 body
+// larger than max_body_bytes; 422 a reload whose export is broken (the old export keeps serving); 501 history
+// route when the export has no encoder; 500 an unexpected failure (the server keeps running).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "embrec/index/export.h"
+#include "embrec/serve/config.h"
+#include "embrec/serve/encoder.h"
+#include "embrec/serve/metrics.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace embrec::serve {
+
+// Everything one export serves with; immutable once published, shared by the requests that started on it.
+struct Bundle {
+  index::LoadedExport data;
+  std::unique_ptr<HistoryEncoder> encoder;  // null: the history route answers 501
+  std::string version;                      // data.manifest.version()
+};
+
+struct ReloadResult {
+  bool ok = false;
+  std::string version;  // the version serving after the call (the old one when the reload failed)
+  std::string error;    // why the new export was rejected
+};
+
+class Service {
+ public:
+  // Loads `export_dir` (an Error when it is broken: a service never starts without an export).
+  Service(ServeConfig config, std::string export_dir, EncoderFactory encoder_factory = nullptr);
+  ~Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // Binds config.host on `port` (0 = any free port) and returns the port bound; an Error when it cannot.
+  int bind(int port);
+  // Serves until stop(); binds config.port first unless bind() was called.
+  void run();
+  // run() on a background thread; returns once the server accepts connections.
+  void start_in_thread();
+  // Stops accepting, lets running requests finish, joins the background thread. Idempotent.
+  void stop();
+
+  // Loads `dir` ("" = the startup folder) beside the current export and swaps it in; requests already running
+  // finish on the old one. A broken export is rejected and the old one keeps serving. Reloads are serialised.
+  ReloadResult reload(const std::string& dir = "");
+  // Asks the reload thread to reload the startup folder. Async-signal-safe (one write(2) to a pipe), so a SIGHUP
+  // handler may call it.
+  void request_reload() noexcept;
+
+  std::string version() const;
+  std::shared_ptr<const Bundle> bundle() const;
+  const ServiceMetrics& metrics() const { return metrics_; }
+  int port() const { return port_; }
+
+  struct Reply;  // a status and a JSON body (defined in service.cpp)
+
+ private:
+  std::shared_ptr<const Bundle> load_bundle(const std::string& dir) const;
+  void install_routes();
+  void watch_reload_requests();
+
+  Reply user_recommendations(const httplib::Request& request) const;
+  Reply history_recommendations(const httplib::Request& request) const;
+  Reply similar_items(const httplib::Request& request) const;
+  Reply healthz() const;
+  Reply admin_reload(const httplib::Request& request);
+  std::string metrics_text() const;
+  bool admin_allowed(const httplib::Request& request, Reply& refusal) const;
+
+  ServeConfig config_;
+  std::string export_dir_;
+  EncoderFactory encoder_factory_;
+  ServiceMetrics metrics_;
+
+  mutable std::mutex bundle_mutex_;  // guards the pointer only; a copy is taken per request
+  std::shared_ptr<const Bundle> bundle_;
+  std::mutex reload_mutex_;
+
+  static constexpr int kListenBacklog = 1024;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread server_thread_;
+  int port_ = -1;
+  int listen_socket_ = -1;
+
+  int reload_pipe_[2] = {-1, -1};  // request_reload() writes, the watcher thread reads
+  std::atomic<bool> stopping_{false};
+  std::thread reload_thread_;
+};
+
+// True for 127.0.0.0/8, ::1 and their IPv4-mapped forms.
+bool is_loopback_address(const std::string& address);
+
+}  // namespace embrec::serve

@@ -1,0 +1,537 @@
+// The HTTP service over loopback: answers equal the index's own search, every bad request is a 4xx JSON error
+// that leaves the server answering, metrics count what happened, admin routes are guarded, and hot reloads
+// (good and broken, under concurrent load) lose no request.
+#include "embrec/serve/service.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "../index/synthetic.h"
+#include "embrec/util/error.h"
+#include "embrec/util/files.h"
+
+namespace embrec::serve {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr int32_t kUsers = 60, kItems = 300, kDim = 16;
+
+// The mean of the history's item vectors: a stand-in for SASRec that the test can recompute.
+class MeanEncoder final : public HistoryEncoder {
+ public:
+  explicit MeanEncoder(const index::LoadedExport& loaded) : index_(loaded.index) {}
+  std::vector<float> encode(const std::vector<int32_t>& items) override {
+    std::vector<float> mean(static_cast<size_t>(index_.dim()), 0.0f);
+    for (int32_t item : items) {
+      const std::vector<float> vector = index_.item_vector(item);
+      for (size_t d = 0; d < mean.size(); ++d) mean[d] += vector[d] / static_cast<float>(items.size());
+    }
+    return mean;
+  }
+  int64_t max_history() const override { return 10; }
+
+ private:
+  const index::ItemIndex& index_;
+};
+
+EncoderFactory mean_encoder_factory() {
+  return [](const index::LoadedExport& loaded) { return std::make_unique<MeanEncoder>(loaded); };
+}
+
+ServeConfig test_config() {
+  ServeConfig config;
+  config.threads = 8;
+  config.max_k = 50;
+  config.default_k = 20;
+  config.max_body_bytes = 4096;
+  config.max_history = 20;  // the encoder's 10 is smaller and wins
+  config.admin_token = "secret";
+  config.admin_loopback_only = true;
+  return config;
+}
+
+// Two exports of the same ids with different vectors (A, B), and a broken copy of A (truncated index).
+class ServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new std::string(embrec::testing::temp_path("serve"));
+    data_a_ = new index::ExportData(embrec::testing::small_export_data(kUsers, kItems, kDim, 5));
+    // Every other user has seen its own three best items (by hand-computed inner products), so a response that
+    // forgot to exclude seen items differs from the expected one.
+    for (int32_t user = 1; user < kUsers; ++user) {
+      std::vector<std::pair<float, int32_t>> scores;
+      for (int32_t item = 0; item < kItems; ++item) {
+        float dot = 0;
+        for (int32_t d = 0; d < kDim; ++d)
+          dot += data_a_->user_vectors[user * kDim + d] * data_a_->item_vectors[item * kDim + d];
+        scores.emplace_back(-dot, item);
+      }
+      std::sort(scores.begin(), scores.end());
+      std::vector<int32_t>& seen = data_a_->user_seen_items[user];
+      for (int i = 0; i < 3; ++i)
+        if (std::find(seen.begin(), seen.end(), scores[i].second) == seen.end()) seen.push_back(scores[i].second);
+    }
+    // User u0 has seen all but ten items: its list must still hold exactly the ten left.
+    data_a_->user_seen_items[0].clear();
+    for (int32_t item = 0; item < kItems - 10; ++item) data_a_->user_seen_items[0].push_back(item);
+    index::ExportData data_b = embrec::testing::small_export_data(kUsers, kItems, kDim, 9);
+    index::ExportOptions options;
+    version_a_ = new std::string(index::write_export(*data_a_, *root_ + "/a", options).version());
+    version_b_ = new std::string(index::write_export(data_b, *root_ + "/b", options).version());
+    index::write_export(*data_a_, *root_ + "/broken", options);
+    const std::string index_path = *root_ + "/broken/items.faiss";
+    const std::string bytes = read_file(index_path);
+    std::ofstream(index_path, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() - 100);
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*root_);
+    delete root_;
+    delete data_a_;
+    delete version_a_;
+    delete version_b_;
+  }
+  void SetUp() override { start(test_config(), mean_encoder_factory()); }
+  void TearDown() override {
+    if (service_) service_->stop();
+  }
+
+  void start(const ServeConfig& config, EncoderFactory factory, const std::string& dir = "") {
+    if (service_) service_->stop();
+    service_ = std::make_unique<Service>(config, dir.empty() ? *root_ + "/a" : dir, std::move(factory));
+    port_ = service_->bind(0);
+    service_->start_in_thread();
+  }
+  httplib::Client client(const std::string& host = "127.0.0.1") const {
+    httplib::Client c(host, port_);
+    c.set_tcp_nodelay(true);
+    c.set_connection_timeout(5);
+    c.set_read_timeout(5);
+    return c;
+  }
+  static json body(const httplib::Result& result) {
+    EXPECT_TRUE(result) << "no response: " << httplib::to_string(result.error());
+    if (!result) return json();
+    json parsed = json::parse(result->body, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << "not JSON: " << result->body;
+    return parsed;
+  }
+  std::vector<float> user_vector(int32_t user) const {
+    return {data_a_->user_vectors.begin() + user * kDim, data_a_->user_vectors.begin() + (user + 1) * kDim};
+  }
+  // The items list a response should hold for these hits.
+  json expected_items(const std::vector<index::ScoredItem>& hits) const {
+    json items = json::array();
+    for (const index::ScoredItem& hit : hits)
+      items.push_back({{"item", data_a_->item_external_ids[hit.item]}, {"score", hit.score}});
+    return items;
+  }
+  static void expect_items(const json& actual, const json& expected) {
+    ASSERT_EQ(actual.size(), expected.size()) << actual.dump();
+    for (size_t i = 0; i < actual.size(); ++i) {
+      EXPECT_EQ(actual[i]["item"], expected[i]["item"]) << i;
+      EXPECT_NEAR(actual[i]["score"].get<double>(), expected[i]["score"].get<double>(), 1e-5) << i;
+    }
+  }
+  // Waits (up to two seconds) for a condition that the server reaches just after answering, e.g. a counter
+  // updated by the logger once the response has been written.
+  static bool eventually(const std::function<bool()>& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!condition()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+
+  static std::string* root_;
+  static index::ExportData* data_a_;
+  static std::string* version_a_;
+  static std::string* version_b_;
+  std::unique_ptr<Service> service_;
+  int port_ = 0;
+};
+std::string* ServiceTest::root_ = nullptr;
+index::ExportData* ServiceTest::data_a_ = nullptr;
+std::string* ServiceTest::version_a_ = nullptr;
+std::string* ServiceTest::version_b_ = nullptr;
+
+TEST_F(ServiceTest, KnownUserRecommendationsEqualIndexSearchWithSeenExcluded) {
+  const std::shared_ptr<const Bundle> bundle = service_->bundle();
+  httplib::Client http = client();
+  for (int32_t user : {1, 2, 6, 13, 59}) {
+    SCOPED_TRACE(user);
+    const std::string external = "u" + std::to_string(user);
+    const json reply = body(http.Get(("/v1/users/" + external + "/recommendations?k=10").c_str()));
+    EXPECT_EQ(reply["user"], external);
+    EXPECT_EQ(reply["k"], 10);
+    EXPECT_EQ(reply["version"], *version_a_);
+    const std::vector<int32_t>& seen = data_a_->user_seen_items[user];
+    expect_items(reply["items"], expected_items(bundle->data.index.search(user_vector(user).data(), 10, seen)));
+    for (const json& item : reply["items"])
+      for (int32_t seen_item : seen) EXPECT_NE(item["item"], data_a_->item_external_ids[seen_item]);
+
+    const json unfiltered = body(http.Get(("/v1/users/" + external + "/recommendations?k=10&exclude_seen=false").c_str()));
+    expect_items(unfiltered["items"], expected_items(bundle->data.index.search(user_vector(user).data(), 10)));
+    const int32_t best = std::stoi(unfiltered["items"][0]["item"].get<std::string>()) - 100;  // "1xx" = item xx
+    EXPECT_NE(std::find(seen.begin(), seen.end(), best), seen.end()) << "the unfiltered best item is a seen one";
+  }
+  const json defaulted = body(http.Get("/v1/users/u3/recommendations"));
+  EXPECT_EQ(defaulted["k"], 20);
+  EXPECT_EQ(defaulted["items"].size(), 20u);
+}
+
+TEST_F(ServiceTest, UserWhoSawAllButTenItemsGetsExactlyThoseTen) {
+  httplib::Client http = client();
+  const json reply = body(http.Get("/v1/users/u0/recommendations?k=10"));
+  std::set<std::string> got;
+  for (const json& item : reply["items"]) got.insert(item["item"].get<std::string>());
+  std::set<std::string> unseen;
+  for (int32_t item = kItems - 10; item < kItems; ++item) unseen.insert(data_a_->item_external_ids[item]);
+  EXPECT_EQ(got, unseen);
+  EXPECT_EQ(body(http.Get("/v1/users/u0/recommendations?k=30"))["items"].size(), 10u);  // only ten remain
+}
+
+TEST_F(ServiceTest, HistoryRecommendationsEncodeOnlineAndExcludeTheHistory) {
+  const std::shared_ptr<const Bundle> bundle = service_->bundle();
+  httplib::Client http = client();
+  // Numbers and strings both name items ("105" is internal item 5).
+  const json reply =
+      body(http.Post("/v1/recommendations", R"({"history": [105, "110", "107"], "k": 15})", "application/json"));
+  EXPECT_EQ(reply["k"], 15);
+  EXPECT_EQ(reply["version"], *version_a_);
+  std::vector<float> mean(kDim, 0.0f);
+  for (int32_t item : {5, 10, 7})
+    for (int32_t d = 0; d < kDim; ++d) mean[d] += data_a_->item_vectors[item * kDim + d] / 3.0f;
+  expect_items(reply["items"], expected_items(bundle->data.index.search(mean.data(), 15, {5, 10, 7})));
+  for (const json& item : reply["items"]) EXPECT_TRUE(item["item"] != "105" && item["item"] != "110" && item["item"] != "107");
+}
+
+TEST_F(ServiceTest, SimilarItemsExcludeTheItemItself) {
+  const std::shared_ptr<const Bundle> bundle = service_->bundle();
+  httplib::Client http = client();
+  const json reply = body(http.Post("/v1/items/similar", R"({"item": "150", "k": 5})", "application/json"));
+  EXPECT_EQ(reply["item"], "150");
+  const float* vector = data_a_->item_vectors.data() + 50 * kDim;
+  expect_items(reply["items"], expected_items(bundle->data.index.search(vector, 5, {50})));
+  for (const json& item : reply["items"]) EXPECT_NE(item["item"], "150");
+  EXPECT_EQ(body(http.Post("/v1/items/similar", R"({"item": 150})", "application/json"))["items"].size(), 20u);
+}
+
+TEST_F(ServiceTest, BadInputsAre4xxJsonErrorsAndTheServerKeepsAnswering) {
+  struct Case {
+    const char* method;
+    std::string path;
+    std::string body;
+    int status;
+    std::string needle;  // part of the error message
+  };
+  std::string long_history = R"({"history": [)";
+  for (int i = 0; i < 11; ++i) long_history += (i ? "," : "") + std::to_string(100 + i);
+  long_history += "]}";
+  std::string oversized = R"({"history": [)";
+  for (int i = 0; i < 1000; ++i) oversized += (i ? ",\"" : "\"") + std::to_string(100 + i % 10) + "\"";
+  oversized += "]}";
+  ASSERT_GT(oversized.size(), 4096u);
+  const std::vector<Case> cases = {
+      {"POST", "/v1/recommendations", R"({"history": [100, )", 400, "malformed JSON"},
+      {"POST", "/v1/recommendations", "", 400, "must be a JSON object"},
+      {"POST", "/v1/recommendations", "[100, 101]", 400, "must be a JSON object, got an array"},
+      {"POST", "/v1/recommendations", R"({"history": "100"})", 400, "field 'history' must be an array"},
+      {"POST", "/v1/recommendations", R"({"history": [100, {"id": 1}]})", 400, "history[1] must be a string or"},
+      {"POST", "/v1/recommendations", R"({"history": [100], "k": "5"})", 400, "field 'k' must be an integer"},
+      {"POST", "/v1/recommendations", R"({"history": [100], "k": 2.5})", 400, "field 'k' must be an integer"},
+      {"POST", "/v1/recommendations", R"({"history": [100], "k": 0})", 400, "k must be in [1, 50], got 0"},
+      {"POST", "/v1/recommendations", R"({"history": [100], "k": 51})", 400, "k must be in [1, 50], got 51"},
+      {"POST", "/v1/recommendations", R"({"history": [100], "k": 18446744073709551615})", 400, "k must be in"},
+      {"POST", "/v1/recommendations", R"({"k": 5})", 400, "missing field 'history'"},
+      {"POST", "/v1/recommendations", R"({"history": [100], "K": 5})", 400, "unknown field 'K'"},
+      {"POST", "/v1/recommendations", R"({"history": []})", 400, "must not be empty"},
+      {"POST", "/v1/recommendations", long_history, 400, "has 11 items; at most 10"},
+      {"POST", "/v1/recommendations", R"({"history": [100, "nope", 101]})", 404, "unknown item 'nope' (history[1])"},
+      {"POST", "/v1/recommendations", oversized, 413, "max_body_bytes = 4096"},
+      {"POST", "/v1/items/similar", R"({"item": [150]})", 400, "field 'item' must be a string or an integer"},
+      {"POST", "/v1/items/similar", R"({"item": "99"})", 404, "unknown item '99'"},
+      {"POST", "/v1/items/similar", R"({"k": 3})", 400, "missing field 'item'"},
+      {"GET", "/v1/users/u1/recommendations?k=0", "", 400, "k must be in [1, 50], got 0"},
+      {"GET", "/v1/users/u1/recommendations?k=-3", "", 400, "got -3"},
+      {"GET", "/v1/users/u1/recommendations?k=51", "", 400, "got 51"},
+      {"GET", "/v1/users/u1/recommendations?k=ten", "", 400, "query parameter 'k' must be an integer, got 'ten'"},
+      {"GET", "/v1/users/u1/recommendations?k=5x", "", 400, "must be an integer, got '5x'"},
+      {"GET", "/v1/users/u1/recommendations?exclude_seen=maybe", "", 400, "'exclude_seen' must be true or false"},
+      {"GET", "/v1/users/u1/recommendations?top=5", "", 400, "unknown query parameter 'top'"},
+      {"GET", "/v1/users/nobody/recommendations", "", 404, "unknown user 'nobody'"},
+      {"GET", "/v1/users/%FF%FE/recommendations", "", 404, "unknown user"},  // invalid UTF-8 echoed safely
+      {"GET", "/v2/nothing", "", 404, "no route for GET /v2/nothing"},
+      {"GET", "/v1/recommendations", "", 404, "no route for GET /v1/recommendations"},
+      {"POST", "/healthz", "{}", 404, "no route for POST /healthz"},
+  };
+  httplib::Client http = client();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.path + " " + c.body.substr(0, 60));
+    const httplib::Result result = std::string(c.method) == "GET"
+                                       ? http.Get(c.path.c_str())
+                                       : http.Post(c.path.c_str(), c.body, "application/json");
+    ASSERT_TRUE(result) << httplib::to_string(result.error());
+    EXPECT_EQ(result->status, c.status) << result->body;
+    EXPECT_EQ(result->get_header_value("Content-Type"), "application/json");
+    const json reply = body(result);
+    ASSERT_TRUE(reply.is_object() && reply.contains("error") && reply["error"].is_string()) << result->body;
+    EXPECT_NE(reply["error"].get<std::string>().find(c.needle), std::string::npos) << reply["error"];
+    const httplib::Result health = client().Get("/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+  }
+}
+
+TEST_F(ServiceTest, HistoryRouteWithoutEncoderIs501) {
+  for (EncoderFactory factory :
+       {EncoderFactory(), EncoderFactory([](const index::LoadedExport&) { return std::unique_ptr<HistoryEncoder>(); })}) {
+    start(test_config(), factory);
+    const httplib::Result result = client().Post("/v1/recommendations", R"({"history": [100]})", "application/json");
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 501);
+    EXPECT_NE(body(result)["error"].get<std::string>().find("no history encoder"), std::string::npos);
+    EXPECT_EQ(body(client().Get("/healthz"))["encoder"], false);
+  }
+}
+
+TEST_F(ServiceTest, MetricsCountRequestsByRouteAndStatus) {
+  httplib::Client http = client();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(http.Get("/v1/users/u1/recommendations?k=5")->status, 200);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(http.Get("/v1/users/ghost/recommendations")->status, 404);
+  EXPECT_EQ(http.Get("/nowhere")->status, 404);
+  EXPECT_EQ(http.Post("/v1/items/similar", R"({"item": "101", "k": 3})", "application/json")->status, 200);
+  const ServiceMetrics& metrics = service_->metrics();
+  ASSERT_TRUE(eventually([&] {
+    return metrics.request_count("user_recommendations", 200) == 3 &&
+           metrics.request_count("user_recommendations", 404) == 2 && metrics.request_count("unmatched", 404) == 1 &&
+           metrics.request_count("similar_items", 200) == 1;
+  }));
+  const httplib::Result result = http.Get("/metrics");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  EXPECT_NE(result->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+  const std::string& text = result->body;
+  for (const std::string& line : {
+           std::string("embrec_http_requests_total{route=\"user_recommendations\",status=\"200\"} 3\n"),
+           std::string("embrec_http_requests_total{route=\"user_recommendations\",status=\"404\"} 2\n"),
+           std::string("embrec_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n"),
+           std::string("embrec_http_requests_total{route=\"similar_items\",status=\"200\"} 1\n"),
+           std::string("embrec_http_request_duration_seconds_count{route=\"user_recommendations\"} 5\n"),
+           std::string("embrec_http_request_duration_seconds_bucket{route=\"user_recommendations\",le=\"+Inf\"} 5\n"),
+           std::string("# TYPE embrec_http_request_duration_seconds histogram\n"),
+           "embrec_model_info{model=\"fake\",dataset=\"synthetic\",version=\"" + *version_a_ + "\"",
+           std::string("embrec_index_items 300\n"),
+           std::string("embrec_store_users 60\n"),
+           std::string("embrec_reloads_total{result=\"ok\"} 0\n"),
+       })
+    EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "\nin:\n" << text;
+}
+
+TEST_F(ServiceTest, AdminReloadNeedsTheTokenAndRejectsABrokenExport) {
+  httplib::Client http = client();
+  httplib::Result result = http.Post("/admin/reload", "", "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 403);
+  EXPECT_NE(body(result)["error"].get<std::string>().find("Authorization: Bearer"), std::string::npos);
+  result = http.Post("/admin/reload", {{"Authorization", "Bearer wrong"}}, "", "application/json");
+  EXPECT_EQ(result->status, 403);
+  result = http.Post("/admin/reload", {{"Authorization", "secret"}}, "", "application/json");
+  EXPECT_EQ(result->status, 403);
+
+  const httplib::Headers token{{"Authorization", "Bearer secret"}};
+  result = http.Post("/admin/reload", token, "", "application/json");
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(body(result)["version"], *version_a_);
+  result = http.Post("/admin/reload", token, R"({"dir": 5})", "application/json");
+  EXPECT_EQ(result->status, 400);
+  result = http.Post("/admin/reload", token, json{{"dir", *root_ + "/broken"}}.dump(), "application/json");
+  EXPECT_EQ(result->status, 422);
+  const json rejected = body(result);
+  EXPECT_NE(rejected["error"].get<std::string>().find("items.faiss: checksum"), std::string::npos) << rejected;
+  EXPECT_EQ(rejected["version"], *version_a_);
+  EXPECT_EQ(body(http.Get("/healthz"))["version"], *version_a_);
+  result = http.Post("/admin/reload", token, json{{"dir", *root_ + "/b"}}.dump(), "application/json");
+  EXPECT_EQ(result->status, 200);
+  EXPECT_EQ(body(result)["version"], *version_b_);
+  EXPECT_EQ(body(result)["previous_version"], *version_a_);
+}
+
+TEST(LoopbackAddress, RecognisesLoopbackOnly) {
+  EXPECT_TRUE(is_loopback_address("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_address("127.1.2.3"));
+  EXPECT_TRUE(is_loopback_address("::1"));
+  EXPECT_TRUE(is_loopback_address("::ffff:127.0.0.1"));
+  EXPECT_FALSE(is_loopback_address("10.0.0.127"));
+  EXPECT_FALSE(is_loopback_address("::ffff:10.0.0.1"));
+  EXPECT_FALSE(is_loopback_address("1127.0.0.1"));
+  EXPECT_FALSE(is_loopback_address(""));
+}
+
+// A first non-loopback IPv4 address of this machine, or "" when it has none.
+std::string non_loopback_ipv4() {
+  ifaddrs* addresses = nullptr;
+  if (::getifaddrs(&addresses) != 0) return "";
+  std::string found;
+  for (ifaddrs* entry = addresses; entry && found.empty(); entry = entry->ifa_next) {
+    if (!entry->ifa_addr || entry->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN];
+    const auto* address = reinterpret_cast<const sockaddr_in*>(entry->ifa_addr);
+    if (::inet_ntop(AF_INET, &address->sin_addr, text, sizeof(text)) && !is_loopback_address(text)) found = text;
+  }
+  ::freeifaddrs(addresses);
+  return found;
+}
+
+TEST_F(ServiceTest, AdminRoutesRefuseNonLoopbackClientsEvenWithTheToken) {
+  const std::string address = non_loopback_ipv4();
+  if (address.empty()) GTEST_SKIP() << "this machine has no non-loopback IPv4 address to connect from";
+  ServeConfig config = test_config();
+  config.host = "0.0.0.0";
+  start(config, mean_encoder_factory());
+  httplib::Client http = client(address);
+  const httplib::Headers token{{"Authorization", "Bearer secret"}};
+  httplib::Result result = http.Post("/admin/reload", token, "", "application/json");
+  ASSERT_TRUE(result) << httplib::to_string(result.error());
+  EXPECT_EQ(result->status, 403);
+  EXPECT_NE(body(result)["error"].get<std::string>().find("loopback clients only"), std::string::npos);
+  EXPECT_EQ(http.Get("/healthz")->status, 200);  // public routes answer anyone
+  EXPECT_EQ(client().Post("/admin/reload", token, "", "application/json")->status, 200);
+
+  config.admin_loopback_only = false;
+  start(config, mean_encoder_factory());
+  EXPECT_EQ(client(address).Post("/admin/reload", token, "", "application/json")->status, 200);
+}
+
+TEST_F(ServiceTest, HotReloadUnderConcurrentRequestsLosesNoRequest) {
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> answered{0}, failed{0};
+  std::mutex versions_mutex;
+  std::set<std::string> versions;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      httplib::Client http = client();
+      for (int i = 0; !done; ++i) {
+        const bool similar = (i + t) % 2 == 0;
+        const httplib::Result result =
+            similar ? http.Post("/v1/items/similar", R"({"item": "120", "k": 10})", "application/json")
+                    : http.Get(("/v1/users/u" + std::to_string(1 + (i % 50)) + "/recommendations?k=10").c_str());
+        if (!result || result->status != 200) {
+          ++failed;
+          continue;
+        }
+        const json reply = json::parse(result->body, nullptr, false);
+        if (reply.is_discarded() || reply["items"].size() != 10u) {
+          ++failed;
+          continue;
+        }
+        ++answered;
+        std::lock_guard<std::mutex> lock(versions_mutex);
+        versions.insert(reply["version"].get<std::string>());
+      }
+    });
+  }
+  auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); };
+  auto metrics_version = [&] {
+    const std::string text = client().Get("/metrics")->body;
+    const size_t start = text.find("version=\"") + 9;
+    return text.substr(start, text.find('"', start) - start);
+  };
+  pause();
+  ReloadResult result = service_->reload(*root_ + "/b");
+  EXPECT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(result.version, *version_b_);
+  EXPECT_EQ(metrics_version(), *version_b_);
+  pause();
+  result = service_->reload(*root_ + "/broken");
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.version, *version_b_);
+  EXPECT_EQ(metrics_version(), *version_b_);  // a rejected export changes nothing
+  pause();
+  const httplib::Result admin = client().Post("/admin/reload", {{"Authorization", "Bearer secret"}},
+                                              json{{"dir", *root_ + "/a"}}.dump(), "application/json");
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(admin->status, 200);
+  EXPECT_EQ(metrics_version(), *version_a_);
+  pause();
+  EXPECT_TRUE(service_->reload(*root_ + "/b").ok);
+  pause();
+  done = true;
+  for (std::thread& thread : clients) thread.join();
+
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(answered.load(), 40);
+  EXPECT_EQ(versions, (std::set<std::string>{*version_a_, *version_b_}));
+  EXPECT_EQ(service_->version(), *version_b_);
+  const std::string text = client().Get("/metrics")->body;
+  EXPECT_NE(text.find("embrec_reloads_total{result=\"ok\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("embrec_reloads_total{result=\"error\"} 1\n"), std::string::npos) << text;
+}
+
+// What SIGHUP does: the export folder is replaced by write_export while serving (the old store's files are
+// deleted under the open database), then request_reload() picks the new one up.
+TEST_F(ServiceTest, RequestReloadPicksUpAnExportReplacedInPlace) {
+  const std::string live = *root_ + "/live";
+  index::write_export(*data_a_, live, {});
+  start(test_config(), mean_encoder_factory(), live);
+  httplib::Client http = client();
+  EXPECT_EQ(body(http.Get("/v1/users/u4/recommendations"))["version"], *version_a_);
+  index::write_export(embrec::testing::small_export_data(kUsers, kItems, kDim, 9), live, {});
+  const httplib::Result still_old = http.Get("/v1/users/u4/recommendations");
+  ASSERT_TRUE(still_old);
+  EXPECT_EQ(still_old->status, 200);  // the replaced (deleted) export keeps serving until the reload
+  EXPECT_EQ(body(still_old)["version"], *version_a_);
+  service_->request_reload();
+  EXPECT_TRUE(eventually([&] { return service_->version() == *version_b_; }));
+  EXPECT_EQ(body(http.Get("/v1/users/u4/recommendations"))["version"], *version_b_);
+}
+
+TEST(ServeConfig, ReadsTomlAndNamesBadKeys) {
+  ConfigTable root = ConfigTable::parse_string(
+      "[serve]\nport = 9000\nthreads = 2\nmax_k = 100\nadmin_token = \"t0k\"\nadmin_loopback_only = false\n",
+      "serve.toml");
+  const ServeConfig config = ServeConfig::from(root.sub("serve"));
+  root.finish();
+  EXPECT_EQ(config.port, 9000);
+  EXPECT_EQ(config.threads, 2);
+  EXPECT_EQ(config.max_k, 100);
+  EXPECT_EQ(config.default_k, 20);
+  EXPECT_EQ(config.admin_token, "t0k");
+  EXPECT_FALSE(config.admin_loopback_only);
+  EXPECT_EQ(config.host, "127.0.0.1");
+
+  auto error_of = [](const std::string& text) {
+    try {
+      ConfigTable table = ConfigTable::parse_string(text, "serve.toml");
+      (void)ServeConfig::from(table.sub("serve"));
+      table.finish();
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of("[serve]\nprot = 1\n"), "serve.toml: unknown key 'serve.prot'");
+  EXPECT_EQ(error_of("[serve]\nthreads = 0\n"), "serve.toml: key 'serve.threads' must be positive, got 0");
+  EXPECT_EQ(error_of("[serve]\nmax_k = 10\n"), "serve.toml: key 'serve.default_k' must be in [1, max_k = 10], got 20");
+  EXPECT_EQ(error_of("[serve]\nport = \"80\"\n"), "serve.toml: key 'serve.port' must be an integer, got a string");
+}
+
+}  // namespace
+}  // namespace embrec::serve
