@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "embrec/report/cluster_histogram.h"
 #include "embrec/train/evaluate.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -213,6 +214,26 @@ std::string format_parts(const std::vector<std::pair<std::string, double>>& part
 
 }  // namespace
 
+void write_cluster_report(models::Model& model, const data::Split& split, double head_share,
+                          const std::string& dataset_name, const std::string& run_dir) {
+  // Users are represented by their training history, as during training; users without one are left out.
+  std::vector<int32_t> users;
+  for (int32_t u = 0; u < split.train.user_count(); ++u)
+    if (split.train.length(u) > 0) users.push_back(u);
+  const std::vector<int32_t> assigned =
+      model.cluster_assignments(split.train, users.data(), static_cast<int32_t>(users.size()));
+  std::vector<int32_t> assignment(split.train.user_count(), -1);
+  for (size_t i = 0; i < users.size(); ++i) assignment[users[i]] = assigned[i];
+  const report::ClusterHistogram histogram =
+      report::cluster_histogram(assignment, data::head_users(split.train, head_share), model.cluster_count());
+  write_file_atomic(run_dir + "/clusters.json", histogram.to_json().dump(2) + "\n");
+  write_file_atomic(run_dir + "/clusters.svg",
+                    report::cluster_histogram_svg(
+                        histogram, fmt::format("{} on {}: cluster assignments of head and tail users", model.name(),
+                                               dataset_name)));
+  spdlog::info("cluster histogram of head and tail users: {}/clusters.svg", run_dir);
+}
+
 std::string results_table(const eval::EvalResult& result, const eval::EvalConfig& config) {
   return result.to_table(config.ks, config.metrics);
 }
@@ -376,6 +397,7 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
                             {"valid", summary.valid.to_json()},
                             {"test", summary.test.to_json()}};
   write_file_atomic(run_dir + "/results.json", results.dump(2) + "\n");
+  if (model.cluster_count() > 0) write_cluster_report(model, split, config.head_share, experiment.data.dataset.name, run_dir);
   return summary;
 }
 

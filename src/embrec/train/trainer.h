@@ -71,6 +71,10 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options);
 // Loads run_dir's config and best checkpoint and evaluates the test stage (or valid); writes results.json.
 eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage = true);
 
+// For models with clusters: each user's cluster, as clusters.json (head/tail counts per cluster) and clusters.svg.
+void write_cluster_report(models::Model& model, const data::Split& split, double head_share,
+                          const std::string& dataset_name, const std::string& run_dir);
+
 // The table printed after training and by `embrec eval`.
 std::string results_table(const eval::EvalResult& result, const eval::EvalConfig& config);
 
