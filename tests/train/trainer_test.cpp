@@ -2,6 +2,8 @@
 // run folders refuse to be overwritten, and SASRec learns the demo data's signal far better than popularity.
 #include "embrec/train/trainer.h"
 
+#include "train_fixtures.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -17,45 +19,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string temporary_folder(const std::string& name) {
-  const fs::path path = fs::temp_directory_path() / ("embrec-trainer-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(path);
-  return path.string();
-}
-
-std::string small_config(const std::string& model, int64_t epochs, int users = 300, int items = 100) {
-  return fmt::format(R"(
-[data]
-demo = "default"
-[data.demo_options]
-users = {}
-items = {}
-[model]
-{}
-[train]
-epochs = {}
-batch_size = 64
-threads = 1
-eval_every = 1
-patience = 100
-seed = 11
-[eval]
-ks = [10]
-metrics = ["hr", "ndcg"]
-select = "ndcg@10"
-)",
-                     users, items, model, epochs);
-}
-
-Experiment experiment_from(const std::string& text) {
-  ConfigTable root = ConfigTable::parse_string(text, "test.toml");
-  return load_experiment(root);
-}
-
 const char* kSmallSasrec = "name = 'sasrec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20";
 
-TEST(Trainer, ResumeReachesTheSameResultAsAnUninterruptedRun) {
-  const std::string text = small_config(kSmallSasrec, 4);
+// S4Rec with every part on: augmented views, Sinkhorn, the adversary; the k-means variant re-clusters each epoch.
+const char* kSmallS4rec =
+    "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4\ngrl_scale = 0.1";
+const char* kSmallIclrec =
+    "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4\nclustering = 'kmeans'\n"
+    "alpha = 0.0\nbeta2 = 0.0\nlambda = 0.0\nicl_weight = 0.1\nprototype_negatives = false";
+
+void expect_resume_equals_uninterrupted(const std::string& model_text) {
+  const std::string text = small_config(model_text, 4);
   const std::string straight_dir = temporary_folder("straight"), resumed_dir = temporary_folder("resumed");
 
   Experiment straight = experiment_from(text);
@@ -89,6 +63,31 @@ TEST(Trainer, ResumeReachesTheSameResultAsAnUninterruptedRun) {
   EXPECT_EQ(lines(resumed_dir + "/metrics.jsonl").size(), 4u);
   fs::remove_all(straight_dir);
   fs::remove_all(resumed_dir);
+}
+
+TEST(Trainer, ResumeReachesTheSameResultAsAnUninterruptedRun) { expect_resume_equals_uninterrupted(kSmallSasrec); }
+
+TEST(Trainer, ResumeIsExactForS4recAndItsKmeansVariant) {
+  expect_resume_equals_uninterrupted(kSmallS4rec);
+  expect_resume_equals_uninterrupted(kSmallIclrec);
+}
+
+TEST(Trainer, S4recWritesTheClusterHistogramOfHeadAndTailUsers) {
+  const std::string dir = temporary_folder("clusters");
+  Experiment experiment = experiment_from(small_config(kSmallS4rec, 1));
+  train(experiment, {dir, false, -1});
+  const auto histogram = nlohmann::json::parse(read_file(dir + "/clusters.json"));
+  ASSERT_EQ(histogram["clusters"].size(), 4u);
+  int64_t head = 0, tail = 0;
+  for (const auto& cluster : histogram["clusters"]) {
+    head += cluster["head"].get<int64_t>();
+    tail += cluster["tail"].get<int64_t>();
+  }
+  // 300 demo users, all with a training history; 20 % of them head.
+  EXPECT_EQ(head, 60);
+  EXPECT_EQ(tail, 240);
+  EXPECT_NE(read_file(dir + "/clusters.svg").find("</svg>"), std::string::npos);
+  fs::remove_all(dir);
 }
 
 TEST(Trainer, RefusesToOverwriteARunAndToResumeNothing) {

@@ -8,7 +8,14 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
 #include "embrec/data/load.h"
+#include "embrec/serve/service.h"
+#include "embrec/train/export_run.h"
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -136,6 +143,58 @@ void run_prepare(const PrepareFlags& flags) {
   std::printf("prepared dataset cached in %s\n", out.c_str());
 }
 
+struct ExportFlags {
+  std::string run_dir, out, index = "flat", metric = "ip";
+  int nprobe = 16, ef_search = 64;
+};
+
+void run_export(const ExportFlags& flags) {
+  index::ExportOptions options;
+  options.index.factory = flags.index;
+  options.index.metric = index::parse_metric(flags.metric);
+  options.index.nprobe = flags.nprobe;
+  options.index.ef_search = flags.ef_search;
+  const std::string out = flags.out.empty() ? flags.run_dir + "/export" : flags.out;
+  index::Manifest manifest = train::export_run(flags.run_dir, out, options);
+  std::printf("%s: %s on %s, %lld items (%s, %s), %lld users, version %s\n", out.c_str(), manifest.model.c_str(),
+              manifest.dataset.c_str(), static_cast<long long>(manifest.item_count), manifest.index_factory.c_str(),
+              manifest.metric.c_str(), static_cast<long long>(manifest.user_count), manifest.version().c_str());
+}
+
+// Signals only set flags (or write to the service's pipe); the main thread acts on them.
+std::atomic<serve::Service*> g_service{nullptr};
+std::atomic<bool> g_stop{false};
+extern "C" void on_reload_signal(int) {
+  if (serve::Service* service = g_service.load()) service->request_reload();
+}
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+
+void run_serve(const std::string& export_dir, const std::string& config_path, int port, const std::string& host) {
+  serve::ServeConfig config;
+  if (!config_path.empty()) {
+    ConfigTable root = ConfigTable::parse_file(config_path);
+    config = serve::ServeConfig::from(root.sub("serve"));
+    root.finish();
+  }
+  if (port >= 0) config.port = port;
+  if (!host.empty()) config.host = host;
+  // One intra-op thread: requests run in parallel on the worker pool; a small forward pass gains nothing from more.
+  torch::set_num_threads(1);
+  serve::Service service(config, export_dir, train::run_encoder_factory());
+  const int bound = service.bind(config.port);
+  g_service.store(&service);
+  std::signal(SIGHUP, on_reload_signal);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  service.start_in_thread();
+  spdlog::info("serving {} (version {}) on http://{}:{} with {} workers; SIGHUP or POST /admin/reload reloads",
+               export_dir, service.version(), config.host, bound, config.threads);
+  while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  spdlog::info("stopping: finishing running requests");
+  g_service.store(nullptr);
+  service.stop();
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app) {
@@ -199,6 +258,33 @@ void register_commands(CLI::App& app) {
       train::TrainSummary summary = train::train(experiment, {run_dir, *resume, -1});
       print_summary(summary, experiment, run_dir);
     });
+  }
+  {
+    auto* export_command = app.add_subcommand("export", "Export a run's item vectors to a Faiss index and its users to RocksDB");
+    auto o = std::make_shared<ExportFlags>();
+    export_command->add_option("RUN_DIR", o->run_dir, "Run folder written by train or demo")->required();
+    export_command->add_option("--out", o->out, "Export folder (default: RUN_DIR/export); replaced atomically");
+    export_command->add_option("--index", o->index,
+                               "Faiss factory string or preset: flat, ivf, hnsw, \"IVF256,Flat\", \"HNSW32\", ...")
+        ->capture_default_str();
+    export_command->add_option("--metric", o->metric, "ip, cosine (L2-normalised ip) or l2")
+        ->check(CLI::IsMember({"ip", "cosine", "l2"}))
+        ->capture_default_str();
+    export_command->add_option("--nprobe", o->nprobe, "IVF: lists probed per query")->capture_default_str();
+    export_command->add_option("--ef-search", o->ef_search, "HNSW: candidate list size per query")->capture_default_str();
+    export_command->callback([o] { run_export(*o); });
+  }
+  {
+    auto* serve_command = app.add_subcommand("serve", "Serve an export over HTTP (JSON): known users, fresh histories, similar items");
+    auto export_dir = std::make_shared<std::string>();
+    auto config = std::make_shared<std::string>();
+    auto host = std::make_shared<std::string>();
+    auto port = std::make_shared<int>(-1);
+    serve_command->add_option("EXPORT_DIR", *export_dir, "Export folder written by export")->required();
+    serve_command->add_option("--config", *config, "TOML file with a [serve] table (threads, max_k, admin_token, ...)");
+    serve_command->add_option("--port", *port, "Port (default: the config's, 8080; 0 = any free port)");
+    serve_command->add_option("--host", *host, "Address to bind (default: the config's, 127.0.0.1)");
+    serve_command->callback([export_dir, config, port, host] { run_serve(*export_dir, *config, *port, *host); });
   }
   {
     auto* eval_command = app.add_subcommand("eval", "Evaluate a run folder's best checkpoint (full ranking)");

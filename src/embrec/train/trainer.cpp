@@ -401,17 +401,23 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   return summary;
 }
 
-eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage) {
+Experiment load_run(const std::string& run_dir) {
   const std::string config_path = run_dir + "/config.toml";
   if (!file_exists(config_path)) fail("{}: not a run folder (no config.toml)", run_dir);
   Experiment experiment = load_experiment_file(config_path);
   const std::string best_path = run_dir + "/best.pt";
   if (!file_exists(best_path)) fail("{}: no trained model yet (no best.pt)", run_dir);
-  set_threads(experiment.train_config);
   models::Model& model = *experiment.model;
   model.fit(experiment.data.split);
   load_module(model.module(), best_path);
   model.module().eval();
+  return experiment;
+}
+
+eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage) {
+  Experiment experiment = load_run(run_dir);
+  set_threads(experiment.train_config);
+  models::Model& model = *experiment.model;
   const eval::UserGroups groups = head_tail_groups(experiment.data.split.train, experiment.train_config.head_share);
   const data::EvalTask task = data::make_eval_task(experiment.data.split, test_stage);
   eval::EvalResult result =

@@ -68,6 +68,9 @@ struct TrainSummary {
 // metrics.jsonl (one line per epoch), results.json.
 TrainSummary train(Experiment& experiment, const TrainOptions& options);
 
+// Loads run_dir's config, its data and its best checkpoint (model fitted and in eval mode).
+Experiment load_run(const std::string& run_dir);
+
 // Loads run_dir's config and best checkpoint and evaluates the test stage (or valid); writes results.json.
 eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage = true);
 

@@ -1,0 +1,61 @@
+// A trained run exports to a loadable index and user store, and the online encoder reproduces the exported
+// (offline) user vectors from the same histories.
+#include "embrec/train/export_run.h"
+
+#include <gtest/gtest.h>
+
+#include "embrec/util/error.h"
+#include "train_fixtures.h"
+
+namespace embrec::train {
+namespace {
+
+TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
+  const std::string run_dir = temporary_folder("export-run"), out = run_dir + "/export";
+  for (const char* model : {"name = 'sasrec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20",
+                            "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4"}) {
+    std::filesystem::remove_all(run_dir);
+    Experiment experiment = experiment_from(small_config(model, 1));
+    train(experiment, {run_dir, false, -1});
+    index::ExportOptions options;
+    index::Manifest manifest = export_run(run_dir, out, options);
+    index::LoadedExport loaded = index::load_export(out);
+    EXPECT_EQ(loaded.manifest.model, manifest.model);
+    EXPECT_EQ(loaded.manifest.user_count, experiment.data.dataset.user_count());
+    EXPECT_EQ(loaded.manifest.item_count, experiment.data.dataset.item_count());
+
+    auto encoder = run_encoder_factory()(loaded);
+    ASSERT_TRUE(encoder);
+    const data::Sequences& all = experiment.data.dataset.interactions;
+    for (int32_t user : {0, 7, 123, 299}) {
+      const std::string& external = experiment.data.dataset.users.external(user);
+      const auto internal = loaded.store.user_id(external);
+      ASSERT_TRUE(internal.has_value()) << external;
+      const auto stored = loaded.store.user_vector(*internal);
+      ASSERT_TRUE(stored.has_value());
+      const std::vector<int32_t> history(all.begin(user), all.end(user));
+      const std::vector<float> online = encoder->encode(history);
+      ASSERT_EQ(online.size(), stored->size());
+      for (size_t d = 0; d < online.size(); ++d) EXPECT_NEAR(online[d], (*stored)[d], 1e-5) << external << " dim " << d;
+      // Seen items are the whole known history.
+      EXPECT_EQ(loaded.store.seen_items(*internal).value_or(std::vector<int32_t>{}).size(), history.size());
+    }
+  }
+  std::filesystem::remove_all(run_dir);
+}
+
+TEST(ExportRun, CountBasedModelsHaveNothingToExport) {
+  const std::string run_dir = temporary_folder("export-pop");
+  Experiment experiment = experiment_from(small_config("name = 'pop'", 1));
+  train(experiment, {run_dir, false, -1});
+  try {
+    export_run(run_dir, run_dir + "/export", {});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("has no item and user vectors"), std::string::npos) << error.what();
+  }
+  std::filesystem::remove_all(run_dir);
+}
+
+}  // namespace
+}  // namespace embrec::train
