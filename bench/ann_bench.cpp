@@ -2,6 +2,9 @@
 // clustered synthetic vectors, each measured through ItemIndex and through Faiss directly (the wrapper's overhead).
 //
 // Usage: bench_ann [--items 100000] [--dim 64] [--queries 1000] [--k 20] [--exclude 10] [--seconds 1.0]
+//                  [--export DIR]
+// --export DIR takes real model vectors instead: the export's item vectors as items and its first `--queries`
+// users' vectors as queries (cosine here too, so every row is comparable with the synthetic ones).
 // Queries run one at a time on one thread, as the server runs them. `--exclude` items per query (random ones) go
 // through ItemIndex's filter; the direct Faiss call fetches k only, so the gap ("time/query", the wrapper's extra
 // time per query) is the wrapper's cost plus fetching and filtering the excluded items. HNSW through ItemIndex
@@ -23,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "embrec/index/export.h"
 #include "embrec/index/item_index.h"
 
 namespace {
@@ -40,6 +44,7 @@ struct Options {
   int64_t k = 20;
   int64_t exclude = 10;
   double seconds = 1.0;  // minimum measuring time per configuration
+  std::string export_dir;
 };
 
 Options parse(int argc, char** argv) {
@@ -48,6 +53,7 @@ Options parse(int argc, char** argv) {
     const std::string name = argv[i];
     const char* value = argv[i + 1];
     if (name == "--items") o.items = std::stoll(value);
+    else if (name == "--export") o.export_dir = value;
     else if (name == "--dim") o.dim = std::stoi(value);
     else if (name == "--queries") o.queries = std::stoll(value);
     else if (name == "--k") o.k = std::stoll(value);
@@ -101,12 +107,30 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o = parse(argc, argv);
   omp_set_num_threads(1);  // a server's view: one query, one thread; builds are single-threaded too
-  const int32_t clusters = static_cast<int32_t>(std::sqrt(static_cast<double>(o.items)));
-  const std::vector<float> all = clustered(o.items + o.queries, o.dim, clusters, 1);
-  const std::vector<float> items(all.begin(), all.begin() + o.items * o.dim);
-  std::vector<float> queries(all.begin() + o.items * o.dim, all.end());
+  int32_t clusters = static_cast<int32_t>(std::sqrt(static_cast<double>(o.items)));
+  std::vector<float> items, queries;
+  if (o.export_dir.empty()) {
+    const std::vector<float> all = clustered(o.items + o.queries, o.dim, clusters, 1);
+    items.assign(all.begin(), all.begin() + o.items * o.dim);
+    queries.assign(all.begin() + o.items * o.dim, all.end());
+  } else {
+    const embrec::index::LoadedExport loaded = embrec::index::load_export(o.export_dir);
+    o.items = loaded.index.size();
+    o.dim = loaded.index.dim();
+    o.queries = std::min<int64_t>(o.queries, loaded.store.user_count());
+    clusters = 0;
+    for (int64_t item = 0; item < o.items; ++item) {
+      const std::vector<float> vector = loaded.index.item_vector(static_cast<int32_t>(item));
+      items.insert(items.end(), vector.begin(), vector.end());
+    }
+    for (int64_t user = 0; user < o.queries; ++user) {
+      const std::vector<float> vector = loaded.store.user_vector(static_cast<int32_t>(user)).value();
+      queries.insert(queries.end(), vector.begin(), vector.end());
+    }
+    fmt::print("real vectors from {} ({})\n", o.export_dir, loaded.manifest.model);
+  }
   faiss::fvec_renorm_L2(o.dim, o.queries, queries.data());  // cosine: the raw Faiss path gets unit queries too
   std::mt19937_64 generator(2);
   std::uniform_int_distribution<int32_t> any_item(0, static_cast<int32_t>(o.items - 1));

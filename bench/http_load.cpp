@@ -2,10 +2,14 @@
 // client a blocking httplib::Client on its own thread; reports requests/s, p50/p99/max latency and errors.
 //
 // Usage: bench_http_load [--export DIR] [--route user|history|similar] [--concurrency 1,8,64] [--seconds 3]
-//                        [--server-threads 64] [--k 20] [--keep-alive 1]
+//                        [--server-threads 64] [--k 20] [--keep-alive 1] [--history-length 50]
+//                        [--port P] [--reload-every SECONDS] [--admin-token T]
 //                        [--items 20000] [--users 10000] [--dim 64] [--index Flat]   (synthetic export only)
 // Without --export a synthetic export (random vectors, 8 seen items per user) is written to a temporary folder.
 // The history route uses a mean-of-item-vectors encoder (no torch): it measures the server, not a model.
+// With --port P the clients target an already running server on 127.0.0.1:P instead (e.g. `embrec serve DIR`, whose
+// history route encodes with the real model); --export DIR then only supplies the user and item ids to ask for.
+// --reload-every S posts /admin/reload every S seconds during each run and reports the reloads that succeeded.
 // Client and server share the machine's cores, so figures are a floor for what a separate client would see.
 #include <fmt/format.h>
 #include <httplib.h>
@@ -42,6 +46,10 @@ struct Options {
   int32_t users = 10000;
   int32_t dim = 64;
   std::string index = "Flat";
+  int port = 0;              // > 0: an external server on 127.0.0.1:port
+  int history_length = 50;   // items per history request
+  double reload_every = 0;   // > 0: POST /admin/reload this often during a run
+  std::string admin_token;
 };
 
 Options parse(int argc, char** argv) {
@@ -50,6 +58,10 @@ Options parse(int argc, char** argv) {
     const std::string name = argv[i];
     const std::string value = argv[i + 1];
     if (name == "--export") o.export_dir = value;
+    else if (name == "--port") o.port = std::stoi(value);
+    else if (name == "--history-length") o.history_length = std::stoi(value);
+    else if (name == "--reload-every") o.reload_every = std::stod(value);
+    else if (name == "--admin-token") o.admin_token = value;
     else if (name == "--route") o.route = value;
     else if (name == "--seconds") o.seconds = std::stod(value);
     else if (name == "--server-threads") o.server_threads = std::stoi(value);
@@ -126,8 +138,14 @@ struct RunResult {
   double seconds = 0;
 };
 
-RunResult run_clients(const Options& o, int port, int concurrency, double seconds, int32_t users, int32_t items,
-                      const std::vector<std::string>& item_ids) {
+struct ReloadCount {
+  int64_t ok = 0;
+  int64_t failed = 0;
+};
+
+RunResult run_clients(const Options& o, int port, int concurrency, double seconds, const std::vector<std::string>& user_ids,
+                      const std::vector<std::string>& item_ids, ReloadCount* reloads = nullptr) {
+  const int32_t users = static_cast<int32_t>(user_ids.size()), items = static_cast<int32_t>(item_ids.size());
   std::vector<RunResult> per_client(static_cast<size_t>(concurrency));
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
@@ -147,13 +165,13 @@ RunResult run_clients(const Options& o, int port, int concurrency, double second
         const Clock::time_point sent = Clock::now();
         const httplib::Result result = [&] {
           if (o.route == "user")
-            return client.Get("/v1/users/u" + std::to_string(any_user(generator)) + "/recommendations?k=" + k);
+            return client.Get("/v1/users/" + user_ids[any_user(generator)] + "/recommendations?k=" + k);
           if (o.route == "similar")
             return client.Post("/v1/items/similar",
                                "{\"item\": \"" + item_ids[any_item(generator)] + "\", \"k\": " + k + "}",
                                "application/json");
           std::string body = "{\"k\": " + k + ", \"history\": [";
-          for (int i = 0; i < 5; ++i) body += (i ? ",\"" : "\"") + item_ids[any_item(generator)] + "\"";
+          for (int i = 0; i < o.history_length; ++i) body += (i ? ",\"" : "\"") + item_ids[any_item(generator)] + "\"";
           body += "]}";
           return client.Post("/v1/recommendations", body, "application/json");
         }();
@@ -167,7 +185,18 @@ RunResult run_clients(const Options& o, int port, int concurrency, double second
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  if (reloads && o.reload_every > 0) {
+    httplib::Client admin("127.0.0.1", port);
+    httplib::Headers headers;
+    if (!o.admin_token.empty()) headers.emplace("Authorization", "Bearer " + o.admin_token);
+    while (Clock::now() - start < std::chrono::duration<double>(seconds)) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.reload_every));
+      const httplib::Result result = admin.Post("/admin/reload", headers, "", "application/json");
+      ++(result && result->status == 200 ? reloads->ok : reloads->failed);
+    }
+  } else {
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  }
   stop = true;
   for (std::thread& thread : threads) thread.join();
   RunResult total;
@@ -195,34 +224,48 @@ int main(int argc, char** argv) {
   const bool synthetic = o.export_dir.empty();
   const std::string dir = synthetic ? write_synthetic_export(o) : o.export_dir;
 
-  embrec::serve::ServeConfig config;
-  config.threads = o.server_threads;
-  config.max_k = std::max(1000, o.k);
-  config.default_k = std::min<int64_t>(config.default_k, config.max_k);
-  embrec::serve::Service service(config, dir, [](const embrec::index::LoadedExport& loaded) {
-    return std::make_unique<MeanEncoder>(loaded);
-  });
-  const int port = service.bind(0);
-  service.start_in_thread();
-  const auto bundle = service.bundle();
-  const int32_t users = bundle->data.store.user_count();
-  const int32_t items = static_cast<int32_t>(bundle->data.index.size());
-  const std::vector<std::string>& item_ids = bundle->data.item_external_ids;
+  std::unique_ptr<embrec::serve::Service> service;
+  int port = o.port;
+  std::vector<std::string> user_ids, item_ids;
+  std::string description;
+  {
+    // The ids to ask for come from the export (also when an external server serves it).
+    const embrec::index::LoadedExport loaded = embrec::index::load_export(dir);
+    for (int32_t user = 0; user < loaded.store.user_count(); ++user)
+      user_ids.push_back(loaded.store.user_external_id(user).value_or(""));
+    item_ids = loaded.item_external_ids;
+    description = fmt::format("{} ({} items x {}, {} users, index {})", dir, item_ids.size(), loaded.index.dim(),
+                              user_ids.size(), loaded.manifest.index_factory);
+  }
+  if (port <= 0) {
+    embrec::serve::ServeConfig config;
+    config.threads = o.server_threads;
+    config.max_k = std::max(1000, o.k);
+    config.default_k = std::min<int64_t>(config.default_k, config.max_k);
+    service = std::make_unique<embrec::serve::Service>(config, dir, [](const embrec::index::LoadedExport& loaded) {
+      return std::make_unique<MeanEncoder>(loaded);
+    });
+    port = service->bind(0);
+    service->start_in_thread();
+  }
 
-  fmt::print("route {} | export {} ({} items x {}, {} users, index {}) | server threads {} | keep-alive {} | {} s each\n",
-             o.route, dir, items, bundle->data.index.dim(), users, bundle->data.manifest.index_factory,
-             o.server_threads, o.keep_alive ? "on" : "off", o.seconds);
-  (void)run_clients(o, port, 1, 0.3, users, items, item_ids);  // warm-up: page in the store and the index
-  fmt::print("{:>11} {:>10} {:>12} {:>9} {:>9} {:>9} {:>7}\n", "concurrency", "requests", "requests/s", "p50 ms",
-             "p99 ms", "max ms", "errors");
+  fmt::print("route {} | export {} | server {} | keep-alive {} | history {} items | {} s each\n", o.route,
+             description, service ? fmt::format("in-process, {} threads", o.server_threads)
+                                  : fmt::format("external, 127.0.0.1:{}", port),
+             o.keep_alive ? "on" : "off", o.history_length, o.seconds);
+  (void)run_clients(o, port, 1, 0.3, user_ids, item_ids);  // warm-up: page in the store and the index
+  fmt::print("{:>11} {:>10} {:>12} {:>9} {:>9} {:>9} {:>7} {:>8}\n", "concurrency", "requests", "requests/s", "p50 ms",
+             "p99 ms", "max ms", "errors", "reloads");
   for (int concurrency : o.concurrency) {
-    const RunResult r = run_clients(o, port, concurrency, o.seconds, users, items, item_ids);
-    fmt::print("{:>11} {:>10} {:>12.0f} {:>9.3f} {:>9.3f} {:>9.3f} {:>7}\n", concurrency, r.ok,
+    ReloadCount reloads;
+    const RunResult r = run_clients(o, port, concurrency, o.seconds, user_ids, item_ids, &reloads);
+    fmt::print("{:>11} {:>10} {:>12.0f} {:>9.3f} {:>9.3f} {:>9.3f} {:>7} {:>8}\n", concurrency, r.ok,
                static_cast<double>(r.ok) / r.seconds, percentile(r.latencies_ms, 0.5),
-               percentile(r.latencies_ms, 0.99), r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), r.errors);
+               percentile(r.latencies_ms, 0.99), r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), r.errors,
+               fmt::format("{}/{}", reloads.ok, reloads.ok + reloads.failed));
     std::fflush(stdout);
   }
-  service.stop();
+  if (service) service->stop();
   if (synthetic) std::filesystem::remove_all(dir);
   return 0;
 }

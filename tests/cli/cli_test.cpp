@@ -41,7 +41,7 @@ void write(const std::string& path, const std::string& text) { std::ofstream(pat
 TEST(Cli, HelpListsTheCommands) {
   Outcome outcome = run("--help");
   EXPECT_EQ(outcome.exit_code, 0);
-  for (const char* command : {"demo", "data", "train", "eval"})
+  for (const char* command : {"demo", "data", "train", "eval", "export", "serve"})
     EXPECT_NE(outcome.output.find(command), std::string::npos) << command;
   EXPECT_EQ(run("train --help").exit_code, 0);
 }
@@ -81,7 +81,7 @@ TEST(Cli, UnknownKeysAndModelsNameTheKeyAndFile) {
   fs::remove_all(dir);
 }
 
-TEST(Cli, DemoThenEvalOnItsRunFolder) {
+TEST(Cli, DemoThenEvalThenExportThenServe) {
   const std::string dir = temporary_folder("demo");
   Outcome demo = run("demo --epochs 1 --out " + dir + "/run");
   ASSERT_EQ(demo.exit_code, 0) << demo.output;
@@ -95,6 +95,18 @@ TEST(Cli, DemoThenEvalOnItsRunFolder) {
   Outcome not_a_run = run("eval " + dir);
   EXPECT_EQ(not_a_run.exit_code, 1);
   EXPECT_NE(not_a_run.output.find("not a run folder"), std::string::npos) << not_a_run.output;
+
+  Outcome exported = run("export " + dir + "/run --index hnsw");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find("(HNSW32, ip)"), std::string::npos) << exported.output;
+  for (const char* file : {"manifest.json", "items.faiss", "store"})
+    EXPECT_TRUE(fs::exists(dir + "/run/export/" + file)) << file;
+  Outcome bad_metric = run("export " + dir + "/run --metric manhattan");
+  EXPECT_NE(bad_metric.exit_code, 0);
+  // serve refuses a folder that is not an export, in one line, before binding anything.
+  Outcome not_an_export = run("serve " + dir + "/run --port 0");
+  EXPECT_EQ(not_an_export.exit_code, 1);
+  EXPECT_NE(not_an_export.output.find("manifest.json"), std::string::npos) << not_an_export.output;
   fs::remove_all(dir);
 }
 
