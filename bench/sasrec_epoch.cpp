@@ -1,6 +1,7 @@
-// SASRec training-epoch seconds, full-ranking evaluation seconds and peak RSS on a real sequence dataset.
+// Training-epoch seconds, full-ranking evaluation seconds and peak RSS on a real sequence dataset.
 //   bench_sasrec_epoch DATA_FILE [--loss softmax|bce] [--layers N] [--epochs N] [--threads N] [--no-bucketing]
-// Skips (exit 0, with a message) when DATA_FILE is absent.
+//   bench_sasrec_epoch --config FILE [--epochs N] [--threads N]     any model's config (S4Rec, CL4SRec, ICLRec, ...)
+// Skips (exit 0, with a message) when the data file is absent.
 #include <sys/resource.h>
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include "embrec/train/evaluate.h"
 #include "embrec/train/trainer.h"
 #include "embrec/util/allocator.h"
+#include "embrec/util/error.h"
 
 using namespace embrec;
 
@@ -28,23 +30,26 @@ int main(int argc, char** argv) {
   const bool tuned = embrec::tune_allocator();
   std::printf("allocator: %s\n", tuned ? "tcmalloc, release rate 0" : "default malloc");
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s DATA_FILE [--loss softmax|bce] [--layers N] [--epochs N] [--threads N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s DATA_FILE|--config FILE [--loss softmax|bce] [--layers N] [--epochs N] [--threads N]\n",
+                 argv[0]);
     return 2;
   }
-  const std::string data_file = argv[1];
+  std::string data_file = argv[1], config_file;
   std::string loss = "bce";
   int layers = 2, epochs = 1, threads = 2;
   bool bucketing = true;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--loss" && i + 1 < argc) loss = argv[++i];
+    if (i == 1 && arg != "--config") continue;
+    if (arg == "--config" && i + 1 < argc) config_file = argv[++i];
+    else if (arg == "--loss" && i + 1 < argc) loss = argv[++i];
     else if (arg == "--layers" && i + 1 < argc) layers = std::stoi(argv[++i]);
     else if (arg == "--epochs" && i + 1 < argc) epochs = std::stoi(argv[++i]);
     else if (arg == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
     else if (arg == "--no-bucketing") bucketing = false;
     else { std::fprintf(stderr, "unknown argument %s\n", arg.c_str()); return 2; }
   }
-  if (!std::filesystem::exists(data_file)) {
+  if (config_file.empty() && !std::filesystem::exists(data_file)) {
     std::printf("SKIPPED: %s not found\n", data_file.c_str());
     return 0;
   }
@@ -67,8 +72,21 @@ length_bucketing = {}
 eval_every = 1000000
 patience = 1000000
 )", std::filesystem::absolute(data_file).string(), layers, loss, epochs, threads, bucketing ? "true" : "false");
-  ConfigTable root = ConfigTable::parse_string(config, "<bench>");
-  train::Experiment experiment = train::load_experiment(root);
+  train::Experiment experiment;
+  if (config_file.empty()) {
+    ConfigTable root = ConfigTable::parse_string(config, "<bench>");
+    experiment = train::load_experiment(root);
+  } else {
+    try {
+      experiment = train::load_experiment_file(
+          config_file, {fmt::format("train.epochs={}", epochs), fmt::format("train.threads={}", threads),
+                        "train.eval_every=1000000", "train.patience=1000000"});
+    } catch (const Error& error) {
+      std::printf("SKIPPED: %s\n", error.what());
+      return 0;
+    }
+    loss = experiment.model->name() + " (" + config_file + ")";
+  }
   const auto folder = std::filesystem::temp_directory_path() / ("embrec-bench-" + std::to_string(::getpid()));
   std::filesystem::remove_all(folder);
   train::TrainSummary summary = train::train(experiment, {folder.string(), false, -1});
