@@ -20,6 +20,15 @@ int64_t uniform(int64_t low, int64_t high, std::mt19937_64& random) {  // inclus
   return std::uniform_int_distribution<int64_t>(low, high)(random);
 }
 
+// `count` distinct positions of [0, n), drawn uniformly.
+std::vector<int64_t> random_positions(int64_t n, int64_t count, std::mt19937_64& random) {
+  std::vector<int64_t> positions(n);
+  std::iota(positions.begin(), positions.end(), 0);
+  std::shuffle(positions.begin(), positions.end(), random);
+  positions.resize(count);
+  return positions;
+}
+
 }  // namespace
 
 void AugmentOptions::validate(const std::string& source) const {
@@ -47,11 +56,7 @@ std::vector<int32_t> mask_items(const std::vector<int32_t>& sequence, double rat
   std::vector<int32_t> out = sequence;
   const int64_t n = static_cast<int64_t>(out.size());
   if (n == 0) return out;
-  std::vector<int64_t> positions(n);
-  std::iota(positions.begin(), positions.end(), 0);
-  std::shuffle(positions.begin(), positions.end(), random);
-  const int64_t count = share(ratio, n, 1);
-  for (int64_t i = 0; i < count; ++i) out[positions[i]] = mask_token;
+  for (int64_t position : random_positions(n, share(ratio, n, 1), random)) out[position] = mask_token;
   return out;
 }
 
@@ -91,11 +96,7 @@ std::vector<int32_t> substitute_items(const std::vector<int32_t>& sequence, doub
   std::vector<int32_t> out = sequence;
   const int64_t n = static_cast<int64_t>(out.size());
   if (n == 0) return out;
-  std::vector<int64_t> positions(n);
-  std::iota(positions.begin(), positions.end(), 0);
-  std::shuffle(positions.begin(), positions.end(), random);
-  const int64_t count = share(ratio, n, 1);
-  for (int64_t i = 0; i < count; ++i) out[positions[i]] = pool.draw(random);
+  for (int64_t position : random_positions(n, share(ratio, n, 1), random)) out[position] = pool.draw(random);
   return out;
 }
 
