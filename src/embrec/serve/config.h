@@ -17,7 +17,9 @@ struct ServeConfig {
   int64_t default_k = 20;               // k when a request names none
   int64_t max_k = 1000;                 // larger k is a 400
   int64_t max_body_bytes = 1 << 20;     // larger request bodies are a 413
-  int64_t max_history = 0;              // longest history accepted online; 0 = the encoder's own limit only
+  // Longest history accepted online; 0 = the encoder's own limit only. Sequence models read only their last
+  // max_length items, so a longer history is almost surely a client bug, not a user.
+  int64_t max_history = 1000;
   std::string admin_token;              // non-empty: admin routes need "Authorization: Bearer <token>"
   bool admin_loopback_only = true;      // admin routes answer only clients on 127.0.0.0/8 or ::1
   int32_t nprobe = 0;                   // IVF lists probed per query; 0 = the export's value
