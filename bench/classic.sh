@@ -8,8 +8,7 @@
 # Env: BIN=build/embrec, RUNS=runs/bench, SEEDS="42" (split seeds; with several, a mean ± sd row per model follows:
 # our split draws differ from numpy's, and one draw moves NDCG@10 by ~0.004), EXTRA="--set ..." (more overrides,
 # applied to every model).
-# Train seconds come from the model's "fitted in" log line (count-based models run no epochs, so results.json's
-# train_seconds is 0); predict seconds are the test stage's evaluation seconds (scoring, masking and top-K ranking of
+# Train seconds are results.json's fit_seconds (count-based models learn in fit(), timed by the trainer); predict seconds are the test stage's evaluation seconds (scoring, masking and top-K ranking of
 # every test user), what Microsoft times around recommend_k_items.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,8 +45,7 @@ values = []
 for run in runs:
     r = json.load(open(run + "/results.json"))
     m = r["test"]["groups"]["all"]["metrics"]
-    fit = re.findall(r"fitted in ([0-9.]+) s", open(run + ".log").read())
-    fit_seconds = f"{float(fit[0]):.4f}" if fit else "?"
+    fit_seconds = f"{r['fit_seconds']:.4f}"
     seed = run.rsplit("seed", 1)[1]
     values.append([m[k] for k in keys])
     print(f"| 100k | {model} (embrec, split seed {seed}, {r['test']['groups']['all']['users']} users) | 10 | "

@@ -63,8 +63,8 @@ void print_summary(const train::TrainSummary& summary, const train::Experiment& 
   std::printf("%s on %s: best epoch %lld of %lld, %.1f s training\n", experiment.model->name().c_str(),
               experiment.data.dataset.name.c_str(), static_cast<long long>(summary.best_epoch),
               static_cast<long long>(summary.epochs_run), summary.train_seconds);
-  std::printf("\ntest (full ranking over %d items, leave-one-out):\n%s", experiment.data.dataset.item_count(),
-              train::results_table(summary.test, experiment.eval_config).c_str());
+  std::printf("\ntest (full ranking over %d items, %s split):\n%s", experiment.data.dataset.item_count(),
+              experiment.data.split.method.c_str(), train::results_table(summary.test, experiment.eval_config).c_str());
   std::printf("\nrun folder: %s\n", run_dir.c_str());
 }
 

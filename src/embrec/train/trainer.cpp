@@ -263,7 +263,10 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   const data::EvalTask valid_task = data::make_eval_task(split, /*test_stage=*/false);
   const eval::UserGroups groups = head_tail_groups(split.train, config.head_share);
   const int32_t item_count = experiment.data.dataset.item_count();
+  // Count-based models learn everything here: their training time is this.
+  const auto fit_start = std::chrono::steady_clock::now();
   model.fit(split);
+  const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
 
   TrainSummary summary;
   torch::nn::Module& module = model.module();
@@ -372,6 +375,7 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
       }
     }
   } else if (!model.trainable()) {
+    state.train_seconds = fit_seconds;
     state.finished = true;
     save_checkpoint(module, nullptr, state, checkpoint_path);
     save_module(module, best_path);
@@ -394,6 +398,7 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
                             {"epochs_run", summary.epochs_run},
                             {"stopped_early", summary.stopped_early},
                             {"train_seconds", summary.train_seconds},
+                            {"fit_seconds", fit_seconds},
                             {"valid", summary.valid.to_json()},
                             {"test", summary.test.to_json()}};
   write_file_atomic(run_dir + "/results.json", results.dump(2) + "\n");
