@@ -111,5 +111,39 @@ TEST(Sampler, HistoriesAreLeftPaddedToTheLongestInTheBlock) {
   EXPECT_EQ(out, (std::vector<int64_t>{0, 0, 6, 2, 3, 4}));
 }
 
+TEST(Sampler, AllItemsMakesEveryTrainingItemATargetWithItsRating) {
+  // MF's layout: no next-item shift, so user 0's first item and user 1's single item are targets too, and the
+  // whole list is kept although max_length is 2.
+  Sequences train;
+  const int32_t a[] = {0, 1, 2, 3}, b[] = {5}, c[] = {4, 6};
+  const float ra[] = {5, 4, 3, 2}, rb[] = {1}, rc[] = {4.5f, 3.5f};
+  train.push_user(a, 4, ra);
+  train.push_user(b, 1, rb);
+  train.push_user(c, 2, rc);
+  SamplerOptions options;
+  options.max_length = 2;
+  options.all_items = true;
+  options.ratings = true;
+  SequenceSampler sampler(train, 10, options);
+  EXPECT_EQ(sampler.training_users(), 3);
+  SequenceBatch batch;
+  sampler.fill({0, 1, 2}, 0, 0, batch);
+  ASSERT_EQ(batch.length, 4);
+  EXPECT_EQ(batch.target, (std::vector<int64_t>{1, 2, 3, 4, 0, 0, 0, 6, 0, 0, 5, 7}));
+  EXPECT_EQ(batch.input, batch.target);
+  EXPECT_EQ(batch.rating, (std::vector<float>{5, 4, 3, 2, 0, 0, 0, 1, 0, 0, 4.5f, 3.5f}));
+}
+
+TEST(Sampler, RatingsWithoutRatingDataAreAnError) {
+  SamplerOptions options;
+  options.ratings = true;
+  try {
+    SequenceSampler sampler(three_users(), 10, options);
+    FAIL() << "expected an error";
+  } catch (const std::exception& error) {
+    EXPECT_NE(std::string(error.what()).find("ratings"), std::string::npos) << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace embrec::data

@@ -73,5 +73,35 @@ TEST(Metrics, SingleTargetRankMatchesTheListDefinition) {
 
 TEST(Metrics, UnknownNameThrows) { EXPECT_THROW(metric_from_rank("auc", 0, 5), std::exception); }
 
+TEST(RatingMetrics, HandWorkedErrors) {
+  // errors y - ŷ = -1, 0, 0, 1: RMSE = sqrt(2 / 4), MAE = 2 / 4. mean y = 2.5, SS_tot = 2.25 + 0.25 + 0.25 + 2.25 = 5,
+  // SS_res = 2: R² = 1 - 2/5 = 0.6. The errors have mean 0 and variance 2/4, Var(y) = 5/4: explained variance 0.6.
+  const float truth[] = {1, 2, 3, 4}, predicted[] = {2, 2, 3, 3};
+  EXPECT_NEAR(rmse(truth, predicted, 4), std::sqrt(0.5), 1e-12);
+  EXPECT_NEAR(mae(truth, predicted, 4), 0.5, 1e-12);
+  EXPECT_NEAR(r_squared(truth, predicted, 4), 0.6, 1e-12);
+  EXPECT_NEAR(explained_variance(truth, predicted, 4), 0.6, 1e-12);
+}
+
+TEST(RatingMetrics, ConstantOffsetHurtsRSquaredButNotExplainedVariance) {
+  // ŷ = y + 1: every error is -1. RMSE = MAE = 1; SS_res = 4, SS_tot = 5: R² = 0.2; Var(y - ŷ) = 0: EV = 1.
+  const float truth[] = {1, 2, 3, 4}, predicted[] = {2, 3, 4, 5};
+  EXPECT_NEAR(rmse(truth, predicted, 4), 1.0, 1e-12);
+  EXPECT_NEAR(mae(truth, predicted, 4), 1.0, 1e-12);
+  EXPECT_NEAR(r_squared(truth, predicted, 4), 0.2, 1e-12);
+  EXPECT_NEAR(explained_variance(truth, predicted, 4), 1.0, 1e-12);
+}
+
+TEST(RatingMetrics, ConstantTruthAndEmptyInputFollowSklearn) {
+  // Var(y) = 0: 1 for a perfect prediction, 0 otherwise (sklearn's force_finite); no pairs: all 0.
+  const float truth[] = {3, 3}, exact[] = {3, 3}, off[] = {3, 4};
+  EXPECT_DOUBLE_EQ(r_squared(truth, exact, 2), 1.0);
+  EXPECT_DOUBLE_EQ(explained_variance(truth, exact, 2), 1.0);
+  EXPECT_DOUBLE_EQ(r_squared(truth, off, 2), 0.0);
+  EXPECT_DOUBLE_EQ(explained_variance(truth, off, 2), 0.0);
+  EXPECT_DOUBLE_EQ(rmse(truth, off, 0), 0.0);
+  EXPECT_DOUBLE_EQ(mae(truth, off, 0), 0.0);
+}
+
 }  // namespace
 }  // namespace embrec::eval

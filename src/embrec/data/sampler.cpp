@@ -2,6 +2,7 @@
 #include "embrec/data/sampler.h"
 
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <unordered_set>
 
@@ -23,9 +24,13 @@ SequenceSampler::SequenceSampler(const Sequences& train, int32_t item_count, con
     : train_(train), item_count_(item_count), options_(options) {
   if (options.batch_size <= 0) fail("sampler: batch_size must be positive, got {}", options.batch_size);
   if (options.max_length <= 0) fail("sampler: max_length must be positive, got {}", options.max_length);
+  if (options.ratings && !train.has_ratings())
+    fail("sampler: ratings are asked for (a rating loss) but the training data has none (its format has no rating "
+         "column)");
+  const int64_t least = options.all_items ? 1 : 2;
   for (int32_t u = 0; u < train.user_count(); ++u)
-    if (train.length(u) >= 2) users_.push_back(u);
-  if (users_.empty()) fail("sampler: no user has two or more training interactions");
+    if (train.length(u) >= least) users_.push_back(u);
+  if (users_.empty()) fail("sampler: no user has {} or more training interactions", least);
 }
 
 std::vector<std::vector<int32_t>> SequenceSampler::epoch_plan(int64_t epoch) const {
@@ -37,7 +42,7 @@ std::vector<std::vector<int32_t>> SequenceSampler::epoch_plan(int64_t epoch) con
     // Sort windows of 64 batches by (clipped) length: batches come out of similar length, yet each window is a
     // random sample of users, so consecutive epochs still see different company.
     const size_t window = batch * 64;
-    const int64_t cap = options_.max_length + 1;
+    const int64_t cap = options_.all_items ? std::numeric_limits<int64_t>::max() : options_.max_length + 1LL;
     for (size_t lo = 0; lo < order.size(); lo += window) {
       const size_t hi = std::min(order.size(), lo + window);
       std::stable_sort(order.begin() + lo, order.begin() + hi, [&](int32_t a, int32_t b) {
@@ -54,9 +59,14 @@ std::vector<std::vector<int32_t>> SequenceSampler::epoch_plan(int64_t epoch) con
 
 void SequenceSampler::fill(const std::vector<int32_t>& users, int64_t epoch, int64_t batch_index,
                            SequenceBatch& out) const {
-  const int32_t max_length = options_.max_length;
+  // Targets per user: the next-item layout pairs each item with its successor (length - 1 pairs, the last
+  // max_length of them); all_items makes every item a target and keeps the whole list.
+  const bool all_items = options_.all_items;
+  auto target_count = [&](int32_t u) {
+    return all_items ? train_.length(u) : std::min<int64_t>(train_.length(u) - 1, options_.max_length);
+  };
   int32_t length = 1;
-  for (int32_t u : users) length = std::max<int32_t>(length, std::min<int64_t>(train_.length(u) - 1, max_length));
+  for (int32_t u : users) length = std::max<int32_t>(length, static_cast<int32_t>(target_count(u)));
   out.size = static_cast<int32_t>(users.size());
   out.length = length;
   out.users.assign(users.begin(), users.end());
@@ -67,19 +77,29 @@ void SequenceSampler::fill(const std::vector<int32_t>& users, int64_t epoch, int
   } else {
     out.negative.clear();
   }
+  if (options_.ratings) {
+    out.rating.assign(static_cast<size_t>(out.size) * length, 0.0f);
+  } else {
+    out.rating.clear();
+  }
   std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index) + 1));
   std::uniform_int_distribution<int32_t> any_item(0, item_count_ - 1);
   std::unordered_set<int32_t> seen;
   for (int32_t row = 0; row < out.size; ++row) {
     const int32_t u = users[row];
     const int32_t* items = train_.begin(u);
-    const int64_t pairs = std::min<int64_t>(train_.length(u) - 1, length);
-    const int64_t first = train_.length(u) - 1 - pairs;  // first input index used
+    const int64_t pairs = target_count(u);
+    const int64_t first_target = train_.length(u) - pairs;  // index of the first target used
+    const int64_t first = all_items ? first_target : first_target - 1;  // first input index used
     int64_t* input = out.input.data() + static_cast<size_t>(row) * length + (length - pairs);
     int64_t* target = out.target.data() + static_cast<size_t>(row) * length + (length - pairs);
     for (int64_t j = 0; j < pairs; ++j) {
       input[j] = items[first + j] + 1;
-      target[j] = items[first + j + 1] + 1;
+      target[j] = items[first_target + j] + 1;
+    }
+    if (options_.ratings) {
+      const float* ratings = train_.ratings.data() + train_.offsets[u] + first_target;
+      std::copy(ratings, ratings + pairs, out.rating.data() + static_cast<size_t>(row) * length + (length - pairs));
     }
     if (options_.negatives) {
       seen.clear();

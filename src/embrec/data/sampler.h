@@ -13,6 +13,12 @@ struct SamplerOptions {
   int32_t batch_size = 256;
   int32_t max_length = 50;
   bool negatives = false;  // one sampled negative per target position (the SASRec paper's BCE loss)
+  // Every training item of a user is a target (no next-item shift, input = target), and the row holds the whole
+  // list whatever max_length says: models of (user, item) pairs (MF) then see each interaction once an epoch,
+  // including each user's first and users with a single training item, which the next-item layout never targets.
+  bool all_items = false;
+  // Fill SequenceBatch::rating from the training ratings (an error when the data has none).
+  bool ratings = false;
   // Group users of similar history length into the same batch (batch order still shuffled), so padding is cut to
   // each batch's longest sequence. Beauty's mean length is 8.9 against a window of 50: most of a padded batch is
   // padding. Off reproduces plain shuffled batches.
@@ -29,11 +35,14 @@ struct SequenceBatch {
   std::vector<int64_t> input;     // [size x length]
   std::vector<int64_t> target;    // [size x length], 0 where there is no target
   std::vector<int64_t> negative;  // [size x length] when negatives are asked for, else empty
+  std::vector<float> rating;      // [size x length] the target's rating when ratings are asked for (0 where no
+                                  // target), else empty
 };
 
 class SequenceSampler {
  public:
-  // Users whose training list has at least 2 items take part (one input -> target pair at least).
+  // Users whose training list has at least 2 items take part (one input -> target pair at least); with all_items,
+  // every user with at least one.
   SequenceSampler(const Sequences& train, int32_t item_count, const SamplerOptions& options);
 
   // The batches of one epoch as lists of users; deterministic in (seed, epoch).

@@ -109,6 +109,18 @@ std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vect
       table += "\n";
     }
   }
+  // Rating metrics (models that predict ratings, on stages whose targets carry ratings) have no cut-off.
+  for (const std::string& key : rating_metric_names()) {
+    bool present = false;
+    for (const GroupMetrics& group : groups) present |= group.values.count(key) > 0;
+    if (!present) continue;
+    table += fmt::format("{:<12}", key == "explained_variance" ? "expl. var." : key);
+    for (const GroupMetrics& group : groups) {
+      auto it = group.values.find(key);
+      table += it == group.values.end() ? fmt::format("{:>18}", "-") : fmt::format("{:>18.4f}", it->second);
+    }
+    table += "\n";
+  }
   return table;
 }
 

@@ -50,4 +50,71 @@ double metric_from_rank(const std::string& name, int64_t rank, int64_t k) {
   fail("unknown metric '{}'", name);
 }
 
+const std::vector<std::string>& rating_metric_names() {
+  static const std::vector<std::string> names{"rmse", "mae", "r2", "explained_variance"};
+  return names;
+}
+
+double rmse(const float* truth, const float* predicted, int64_t count) {
+  if (count <= 0) return 0.0;
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    const double error = static_cast<double>(truth[i]) - predicted[i];
+    sum += error * error;
+  }
+  return std::sqrt(sum / static_cast<double>(count));
+}
+
+double mae(const float* truth, const float* predicted, int64_t count) {
+  if (count <= 0) return 0.0;
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i) sum += std::abs(static_cast<double>(truth[i]) - predicted[i]);
+  return sum / static_cast<double>(count);
+}
+
+namespace {
+// Mean of f(i) over i < count, in double.
+template <typename F>
+double mean_of(int64_t count, F f) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i) sum += f(i);
+  return sum / static_cast<double>(count);
+}
+
+// sklearn's rule for a constant truth (force_finite): a perfect prediction scores 1, anything else 0.
+double one_minus_ratio(double numerator, double denominator) {
+  if (denominator == 0.0) return numerator == 0.0 ? 1.0 : 0.0;
+  return 1.0 - numerator / denominator;
+}
+}  // namespace
+
+double r_squared(const float* truth, const float* predicted, int64_t count) {
+  if (count <= 0) return 0.0;
+  const double mean = mean_of(count, [&](int64_t i) { return static_cast<double>(truth[i]); });
+  double residual = 0.0, total = 0.0;
+  for (int64_t i = 0; i < count; ++i) {
+    const double error = static_cast<double>(truth[i]) - predicted[i];
+    const double spread = static_cast<double>(truth[i]) - mean;
+    residual += error * error;
+    total += spread * spread;
+  }
+  return one_minus_ratio(residual, total);
+}
+
+double explained_variance(const float* truth, const float* predicted, int64_t count) {
+  if (count <= 0) return 0.0;
+  const double mean_truth = mean_of(count, [&](int64_t i) { return static_cast<double>(truth[i]); });
+  const double mean_error =
+      mean_of(count, [&](int64_t i) { return static_cast<double>(truth[i]) - predicted[i]; });
+  const double error_variance = mean_of(count, [&](int64_t i) {
+    const double centred = static_cast<double>(truth[i]) - predicted[i] - mean_error;
+    return centred * centred;
+  });
+  const double truth_variance = mean_of(count, [&](int64_t i) {
+    const double centred = static_cast<double>(truth[i]) - mean_truth;
+    return centred * centred;
+  });
+  return one_minus_ratio(error_variance, truth_variance);
+}
+
 }  // namespace embrec::eval

@@ -23,4 +23,15 @@ double metric_at_k(const std::string& name, const int32_t* ranked, int64_t ranke
 // (rank >= k means it is not in the top k).
 double metric_from_rank(const std::string& name, int64_t rank, int64_t k);
 
+// Rating metrics over `count` (truth, predicted) pairs, as Microsoft Recommenders' python_evaluation.py defines
+// them (sklearn underneath): rmse = sqrt(mean (y - ŷ)²); mae = mean |y - ŷ|; r_squared = 1 - SS_res / SS_tot with
+// SS_tot = sum (y - mean y)²; explained_variance = 1 - Var(y - ŷ) / Var(y) (population variances, so a constant
+// offset in ŷ is not penalised, unlike R²). When Var(y) = 0 the last two follow sklearn: 1 for a perfect
+// prediction, else 0. All are 0 for count = 0.
+const std::vector<std::string>& rating_metric_names();  // rmse, mae, r2, explained_variance
+double rmse(const float* truth, const float* predicted, int64_t count);
+double mae(const float* truth, const float* predicted, int64_t count);
+double r_squared(const float* truth, const float* predicted, int64_t count);
+double explained_variance(const float* truth, const float* predicted, int64_t count);
+
 }  // namespace embrec::eval

@@ -51,5 +51,8 @@ std::vector<int32_t> Model::cluster_assignments(const data::Sequences&, const in
 void Model::score_block(const data::Sequences&, const int32_t*, int32_t, float*) {
   fail("model '{}' does not score blocks directly", name());
 }
+void Model::predict_ratings(const int32_t*, const int32_t*, int64_t, float*) {
+  fail("model '{}' does not predict ratings", name());
+}
 
 }  // namespace embrec::models

@@ -37,6 +37,7 @@ struct TensorBatch {
   torch::Tensor input;     // [B, L] int64, 0 = padding
   torch::Tensor target;    // [B, L] int64, 0 = no target
   torch::Tensor negative;  // [B, L] int64 or undefined
+  torch::Tensor rating;    // [B, L] float32, the target's rating (0 where no target), or undefined unless asked for
   int32_t max_length = 0;  // the model's window; column j is window position max_length - L + j
   int64_t epoch = 0;        // with batch_index: seeds a model's own randomness (augmentations) reproducibly
   int64_t batch_index = 0;
@@ -68,6 +69,11 @@ class Model {
   virtual int64_t dim() const { return 0; }
   virtual torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count);
   virtual torch::Tensor item_vectors();
+
+  // Rating models (MF with loss = "mse"): predicted ratings of (users[k], items[k]) pairs (internal ids) into
+  // out[count]; the evaluator reports RMSE/MAE/R² on the held-out ratings when predicts_ratings() is true.
+  virtual bool predicts_ratings() const { return false; }
+  virtual void predict_ratings(const int32_t* users, const int32_t* items, int64_t count, float* out);
 
   // Models with clusters (S4Rec, ICLRec): the number of clusters (0 = none) and each user's assigned cluster.
   virtual int64_t cluster_count() const { return 0; }

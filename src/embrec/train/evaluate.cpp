@@ -5,6 +5,8 @@
 #include <chrono>
 #include <numeric>
 
+#include "embrec/eval/metrics.h"
+
 namespace embrec::train {
 
 namespace {
@@ -25,6 +27,22 @@ class ModelScoreSource final : public eval::ScoreSource {
 };
 }  // namespace
 
+void add_rating_metrics(models::Model& model, const data::EvalTask& task, eval::EvalResult& result) {
+  const data::Sequences& targets = task.targets;
+  if (!model.predicts_ratings() || !targets.has_ratings() || targets.size() == 0) return;
+  std::vector<int32_t> users(static_cast<size_t>(targets.size()));
+  for (int32_t u = 0; u < targets.user_count(); ++u)
+    std::fill(users.begin() + targets.offsets[u], users.begin() + targets.offsets[u + 1], u);
+  std::vector<float> predicted(users.size());
+  model.predict_ratings(users.data(), targets.items.data(), targets.size(), predicted.data());
+  const float* truth = targets.ratings.data();
+  std::map<std::string, double>& values = result.groups.front().values;
+  values["rmse"] = eval::rmse(truth, predicted.data(), targets.size());
+  values["mae"] = eval::mae(truth, predicted.data(), targets.size());
+  values["r2"] = eval::r_squared(truth, predicted.data(), targets.size());
+  values["explained_variance"] = eval::explained_variance(truth, predicted.data(), targets.size());
+}
+
 eval::UserGroups head_tail_groups(const data::Sequences& train, double head_share) {
   const std::vector<uint8_t> head = data::head_users(train, head_share);
   eval::UserGroups groups;
@@ -43,6 +61,7 @@ eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return result;
   };
+  eval::EvalResult result;
   if (model.dim() > 0) {
     const int32_t users = task.history.user_count();
     std::vector<int32_t> all(users);
@@ -51,10 +70,13 @@ eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task
     torch::Tensor item_vectors = model.item_vectors().contiguous();
     eval::EmbeddingScorer scorer(user_vectors.data_ptr<float>(), users, item_vectors.data_ptr<float>(),
                                  static_cast<int32_t>(item_vectors.size(0)), static_cast<int32_t>(model.dim()));
-    return timed(eval::evaluate(scorer, task, config, groups));
+    result = eval::evaluate(scorer, task, config, groups);
+  } else {
+    ModelScoreSource source(model, task.history, item_count);
+    result = eval::evaluate(source, task, config, groups);
   }
-  ModelScoreSource source(model, task.history, item_count);
-  return timed(eval::evaluate(source, task, config, groups));
+  add_rating_metrics(model, task, result);
+  return timed(std::move(result));
 }
 
 }  // namespace embrec::train

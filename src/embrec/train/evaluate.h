@@ -12,8 +12,13 @@ namespace embrec::train {
 // (the S4Rec paper takes the longest 20 %). Ties at the boundary go by user id so the split is deterministic.
 eval::UserGroups head_tail_groups(const data::Sequences& train, double head_share);
 
+// Ranking metrics for every model; for models that predict ratings, when the stage's targets carry ratings, also
+// rmse, mae, r2 and explained_variance over every held-out (user, item, rating), in the "all" group.
 eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task, int32_t item_count,
                                 const eval::EvalConfig& config,
                                 const eval::UserGroups* groups = nullptr);
+
+// Adds the rating metrics above to result's "all" group (nothing when they do not apply).
+void add_rating_metrics(models::Model& model, const data::EvalTask& task, eval::EvalResult& result);
 
 }  // namespace embrec::train

@@ -197,6 +197,10 @@ models::TensorBatch to_tensors(const data::SequenceBatch& batch, int32_t max_len
   out.input = wrap(batch.input, {batch.size, batch.length});
   out.target = wrap(batch.target, {batch.size, batch.length});
   if (!batch.negative.empty()) out.negative = wrap(batch.negative, {batch.size, batch.length});
+  if (!batch.rating.empty())
+    out.rating = torch::from_blob(const_cast<float*>(batch.rating.data()), {batch.size, batch.length},
+                                  torch::TensorOptions().dtype(torch::kFloat32))
+                     .to(device);
   return out;
 }
 

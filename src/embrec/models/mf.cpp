@@ -1,0 +1,162 @@
+// Matrix factorisation: the three losses on (user, item) pairs, rating prediction and the vectors for ranking.
+#include "embrec/models/mf.h"
+
+#include "embrec/models/losses/softmax_cross_entropy.h"
+#include "embrec/util/error.h"
+
+namespace embrec::models {
+
+namespace F = torch::nn::functional;
+
+MfConfig MfConfig::from(ConfigTable& table) {
+  MfConfig c;
+  c.dim = table.get("dim", c.dim);
+  c.loss = table.get_choice("loss", c.loss, {"mse", "bpr", "softmax"});
+  c.similarity = table.get_choice("similarity", c.similarity, {"dot", "cosine"});
+  auto fail_key = [&](const char* key, const std::string& what) {
+    fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
+  };
+  if (c.loss != "softmax") {
+    // A temperature or a cosine that the loss would ignore is a mistake in the config, not a default.
+    if (c.similarity != "dot") fail_key("similarity", "applies only to loss = \"softmax\"; mse and bpr use the dot product");
+    if (table.has("temperature")) fail_key("temperature", "applies only to loss = \"softmax\"");
+  } else {
+    // Cosine scores lie in [-1, 1]: without a small temperature the softmax is nearly flat.
+    c.temperature = table.get("temperature", c.similarity == "cosine" ? 0.1 : 1.0);
+  }
+  c.reg = table.get("reg", c.reg);
+  c.init_std = table.get("init_std", c.init_std);
+  c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
+  if (c.dim <= 0) fail_key("dim", fmt::format("must be positive, got {}", c.dim));
+  if (!(c.temperature > 0)) fail_key("temperature", fmt::format("must be positive, got {}", c.temperature));
+  if (!(c.reg >= 0)) fail_key("reg", fmt::format("must be >= 0, got {}", c.reg));
+  if (!(c.init_std > 0)) fail_key("init_std", fmt::format("must be positive, got {}", c.init_std));
+  if (c.softmax_chunk <= 0) fail_key("softmax_chunk", fmt::format("must be positive, got {}", c.softmax_chunk));
+  return c;
+}
+
+MfModuleImpl::MfModuleImpl(const MfConfig& config, int32_t user_count, int32_t item_count) {
+  user_factors = register_parameter("user_factors", torch::randn({user_count, config.dim}) * config.init_std);
+  item_factors = register_parameter("item_factors", torch::randn({item_count, config.dim}) * config.init_std);
+  if (config.loss == "mse") {
+    user_bias = register_parameter("user_bias", torch::zeros({user_count}));
+    item_bias = register_parameter("item_bias", torch::zeros({item_count}));
+    global_mean = register_buffer("global_mean", torch::zeros({}));
+  }
+}
+
+Mf::Mf(const MfConfig& config, const ModelContext& context) : config_(config), context_(context) {
+  if (context.user_count <= 0 || context.item_count <= 0)
+    fail("model 'mf': needs users and items, got {} users and {} items", context.user_count, context.item_count);
+  module_ = MfModule(config, context.user_count, context.item_count);
+  module_->to(context.device);
+}
+
+void Mf::fit(const data::Split& split) {
+  if (config_.loss != "mse") return;
+  if (!split.train.has_ratings() || split.train.ratings.empty())
+    fail("model 'mf': loss = \"mse\" learns ratings, but the training data has none (use loss = \"bpr\" or "
+         "\"softmax\" for implicit data)");
+  double sum = 0.0;
+  for (float rating : split.train.ratings) sum += rating;
+  torch::NoGradGuard no_grad;
+  module_->global_mean.fill_(sum / static_cast<double>(split.train.ratings.size()));
+}
+
+data::SamplerOptions Mf::sampler_options(const data::SamplerOptions& defaults) const {
+  data::SamplerOptions options = defaults;
+  options.all_items = true;
+  options.ratings = config_.loss == "mse";
+  options.negatives = config_.loss == "bpr";
+  return options;
+}
+
+// Every term is a mean over the batch's (user, item) pairs. The L2 term adds reg * (squared norms of the pair's
+// parameters), as the per-rating SGD of Surprise's SVD and cornac's BPR do; their objectives are ½ err² + ½ λ‖θ‖²
+// and log σ(x) − ½ λ‖θ‖², so reg = λ for mse and reg = λ / 2 for bpr give the same minimiser.
+LossParts Mf::loss(const TensorBatch& batch) {
+  MfModuleImpl& m = *module_;
+  const torch::Tensor mask = batch.target > 0;
+  const torch::Tensor users = batch.users.unsqueeze(1).expand_as(batch.target).masked_select(mask);
+  const torch::Tensor items = batch.target.masked_select(mask) - 1;
+  const torch::Tensor p = m.user_factors.index_select(0, users);
+  const torch::Tensor q = m.item_factors.index_select(0, items);
+  torch::Tensor main, squared_norms;
+  if (config_.loss == "mse") {
+    if (!batch.rating.defined()) fail("model 'mf': loss = \"mse\" needs the batch's ratings");
+    const torch::Tensor user_bias = m.user_bias.index_select(0, users);
+    const torch::Tensor item_bias = m.item_bias.index_select(0, items);
+    const torch::Tensor predicted = m.global_mean + user_bias + item_bias + (p * q).sum(1);
+    const torch::Tensor truth = batch.rating.masked_select(mask).to(predicted.scalar_type());
+    main = (truth - predicted).pow(2).mean();
+    squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1) + user_bias.pow(2) + item_bias.pow(2);
+  } else if (config_.loss == "bpr") {
+    if (!batch.negative.defined()) fail("model 'mf': loss = \"bpr\" needs sampled negatives in the batch");
+    const torch::Tensor negative = m.item_factors.index_select(0, batch.negative.masked_select(mask) - 1);
+    main = -F::logsigmoid((p * (q - negative)).sum(1)).mean();
+    squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1) + negative.pow(2).sum(1);
+  } else {
+    torch::Tensor hidden = p, weight = m.item_factors;
+    if (config_.similarity == "cosine") {
+      // Normalising inside the graph: the gradient flows through the norms, as in the cosine-softmax papers.
+      hidden = F::normalize(hidden, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+      weight = F::normalize(weight, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+    }
+    main = losses::softmax_cross_entropy(hidden / config_.temperature, weight, items, config_.softmax_chunk);
+    squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1);
+  }
+  LossParts out;
+  out.parts.emplace_back(config_.loss, main.detach());
+  if (config_.reg > 0) {
+    const torch::Tensor penalty = config_.reg * squared_norms.mean();
+    out.total = main + penalty;
+    out.parts.emplace_back("reg", penalty.detach());
+  } else {
+    out.total = main;
+  }
+  return out;
+}
+
+torch::Tensor Mf::user_vectors(const data::Sequences&, const int32_t* users, int32_t count) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ids =
+      torch::from_blob(const_cast<int32_t*>(users), {count}, torch::kInt32).to(torch::kLong).to(context_.device);
+  torch::Tensor vectors = module_->user_factors.index_select(0, ids);
+  if (config_.similarity == "cosine") vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+  if (config_.loss == "mse") vectors = torch::cat({vectors, torch::ones({count, 1}, vectors.options())}, 1);
+  return vectors.to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+torch::Tensor Mf::item_vectors() {
+  torch::NoGradGuard no_grad;
+  torch::Tensor vectors = module_->item_factors;
+  if (config_.similarity == "cosine") vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+  if (config_.loss == "mse") vectors = torch::cat({vectors, module_->item_bias.unsqueeze(1)}, 1);
+  return vectors.to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+void Mf::predict_ratings(const int32_t* users, const int32_t* items, int64_t count, float* out) {
+  if (!predicts_ratings()) Model::predict_ratings(users, items, count, out);
+  torch::NoGradGuard no_grad;
+  auto ids = [&](const int32_t* values, int32_t limit, const char* what) {
+    for (int64_t k = 0; k < count; ++k)
+      if (values[k] < 0 || values[k] >= limit) fail("model 'mf': {} id {} out of range [0, {})", what, values[k], limit);
+    return torch::from_blob(const_cast<int32_t*>(values), {count}, torch::kInt32).to(torch::kLong).to(context_.device);
+  };
+  const torch::Tensor u = ids(users, context_.user_count, "user");
+  const torch::Tensor i = ids(items, context_.item_count, "item");
+  MfModuleImpl& m = *module_;
+  const torch::Tensor predicted = m.global_mean + m.user_bias.index_select(0, u) + m.item_bias.index_select(0, i) +
+                                  (m.user_factors.index_select(0, u) * m.item_factors.index_select(0, i)).sum(1);
+  const torch::Tensor result = predicted.to(torch::kCPU, torch::kFloat32).contiguous();
+  std::copy_n(result.data_ptr<float>(), count, out);
+}
+
+namespace {
+std::unique_ptr<Model> make_mf(ConfigTable& table, const ModelContext& context) {
+  return std::make_unique<Mf>(MfConfig::from(table), context);
+}
+}  // namespace
+EMBREC_REGISTER_MODEL("mf", make_mf);
+
+}  // namespace embrec::models

@@ -1,0 +1,63 @@
+// Matrix factorisation, one model with switches: explicit ratings (biased MF, squared loss), BPR with one sampled
+// negative (Rendle et al. 2009), or full softmax cross-entropy over all items with dot or cosine similarity.
+#pragma once
+
+#include "embrec/models/model.h"
+
+namespace embrec::models {
+
+struct MfConfig {
+  int64_t dim = 64;                 // factors per user and item
+  std::string loss = "mse";         // mse | bpr | softmax
+  std::string similarity = "dot";   // dot | cosine; cosine only with loss = "softmax"
+  double temperature = 1.0;         // softmax only; default 0.1 with cosine, 1 with dot
+  double reg = 0.0;                 // L2 on the factors (and biases) of each training pair, see Mf::loss
+  double init_std = 0.1;            // factors start N(0, init_std²), biases at 0 (Surprise's SVD default)
+  int64_t softmax_chunk = 1024;     // rows per chunk of the fused softmax cross-entropy
+
+  static MfConfig from(ConfigTable& table);
+};
+
+// The parameters: user factors p_u, item factors q_i and, for loss = "mse", biases b_u, b_i and the global
+// training mean μ (a buffer, so checkpoints carry it).
+struct MfModuleImpl : torch::nn::Module {
+  MfModuleImpl(const MfConfig& config, int32_t user_count, int32_t item_count);
+  torch::Tensor user_factors;  // [user_count, dim]
+  torch::Tensor item_factors;  // [item_count, dim]
+  torch::Tensor user_bias;     // [user_count], mse only
+  torch::Tensor item_bias;     // [item_count], mse only
+  torch::Tensor global_mean;   // [] , mse only
+};
+TORCH_MODULE(MfModule);
+
+class Mf final : public Model {
+ public:
+  Mf(const MfConfig& config, const ModelContext& context);
+  std::string name() const override { return "mf"; }
+  // mse: μ = the mean training rating (an error when the data has no ratings).
+  void fit(const data::Split& split) override;
+  bool trainable() const override { return true; }
+  // Every training (user, item) pair is a target once an epoch (all_items); ratings for mse, negatives for bpr.
+  data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
+  torch::nn::Module& module() override { return *module_; }
+  LossParts loss(const TensorBatch& batch) override;
+
+  // Ranking by inner product: dot: p_u · q_i; cosine: p_u/|p_u| · q_i/|q_i| (the softmax's order, τ > 0 drops
+  // out); mse: [p_u, 1] · [q_i, b_i] = r̂_ui − μ − b_u, which orders a user's items exactly as the predicted rating.
+  int64_t dim() const override { return config_.loss == "mse" ? config_.dim + 1 : config_.dim; }
+  torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
+  torch::Tensor item_vectors() override;
+
+  bool predicts_ratings() const override { return config_.loss == "mse"; }
+  // r̂_ui = μ + b_u + b_i + p_u · q_i.
+  void predict_ratings(const int32_t* users, const int32_t* items, int64_t count, float* out) override;
+
+  MfModule& mf_module() { return module_; }
+
+ private:
+  MfConfig config_;
+  ModelContext context_;
+  MfModule module_{nullptr};
+};
+
+}  // namespace embrec::models

@@ -1,0 +1,315 @@
+// MF: recovery of a planted low-rank matrix, hand-worked losses, gradients against finite differences, rating
+// metrics in the evaluator, checkpoint round trip and config errors.
+#include "embrec/models/mf.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "embrec/eval/metrics.h"
+#include "embrec/train/evaluate.h"
+#include "embrec/util/error.h"
+
+namespace embrec::models {
+namespace {
+
+std::unique_ptr<Mf> make(const std::string& toml_text, int32_t users, int32_t items, uint64_t seed = 1) {
+  ConfigTable table = ConfigTable::parse_string(toml_text, "test.toml");
+  ModelContext context;
+  context.user_count = users;
+  context.item_count = items;
+  torch::manual_seed(seed);
+  std::unique_ptr<Model> model = create_model(table, context);
+  table.finish();
+  return std::unique_ptr<Mf>(dynamic_cast<Mf*>(model.release()));
+}
+
+// Batch tensors from the sampler's arrays (the trainer's to_tensors, on CPU).
+TensorBatch to_tensors(const data::SequenceBatch& batch) {
+  TensorBatch out;
+  auto longs = [&](const std::vector<int64_t>& values, std::vector<int64_t> shape) {
+    return torch::tensor(values, torch::kLong).view(shape);
+  };
+  out.users = longs(batch.users, {batch.size});
+  out.input = longs(batch.input, {batch.size, batch.length});
+  out.target = longs(batch.target, {batch.size, batch.length});
+  if (!batch.negative.empty()) out.negative = longs(batch.negative, {batch.size, batch.length});
+  if (!batch.rating.empty()) out.rating = torch::tensor(batch.rating).view({batch.size, batch.length});
+  return out;
+}
+
+void train(Mf& model, const data::Sequences& train, int32_t item_count, int64_t epochs, double learning_rate,
+           int32_t batch_size) {
+  data::SamplerOptions defaults;
+  defaults.batch_size = batch_size;
+  const data::SamplerOptions options = model.sampler_options(defaults);
+  data::SequenceSampler sampler(train, item_count, options);
+  torch::optim::Adam optimizer(model.module().parameters(), torch::optim::AdamOptions(learning_rate));
+  data::SequenceBatch batch;
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    const auto plan = sampler.epoch_plan(epoch);
+    for (size_t b = 0; b < plan.size(); ++b) {
+      sampler.fill(plan[b], epoch, static_cast<int64_t>(b), batch);
+      LossParts loss = model.loss(to_tensors(batch));
+      optimizer.zero_grad();
+      loss.total.backward();
+      optimizer.step();
+    }
+  }
+}
+
+// Largest |analytic - central difference| over every parameter entry of the model's loss on `batch`.
+double parameter_gradient_error(Mf& model, const TensorBatch& batch) {
+  std::vector<torch::Tensor> parameters = model.module().parameters();
+  model.module().zero_grad();
+  model.loss(batch).total.backward();
+  const double h = 1e-6;
+  double worst = 0.0;
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor& parameter : parameters) {
+    const torch::Tensor analytic = parameter.grad().defined() ? parameter.grad().view({-1}) : torch::zeros({parameter.numel()}, parameter.options());
+    torch::Tensor flat = parameter.detach().view({-1});
+    for (int64_t k = 0; k < flat.numel(); ++k) {
+      const double saved = flat[k].item<double>();
+      flat[k] = saved + h;
+      const double plus = model.loss(batch).total.item<double>();
+      flat[k] = saved - h;
+      const double minus = model.loss(batch).total.item<double>();
+      flat[k] = saved;
+      worst = std::max(worst, std::abs(analytic[k].item<double>() - (plus - minus) / (2 * h)));
+    }
+  }
+  return worst;
+}
+
+// Users 0 and 2 of 3; items 1..5 (ids + 1, 0 = padding), negatives for BPR.
+TensorBatch small_batch() {
+  TensorBatch batch;
+  batch.users = torch::tensor({0, 2}, torch::kLong);
+  batch.target = torch::tensor({{0, 2, 3}, {1, 4, 5}}, torch::kLong);
+  batch.input = batch.target;
+  batch.negative = torch::tensor({{0, 5, 1}, {3, 1, 2}}, torch::kLong);
+  batch.rating = torch::tensor({{0.0f, 4.0f, 2.0f}, {5.0f, 1.0f, 3.0f}});
+  return batch;
+}
+
+std::string error_of(const std::string& toml_text) {
+  try {
+    make(toml_text, 3, 5);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+TEST(Mf, MseRecoversAPlantedLowRankMatrix) {
+  // R = 3 + U Vᵀ with U [60 x 3], V [40 x 3] ~ N(0, 0.7²): entries have std ≈ sqrt(3) · 0.49 ≈ 0.85. Four in five
+  // entries are training ratings; the fifth (a fixed pattern, 480 entries) is held out. Rank-3 MF with biases
+  // fits the training entries exactly, so the held-out error measures recovery, not memorisation.
+  const int32_t users = 60, items = 40;
+  torch::manual_seed(3);
+  const torch::Tensor planted =
+      3.0 + torch::mm(torch::randn({users, 3}) * 0.7, torch::randn({items, 3}).t() * 0.7);
+  auto entry = planted.accessor<float, 2>();
+  data::Split split;
+  std::vector<int32_t> test_users, test_items;
+  std::vector<float> test_truth;
+  for (int32_t u = 0; u < users; ++u) {
+    std::vector<int32_t> row_items;
+    std::vector<float> row_ratings;
+    for (int32_t i = 0; i < items; ++i) {
+      if ((u * 7 + i * 3) % 5 == 0) {
+        test_users.push_back(u);
+        test_items.push_back(i);
+        test_truth.push_back(entry[u][i]);
+      } else {
+        row_items.push_back(i);
+        row_ratings.push_back(entry[u][i]);
+      }
+    }
+    split.train.push_user(row_items.data(), static_cast<int64_t>(row_items.size()), row_ratings.data());
+  }
+  const int64_t held_out = static_cast<int64_t>(test_truth.size());
+  ASSERT_EQ(held_out, 480);
+  auto model = make("name = 'mf'\nloss = 'mse'\ndim = 3\n", users, items);
+  model->fit(split);
+  // Predicting the training mean everywhere: the bound below must be far under this.
+  std::vector<float> mean_prediction(held_out, model->mf_module()->global_mean.item<float>());
+  const double baseline = eval::rmse(test_truth.data(), mean_prediction.data(), held_out);
+  EXPECT_GT(baseline, 0.6);
+  train(*model, split.train, items, /*epochs=*/300, /*learning_rate=*/0.03, /*batch_size=*/20);
+  std::vector<float> predicted(held_out);
+  model->predict_ratings(test_users.data(), test_items.data(), held_out, predicted.data());
+  const double held_out_rmse = eval::rmse(test_truth.data(), predicted.data(), held_out);
+  EXPECT_LT(held_out_rmse, 0.05) << "mean-only RMSE " << baseline;
+}
+
+TEST(Mf, MseLossAndPredictionAreHandWorked) {
+  // p_0 = (1, 2), q_1 = (0.5, -1), b_u = 0.25, b_i = -0.5, μ = 3: r̂ = 3 + 0.25 - 0.5 + (0.5 - 2) = 1.25.
+  // Truth 2: squared error 0.75² = 0.5625. reg 0.1 · (|p|² + |q|² + b_u² + b_i²) = 0.1 · (5 + 1.25 + 0.0625 + 0.25)
+  // = 0.65625. Total 1.21875.
+  auto model = make("name = 'mf'\nloss = 'mse'\ndim = 2\nreg = 0.1\n", 2, 3);
+  MfModuleImpl& m = *model->mf_module();
+  {
+    torch::NoGradGuard no_grad;
+    m.user_factors[0] = torch::tensor({1.0f, 2.0f});
+    m.item_factors[1] = torch::tensor({0.5f, -1.0f});
+    m.user_bias[0] = 0.25f;
+    m.item_bias[1] = -0.5f;
+    m.global_mean.fill_(3.0);
+  }
+  TensorBatch batch;
+  batch.users = torch::tensor({0}, torch::kLong);
+  batch.target = torch::tensor({{0, 2}}, torch::kLong);
+  batch.input = batch.target;
+  batch.rating = torch::tensor({{0.0f, 2.0f}});
+  LossParts loss = model->loss(batch);
+  EXPECT_NEAR(loss.total.item<double>(), 1.21875, 1e-6);
+  ASSERT_EQ(loss.parts.size(), 2u);
+  EXPECT_EQ(loss.parts[0].first, "mse");
+  EXPECT_NEAR(loss.parts[0].second.item<double>(), 0.5625, 1e-6);
+  EXPECT_NEAR(loss.parts[1].second.item<double>(), 0.65625, 1e-6);
+  const int32_t user = 0, item = 1;
+  float predicted = 0;
+  model->predict_ratings(&user, &item, 1, &predicted);
+  EXPECT_NEAR(predicted, 1.25, 1e-6);
+  // Ranking vectors [p, 1] · [q, b_i] = r̂ - μ - b_u = -2.
+  data::Sequences none;
+  const torch::Tensor u = model->user_vectors(none, &user, 1);
+  const torch::Tensor v = model->item_vectors();
+  EXPECT_EQ(model->dim(), 3);
+  EXPECT_NEAR((u[0] * v[1]).sum().item<double>(), -2.0, 1e-6);
+}
+
+TEST(Mf, BprIsLogTwoAtZeroFactorsAndItsGradientMatchesFiniteDifferences) {
+  auto model = make("name = 'mf'\nloss = 'bpr'\ndim = 3\nreg = 0.05\n", 3, 5);
+  {
+    // All scores 0: -log σ(0) = log 2 for every pair, and no L2 term.
+    torch::NoGradGuard no_grad;
+    for (auto& parameter : model->module().parameters()) parameter.zero_();
+    EXPECT_NEAR(model->loss(small_batch()).total.item<double>(), std::log(2.0), 1e-6);
+  }
+  auto fresh = make("name = 'mf'\nloss = 'bpr'\ndim = 3\nreg = 0.05\ninit_std = 0.5\n", 3, 5);
+  fresh->module().to(torch::kFloat64);
+  EXPECT_LT(parameter_gradient_error(*fresh, small_batch()), 1e-7);
+}
+
+TEST(Mf, SoftmaxGradientsMatchFiniteDifferencesForCosineAndDot) {
+  for (const char* similarity : {"cosine", "dot"}) {
+    auto model = make(fmt::format("name = 'mf'\nloss = 'softmax'\nsimilarity = '{}'\ndim = 3\nreg = 0.01\n"
+                                  "init_std = 0.5\nsoftmax_chunk = 3\n",
+                                  similarity),
+                      3, 5);
+    model->module().to(torch::kFloat64);
+    EXPECT_LT(parameter_gradient_error(*model, small_batch()), 1e-7) << similarity;
+  }
+}
+
+TEST(Mf, CosineSoftmaxIsLogItemsWhenAllItemsPointTheSameWay) {
+  // Item vectors k · (1, 1), k = 1..5: one direction, so every item has the same cosine with any user, the softmax
+  // is uniform and the loss is log 5 whatever the temperature. (With dot scores the longest vector would win.)
+  auto model = make("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\ndim = 2\n", 3, 5);
+  EXPECT_EQ(model->dim(), 2);
+  {
+    torch::NoGradGuard no_grad;
+    MfModuleImpl& m = *model->mf_module();
+    m.item_factors.copy_(torch::arange(1, 6, torch::kFloat32).unsqueeze(1).expand({5, 2}));
+  }
+  EXPECT_NEAR(model->loss(small_batch()).total.item<double>(), std::log(5.0), 1e-5);
+}
+
+TEST(Mf, EvaluatorAddsRatingMetricsOnlyForRatingModels) {
+  // Targets: user 0 rated item 2 with 4 and item 0 with 1, user 1 rated item 1 with 3.
+  data::EvalTask task;
+  const int32_t h0[] = {1}, h1[] = {0};
+  const float hr[] = {5};
+  task.history.push_user(h0, 1, hr);
+  task.history.push_user(h1, 1, hr);
+  const int32_t t0[] = {2, 0}, t1[] = {1};
+  const float r0[] = {4, 1}, r1[] = {3};
+  task.targets.push_user(t0, 2, r0);
+  task.targets.push_user(t1, 1, r1);
+  eval::EvalConfig config;
+  config.ks = {2};
+  auto model = make("name = 'mf'\nloss = 'mse'\ndim = 2\n", 2, 3);
+  const eval::EvalResult result = train::evaluate_model(*model, task, 3, config);
+  const int32_t users[] = {0, 0, 1}, items[] = {2, 0, 1};
+  const float truth[] = {4, 1, 3};
+  float predicted[3];
+  model->predict_ratings(users, items, 3, predicted);
+  EXPECT_DOUBLE_EQ(result.value("rmse"), eval::rmse(truth, predicted, 3));
+  EXPECT_DOUBLE_EQ(result.value("mae"), eval::mae(truth, predicted, 3));
+  EXPECT_DOUBLE_EQ(result.value("r2"), eval::r_squared(truth, predicted, 3));
+  EXPECT_DOUBLE_EQ(result.value("explained_variance"), eval::explained_variance(truth, predicted, 3));
+  EXPECT_NE(result.to_table(config.ks, config.metrics).find("rmse"), std::string::npos);
+  EXPECT_EQ(eval::EvalResult::from_json(result.to_json()).value("rmse"), result.value("rmse"));
+
+  auto implicit = make("name = 'mf'\nloss = 'bpr'\ndim = 2\n", 2, 3);
+  const eval::EvalResult ranking_only = train::evaluate_model(*implicit, task, 3, config);
+  EXPECT_EQ(ranking_only.all().values.count("rmse"), 0u);
+  EXPECT_EQ(ranking_only.to_table(config.ks, config.metrics).find("rmse"), std::string::npos);
+}
+
+TEST(Mf, CheckpointRoundTripGivesIdenticalPredictions) {
+  data::Split split;
+  const int32_t a[] = {0, 2}, b[] = {1};
+  const float ra[] = {4, 2}, rb[] = {5};
+  split.train.push_user(a, 2, ra);
+  split.train.push_user(b, 1, rb);
+  auto saved = make("name = 'mf'\nloss = 'mse'\ndim = 4\n", 2, 3, /*seed=*/1);
+  saved->fit(split);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("embrec-mf-" + std::to_string(::getpid()) + ".pt")).string();
+  {
+    torch::serialize::OutputArchive archive;
+    saved->module().save(archive);
+    archive.save_to(path);
+  }
+  auto loaded = make("name = 'mf'\nloss = 'mse'\ndim = 4\n", 2, 3, /*seed=*/2);
+  {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    loaded->module().load(archive);
+  }
+  std::filesystem::remove(path);
+  const int32_t users[] = {0, 0, 1, 1}, items[] = {0, 1, 2, 0};
+  float before[4], after[4];
+  saved->predict_ratings(users, items, 4, before);
+  loaded->predict_ratings(users, items, 4, after);
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(before[k], after[k]) << k;
+  EXPECT_NEAR(after[0], 11.0f / 3.0f, 0.5f);  // μ = 11/3 travelled with the checkpoint, plus small factor products
+  data::Sequences none;
+  EXPECT_TRUE(torch::equal(saved->user_vectors(none, users, 4), loaded->user_vectors(none, users, 4)));
+  EXPECT_TRUE(torch::equal(saved->item_vectors(), loaded->item_vectors()));
+}
+
+TEST(Mf, InvalidKeysAreErrorsNamingTheKey) {
+  EXPECT_NE(error_of("name = 'mf'\ndims = 8\n").find("dims"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'rmse'\n").find("loss"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nsimilarity = 'cosine'\n").find("similarity"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\ntemperature = 0.2\n").find("temperature"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\ntemperature = 0.0\n").find("temperature"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\ndim = 0\n").find("dim"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nreg = -1.0\n").find("reg"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\ndim = 'big'\n").find("dim"), std::string::npos);
+  EXPECT_EQ(error_of("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\n"), "(no error)");
+}
+
+TEST(Mf, MseWithoutRatingsIsAnError) {
+  data::Split split;
+  const int32_t a[] = {0, 2};
+  split.train.push_user(a, 2);
+  auto model = make("name = 'mf'\nloss = 'mse'\n", 1, 3);
+  try {
+    model->fit(split);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("ratings"), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace embrec::models
