@@ -114,6 +114,59 @@ TEST(Trainer, RefusesToOverwriteARunAndToResumeNothing) {
   fs::remove_all(empty);
 }
 
+std::string replace_once(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(Trainer, ResumeAcceptsAnotherThreadCountAndNamesAnyOtherDifference) {
+  const std::string text = small_config(kSmallSasrec, 3);
+  const std::string dir = temporary_folder("resume-config");
+  Experiment first = experiment_from(text);
+  train(first, {dir, false, 1});
+  Experiment more_threads = experiment_from(replace_once(text, "threads = 1", "threads = 2"));
+  EXPECT_EQ(train(more_threads, {dir, true, 1}).epochs_run, 2);
+  Experiment other_rate = experiment_from(replace_once(text, "batch_size = 64", "batch_size = 64\nlearning_rate = 0.01"));
+  try {
+    train(other_rate, {dir, true, -1});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("differs from the run's config.toml"), std::string::npos) << message;
+    EXPECT_NE(message.find("learning_rate = 0.01"), std::string::npos) << message;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, WithoutAValidStageTheLastEpochIsKept) {
+  const std::string text =
+      small_config("name = 'mf'\nloss = 'bpr'\ndim = 8", 3) + "[data.split]\nmethod = 'stratified'\nvalid_ratio = 0.0\n";
+  const std::string dir = temporary_folder("no-valid");
+  Experiment experiment = experiment_from(text);
+  const TrainSummary summary = train(experiment, {dir, false, -1});
+  EXPECT_EQ(summary.best_epoch, 3);
+  std::istringstream lines(read_file(dir + "/metrics.jsonl"));
+  int count = 0;
+  for (std::string line; std::getline(lines, line); ++count) EXPECT_FALSE(nlohmann::json::parse(line).contains("valid"));
+  EXPECT_EQ(count, 3);
+  EXPECT_GT(summary.test.value("ndcg@10"), 0.0);
+  fs::remove_all(dir);
+}
+
+TEST(Trainer, SelectingARatingMetricNeedsARatingModel) {
+  const std::string text = replace_once(small_config("name = 'pop'", 1), "select = \"ndcg@10\"", "select = \"rmse\"");
+  const std::string dir = temporary_folder("rating-select");
+  Experiment experiment = experiment_from(text);
+  try {
+    train(experiment, {dir, false, -1});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("predicts ratings"), std::string::npos) << error.what();
+  }
+  fs::remove_all(dir);
+}
+
 // A model whose loss turns NaN at its seventh batch, to exercise the guard.
 class NanModel final : public models::Model {
  public:

@@ -37,9 +37,13 @@ EvalConfig EvalConfig::from(ConfigTable& table) {
   bool selectable = false;
   for (const std::string& metric : c.metrics)
     for (int64_t k : c.ks) selectable |= c.select == metric + "@" + std::to_string(k);
+  // Rating metrics (rmse, mae, r2, explained_variance) are selectable too; the trainer checks that the model
+  // predicts ratings.
+  for (const std::string& metric : rating_metric_names()) selectable |= c.select == metric;
   if (!selectable)
-    fail("{}: key '{}': '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks')", table.source(),
-         table.key_path("select"), c.select);
+    fail("{}: key '{}': '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks', or rmse, mae, r2, "
+         "explained_variance for rating models)",
+         table.source(), table.key_path("select"), c.select);
   return c;
 }
 

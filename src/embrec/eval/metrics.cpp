@@ -55,6 +55,8 @@ const std::vector<std::string>& rating_metric_names() {
   return names;
 }
 
+bool lower_is_better(const std::string& metric) { return metric == "rmse" || metric == "mae"; }
+
 double rmse(const float* truth, const float* predicted, int64_t count) {
   if (count <= 0) return 0.0;
   double sum = 0.0;

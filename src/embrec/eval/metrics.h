@@ -29,6 +29,8 @@ double metric_from_rank(const std::string& name, int64_t rank, int64_t k);
 // offset in ŷ is not penalised, unlike R²). When Var(y) = 0 the last two follow sklearn: 1 for a perfect
 // prediction, else 0. All are 0 for count = 0.
 const std::vector<std::string>& rating_metric_names();  // rmse, mae, r2, explained_variance
+// Whether a smaller value of the metric is better (rmse, mae); every other metric is better larger.
+bool lower_is_better(const std::string& metric);
 double rmse(const float* truth, const float* predicted, int64_t count);
 double mae(const float* truth, const float* predicted, int64_t count);
 double r_squared(const float* truth, const float* predicted, int64_t count);

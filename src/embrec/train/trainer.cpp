@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "embrec/eval/metrics.h"
 #include "embrec/report/cluster_histogram.h"
 #include "embrec/train/evaluate.h"
 #include "embrec/util/error.h"
@@ -216,6 +218,31 @@ std::string format_parts(const std::vector<std::pair<std::string, double>>& part
   return text;
 }
 
+// The resolved config without [train]'s thread count, which changes speed, not the run: a run may resume with
+// another.
+std::vector<std::string> lines_for_resume(const std::string& toml) {
+  std::istringstream in(toml);
+  std::vector<std::string> lines;
+  std::string line, section;
+  while (std::getline(in, line)) {
+    const size_t first = line.find_first_not_of(" \t");
+    if (first != std::string::npos && line[first] == '[') section = line.substr(first);
+    if (section == "[train]" && first != std::string::npos && line.compare(first, 10, "threads = ") == 0) continue;
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// Empty when the two resolved configs describe the same run; else the first differing line of each.
+std::string config_difference(const std::string& saved, const std::string& current) {
+  const std::vector<std::string> a = lines_for_resume(saved), b = lines_for_resume(current);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    const std::string left = i < a.size() ? a[i] : "(end)", right = i < b.size() ? b[i] : "(end)";
+    if (left != right) return fmt::format("line {}: the run has '{}', this config '{}'", i + 1, left, right);
+  }
+  return "";
+}
+
 }  // namespace
 
 void write_cluster_report(models::Model& model, const data::Split& split, double head_share,
@@ -257,14 +284,27 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   const bool has_checkpoint = file_exists(checkpoint_path);
   if (options.resume) {
     if (!has_checkpoint) fail("{}: nothing to resume (no checkpoint.pt)", run_dir);
-    if (file_exists(config_path) && read_file(config_path) != experiment.resolved_toml)
-      fail("{}: --resume with a config that differs from the run's config.toml", run_dir);
+    if (file_exists(config_path)) {
+      const std::string difference = config_difference(read_file(config_path), experiment.resolved_toml);
+      if (!difference.empty())
+        fail("{}: --resume with a config that differs from the run's config.toml ({})", run_dir, difference);
+    }
   } else if (has_checkpoint) {
     fail("{}: already holds a run (checkpoint.pt); pass --resume to continue it, or choose another --out", run_dir);
   }
   write_file_atomic(config_path, experiment.resolved_toml);
 
+  const std::string& select = experiment.eval_config.select;
+  const bool rating_select = std::find(eval::rating_metric_names().begin(), eval::rating_metric_names().end(),
+                                       select) != eval::rating_metric_names().end();
+  if (rating_select && !model.predicts_ratings())
+    fail("eval.select = '{}' needs a model that predicts ratings, and model '{}' does not (select a ranking metric "
+         "such as ndcg@10)",
+         select, model.name());
   const data::EvalTask valid_task = data::make_eval_task(split, /*test_stage=*/false);
+  // No valid stage (valid_ratio = 0, as in Microsoft Recommenders' 75/25 protocol): nothing to select on, so the
+  // model of the last evaluation point is kept.
+  const bool has_valid = valid_task.targets.size() > 0;
   const eval::UserGroups groups = head_tail_groups(split.train, config.head_share);
   const int32_t item_count = experiment.data.dataset.item_count();
   // Count-based models learn everything here: their training time is this.
@@ -350,7 +390,12 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
                              {"sequences", sequences}};
       for (auto& [name, value] : means) line["parts"][name] = value;
       const bool evaluate_now = (epoch + 1) % config.eval_every == 0 || epoch + 1 == config.epochs;
-      if (evaluate_now) {
+      if (evaluate_now && !has_valid) {
+        state.best_epoch = epoch + 1;
+        save_module(module, best_path);
+        spdlog::info("epoch {}: {} ({:.1f}s train; no valid stage: keeping this epoch)", epoch + 1,
+                     format_parts(means), epoch_seconds);
+      } else if (evaluate_now) {
         module.eval();
         eval::EvalResult valid = evaluate_model(model, valid_task, item_count, experiment.eval_config);
         const double value = valid.value(experiment.eval_config.select);
@@ -358,7 +403,9 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
         line["eval_seconds"] = valid.seconds;
         spdlog::info("epoch {}: {} | valid {} = {:.4f} ({:.1f}s train, {:.2f}s eval)", epoch + 1, format_parts(means),
                      experiment.eval_config.select, value, epoch_seconds, valid.seconds);
-        if (value > state.best_value) {
+        const bool better = state.best_epoch == 0 ||
+                            (eval::lower_is_better(select) ? value < state.best_value : value > state.best_value);
+        if (better) {
           state.best_value = value;
           state.best_epoch = epoch + 1;
           state.bad_evaluations = 0;
