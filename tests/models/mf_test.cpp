@@ -16,6 +16,8 @@
 namespace embrec::models {
 namespace {
 
+namespace F = torch::nn::functional;
+
 std::unique_ptr<Mf> make(const std::string& toml_text, int32_t users, int32_t items, uint64_t seed = 1) {
   ConfigTable table = ConfigTable::parse_string(toml_text, "test.toml");
   ModelContext context;
@@ -198,13 +200,49 @@ TEST(Mf, BprIsLogTwoAtZeroFactorsAndItsGradientMatchesFiniteDifferences) {
 }
 
 TEST(Mf, SoftmaxGradientsMatchFiniteDifferencesForCosineAndDot) {
-  for (const char* similarity : {"cosine", "dot"}) {
-    auto model = make(fmt::format("name = 'mf'\nloss = 'softmax'\nsimilarity = '{}'\ndim = 3\nreg = 0.01\n"
-                                  "init_std = 0.5\nsoftmax_chunk = 3\n",
-                                  similarity),
-                      3, 5);
-    model->module().to(torch::kFloat64);
-    EXPECT_LT(parameter_gradient_error(*model, small_batch()), 1e-7) << similarity;
+  for (const char* similarity : {"cosine", "dot"})
+    for (const char* bias : {"false", "true"}) {
+      auto model = make(fmt::format("name = 'mf'\nloss = 'softmax'\nsimilarity = '{}'\ndim = 3\nreg = 0.01\n"
+                                    "init_std = 0.5\nsoftmax_chunk = 3\nitem_bias = {}\n",
+                                    similarity, bias),
+                        3, 5);
+      model->module().to(torch::kFloat64);
+      {
+        torch::NoGradGuard no_grad;
+        if (model->mf_module()->item_bias.defined()) model->mf_module()->item_bias.normal_(0.0, 0.5);
+      }
+      EXPECT_LT(parameter_gradient_error(*model, small_batch()), 1e-7) << similarity << " bias " << bias;
+    }
+}
+
+TEST(Mf, RankingVectorsGiveTheScoresTheLossUses) {
+  // BPR (item bias on by default): u · v = p_u · q_i + b_i; softmax with a bias: the logit p_u · q_i / τ + b_i;
+  // cosine softmax without one: the cosine.
+  struct Case {
+    const char* toml;
+    std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)> score;
+  };
+  const std::vector<Case> cases = {
+      {"loss = 'bpr'", [](auto& p, auto& q, auto& b) { return p.mm(q.t()) + b; }},
+      {"loss = 'softmax'\ntemperature = 0.5\nitem_bias = true",
+       [](auto& p, auto& q, auto& b) { return p.mm(q.t()) / 0.5 + b; }},
+      {"loss = 'softmax'\nsimilarity = 'cosine'",
+       [](auto& p, auto& q, auto&) {
+         return F::normalize(p, F::NormalizeFuncOptions().dim(1)).mm(F::normalize(q, F::NormalizeFuncOptions().dim(1)).t());
+       }},
+  };
+  for (const Case& c : cases) {
+    auto model = make(std::string("name = 'mf'\ndim = 4\ninit_std = 0.5\n") + c.toml + "\n", 3, 5);
+    MfModuleImpl& m = *model->mf_module();
+    torch::Tensor bias = torch::zeros({5});
+    {
+      torch::NoGradGuard no_grad;
+      if (m.item_bias.defined()) bias = m.item_bias.normal_(0.0, 1.0).clone();
+    }
+    const int32_t users[] = {0, 1, 2};
+    const torch::Tensor scores = model->user_vectors({}, users, 3).mm(model->item_vectors().t());
+    const torch::Tensor expected = c.score(m.user_factors.detach(), m.item_factors.detach(), bias);
+    EXPECT_TRUE(torch::allclose(scores, expected, 1e-5, 1e-5)) << c.toml << "\n" << scores << "\n" << expected;
   }
 }
 
@@ -295,6 +333,7 @@ TEST(Mf, InvalidKeysAreErrorsNamingTheKey) {
   EXPECT_NE(error_of("name = 'mf'\ndim = 0\n").find("dim"), std::string::npos);
   EXPECT_NE(error_of("name = 'mf'\nreg = -1.0\n").find("reg"), std::string::npos);
   EXPECT_NE(error_of("name = 'mf'\ndim = 'big'\n").find("dim"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\nitem_bias = false\n").find("item_bias"), std::string::npos);
   EXPECT_EQ(error_of("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\n"), "(no error)");
 }
 

@@ -24,6 +24,11 @@ MfConfig MfConfig::from(ConfigTable& table) {
     // Cosine scores lie in [-1, 1]: without a small temperature the softmax is nearly flat.
     c.temperature = table.get("temperature", c.similarity == "cosine" ? 0.1 : 1.0);
   }
+  if (c.loss == "mse") {
+    if (table.has("item_bias")) fail_key("item_bias", "is always on for loss = \"mse\" (with the user bias)");
+  } else {
+    c.item_bias = table.get("item_bias", c.loss == "bpr");
+  }
   c.reg = table.get("reg", c.reg);
   c.init_std = table.get("init_std", c.init_std);
   c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
@@ -38,9 +43,9 @@ MfConfig MfConfig::from(ConfigTable& table) {
 MfModuleImpl::MfModuleImpl(const MfConfig& config, int32_t user_count, int32_t item_count) {
   user_factors = register_parameter("user_factors", torch::randn({user_count, config.dim}) * config.init_std);
   item_factors = register_parameter("item_factors", torch::randn({item_count, config.dim}) * config.init_std);
+  if (config.loss == "mse" || config.item_bias) item_bias = register_parameter("item_bias", torch::zeros({item_count}));
   if (config.loss == "mse") {
     user_bias = register_parameter("user_bias", torch::zeros({user_count}));
-    item_bias = register_parameter("item_bias", torch::zeros({item_count}));
     global_mean = register_buffer("global_mean", torch::zeros({}));
   }
 }
@@ -92,9 +97,17 @@ LossParts Mf::loss(const TensorBatch& batch) {
     squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1) + user_bias.pow(2) + item_bias.pow(2);
   } else if (config_.loss == "bpr") {
     if (!batch.negative.defined()) fail("model 'mf': loss = \"bpr\" needs sampled negatives in the batch");
-    const torch::Tensor negative = m.item_factors.index_select(0, batch.negative.masked_select(mask) - 1);
-    main = -F::logsigmoid((p * (q - negative)).sum(1)).mean();
+    const torch::Tensor negatives = batch.negative.masked_select(mask) - 1;
+    const torch::Tensor negative = m.item_factors.index_select(0, negatives);
+    torch::Tensor difference = (p * (q - negative)).sum(1);
     squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1) + negative.pow(2).sum(1);
+    if (config_.item_bias) {
+      const torch::Tensor positive_bias = m.item_bias.index_select(0, items);
+      const torch::Tensor negative_bias = m.item_bias.index_select(0, negatives);
+      difference = difference + positive_bias - negative_bias;
+      squared_norms = squared_norms + positive_bias.pow(2) + negative_bias.pow(2);
+    }
+    main = -F::logsigmoid(difference).mean();
   } else {
     torch::Tensor hidden = p, weight = m.item_factors;
     if (config_.similarity == "cosine") {
@@ -102,8 +115,15 @@ LossParts Mf::loss(const TensorBatch& batch) {
       hidden = F::normalize(hidden, F::NormalizeFuncOptions().dim(1).eps(1e-12));
       weight = F::normalize(weight, F::NormalizeFuncOptions().dim(1).eps(1e-12));
     }
-    main = losses::softmax_cross_entropy(hidden / config_.temperature, weight, items, config_.softmax_chunk);
+    hidden = hidden / config_.temperature;
     squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1);
+    if (config_.item_bias) {
+      // The bias as one more coordinate: [h, 1] · [w_i, b_i] = h · w_i + b_i, so the fused softmax needs no change.
+      hidden = torch::cat({hidden, torch::ones({hidden.size(0), 1}, hidden.options())}, 1);
+      weight = torch::cat({weight, m.item_bias.unsqueeze(1)}, 1);
+      squared_norms = squared_norms + m.item_bias.index_select(0, items).pow(2);
+    }
+    main = losses::softmax_cross_entropy(hidden, weight, items, config_.softmax_chunk);
   }
   LossParts out;
   out.parts.emplace_back(config_.loss, main.detach());
@@ -123,7 +143,11 @@ torch::Tensor Mf::user_vectors(const data::Sequences&, const int32_t* users, int
       torch::from_blob(const_cast<int32_t*>(users), {count}, torch::kInt32).to(torch::kLong).to(context_.device);
   torch::Tensor vectors = module_->user_factors.index_select(0, ids);
   if (config_.similarity == "cosine") vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
-  if (config_.loss == "mse") vectors = torch::cat({vectors, torch::ones({count, 1}, vectors.options())}, 1);
+  if (has_item_bias()) {
+    // The bias is added to the logit, so the factor part must be on the logit's scale.
+    if (config_.loss == "softmax") vectors = vectors / config_.temperature;
+    vectors = torch::cat({vectors, torch::ones({count, 1}, vectors.options())}, 1);
+  }
   return vectors.to(torch::kCPU, torch::kFloat32).contiguous();
 }
 
@@ -131,7 +155,7 @@ torch::Tensor Mf::item_vectors() {
   torch::NoGradGuard no_grad;
   torch::Tensor vectors = module_->item_factors;
   if (config_.similarity == "cosine") vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
-  if (config_.loss == "mse") vectors = torch::cat({vectors, module_->item_bias.unsqueeze(1)}, 1);
+  if (has_item_bias()) vectors = torch::cat({vectors, module_->item_bias.unsqueeze(1)}, 1);
   return vectors.to(torch::kCPU, torch::kFloat32).contiguous();
 }
 

@@ -11,6 +11,10 @@ struct MfConfig {
   std::string loss = "mse";         // mse | bpr | softmax
   std::string similarity = "dot";   // dot | cosine; cosine only with loss = "softmax"
   double temperature = 1.0;         // softmax only; default 0.1 with cosine, 1 with dot
+  // A learned item bias b_i added to every score: always on for mse (with the user bias and μ); for bpr on by
+  // default (as cornac's BPR, Microsoft Recommenders' BPR row, has it: it carries item popularity); off by default
+  // for softmax.
+  bool item_bias = false;
   double reg = 0.0;                 // L2 on the factors (and biases) of each training pair, see Mf::loss
   double init_std = 0.1;            // factors start N(0, init_std²), biases at 0 (Surprise's SVD default)
   int64_t softmax_chunk = 1024;     // rows per chunk of the fused softmax cross-entropy
@@ -18,14 +22,14 @@ struct MfConfig {
   static MfConfig from(ConfigTable& table);
 };
 
-// The parameters: user factors p_u, item factors q_i and, for loss = "mse", biases b_u, b_i and the global
-// training mean μ (a buffer, so checkpoints carry it).
+// The parameters: user factors p_u, item factors q_i, item biases b_i (mse, or item_bias) and, for loss = "mse",
+// user biases b_u and the global training mean μ (a buffer, so checkpoints carry it).
 struct MfModuleImpl : torch::nn::Module {
   MfModuleImpl(const MfConfig& config, int32_t user_count, int32_t item_count);
   torch::Tensor user_factors;  // [user_count, dim]
   torch::Tensor item_factors;  // [item_count, dim]
   torch::Tensor user_bias;     // [user_count], mse only
-  torch::Tensor item_bias;     // [item_count], mse only
+  torch::Tensor item_bias;     // [item_count], mse or item_bias
   torch::Tensor global_mean;   // [] , mse only
 };
 TORCH_MODULE(MfModule);
@@ -43,8 +47,9 @@ class Mf final : public Model {
   LossParts loss(const TensorBatch& batch) override;
 
   // Ranking by inner product: dot: p_u · q_i; cosine: p_u/|p_u| · q_i/|q_i| (the softmax's order, τ > 0 drops
-  // out); mse: [p_u, 1] · [q_i, b_i] = r̂_ui − μ − b_u, which orders a user's items exactly as the predicted rating.
-  int64_t dim() const override { return config_.loss == "mse" ? config_.dim + 1 : config_.dim; }
+  // out); with an item bias one more coordinate: [p_u, 1] · [q_i, b_i] (mse: = r̂_ui − μ − b_u, which orders a
+  // user's items exactly as the predicted rating; softmax: [p_u / τ, 1] · [q_i, b_i], the logit).
+  int64_t dim() const override { return has_item_bias() ? config_.dim + 1 : config_.dim; }
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
   torch::Tensor item_vectors() override;
 
@@ -55,6 +60,7 @@ class Mf final : public Model {
   MfModule& mf_module() { return module_; }
 
  private:
+  bool has_item_bias() const { return config_.loss == "mse" || config_.item_bias; }
   MfConfig config_;
   ModelContext context_;
   MfModule module_{nullptr};
