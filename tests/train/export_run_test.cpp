@@ -44,6 +44,34 @@ TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
   std::filesystem::remove_all(run_dir);
 }
 
+TEST(ExportRun, UserIdModelsExportTheirVectorsButNoHistoryEncoder) {
+  // MF's user vectors belong to user ids: the export serves known users (vectors equal the model's), and carries
+  // no encoder, so a fresh history is refused rather than answered with some other user's vector.
+  const std::string run_dir = temporary_folder("export-mf"), out = run_dir + "/export";
+  Experiment experiment = experiment_from(small_config("name = 'mf'\nloss = 'bpr'\ndim = 8", 1));
+  train(experiment, {run_dir, false, -1});
+  export_run(run_dir, out, {});
+  index::LoadedExport loaded = index::load_export(out);
+  EXPECT_EQ(loaded.manifest.dimension, 9);  // 8 factors and the item bias
+  EXPECT_TRUE(loaded.manifest.encoder.empty());
+  EXPECT_FALSE(run_encoder_factory()(loaded));
+  Experiment reloaded = load_run(run_dir);
+  const int32_t user = 5;
+  const torch::Tensor expected = reloaded.model->user_vectors({}, &user, 1);
+  const auto internal = loaded.store.user_id(experiment.data.dataset.users.external(user));
+  ASSERT_TRUE(internal.has_value());
+  const auto stored = loaded.store.user_vector(*internal);
+  ASSERT_TRUE(stored.has_value());
+  for (int64_t d = 0; d < expected.size(1); ++d) EXPECT_FLOAT_EQ((*stored)[d], expected[0][d].item<float>());
+  try {
+    load_run_encoder(run_dir);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("does not encode histories"), std::string::npos) << error.what();
+  }
+  std::filesystem::remove_all(run_dir);
+}
+
 TEST(ExportRun, CountBasedModelsHaveNothingToExport) {
   const std::string run_dir = temporary_folder("export-pop");
   Experiment experiment = experiment_from(small_config("name = 'pop'", 1));

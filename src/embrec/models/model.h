@@ -69,6 +69,9 @@ class Model {
   virtual int64_t dim() const { return 0; }
   virtual torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count);
   virtual torch::Tensor item_vectors();
+  // Whether user_vectors() encodes the histories it is given (sequence models), so that a fresh history can be
+  // served; false for models whose user vectors are learned per user id (MF, NCF, RLRMC): they serve known users.
+  virtual bool encodes_histories() const { return false; }
 
   // Rating models (MF with loss = "mse"): predicted ratings of (users[k], items[k]) pairs (internal ids) into
   // out[count]; the evaluator reports RMSE/MAE/R² on the held-out ratings when predicts_ratings() is true.

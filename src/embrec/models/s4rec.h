@@ -60,6 +60,7 @@ class S4rec final : public Model {
   LossParts loss(const TensorBatch& batch) override;
   int64_t dim() const override { return config_.encoder.dim; }
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
+  bool encodes_histories() const override { return true; }
   torch::Tensor item_vectors() override;
   int64_t cluster_count() const override;
   std::vector<int32_t> cluster_assignments(const data::Sequences& histories, const int32_t* users,

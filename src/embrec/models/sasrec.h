@@ -58,6 +58,7 @@ class Sasrec final : public Model {
   LossParts loss(const TensorBatch& batch) override;
   int64_t dim() const override { return config_.dim; }
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
+  bool encodes_histories() const override { return true; }
   torch::Tensor item_vectors() override;
 
   SasrecEncoder& encoder() { return encoder_; }

@@ -22,8 +22,8 @@ std::vector<float> to_vector(const torch::Tensor& tensor) {
 class RunEncoder final : public serve::HistoryEncoder {
  public:
   explicit RunEncoder(const std::string& run_dir) : experiment_(load_run(run_dir)) {
-    if (experiment_.model->dim() <= 0)
-      fail("{}: model '{}' has no user vectors to encode histories with", run_dir, experiment_.model->name());
+    if (experiment_.model->dim() <= 0 || !experiment_.model->encodes_histories())
+      fail("{}: model '{}' does not encode histories into user vectors", run_dir, experiment_.model->name());
   }
   std::vector<float> encode(const std::vector<int32_t>& items) override {
     data::Sequences history;
@@ -61,7 +61,8 @@ index::Manifest export_run(const std::string& run_dir, const std::string& out_di
   for (int32_t u = 0; u < users; ++u) data.user_seen_items[u].assign(all.begin(u), all.end(u));
   data.user_external_ids = dataset.users.externals();
   data.item_external_ids = dataset.items.externals();
-  data.encoder = std::filesystem::absolute(run_dir).lexically_normal().string();
+  // Models of user ids have no history encoder: the service answers 501 on the history route for them.
+  if (model.encodes_histories()) data.encoder = std::filesystem::absolute(run_dir).lexically_normal().string();
   index::Manifest manifest = index::write_export(data, out_dir, options);
   spdlog::info("exported {} ({} items, {} users, dim {}) to {}", model.name(), dataset.item_count(), users, data.dim,
                out_dir);
