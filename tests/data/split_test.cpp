@@ -192,6 +192,43 @@ TEST(Split, StratifiedGivesEveryUserTheirShare) {
     EXPECT_EQ(s.train.length(u), static_cast<int64_t>(std::nearbyint(0.75 * d.interactions.length(u))));
 }
 
+TEST(Split, ByItemGivesEveryItemItsShareInTimeOrderForChrono) {
+  Dataset d = synthetic_dataset();
+  const Sequences& all = d.interactions;
+  // Each item's interactions (timestamps name them uniquely), in time order.
+  std::vector<std::vector<int64_t>> item_times(d.item_count());
+  for (size_t p = 0; p < all.items.size(); ++p) item_times[all.items[p]].push_back(all.timestamps[p]);
+  for (auto& times : item_times) std::sort(times.begin(), times.end());
+  for (const char* method : {"stratified", "chrono"}) {
+    SplitOptions options;
+    options.method = method;
+    options.stratify_by = "item";
+    options.drop_unseen = false;
+    Split s = make_split(d, options);
+    expect_partition(d, s);  // still a partition of every user's interactions, each part in time order
+    std::vector<std::vector<int64_t>> train_times(d.item_count());
+    for (size_t p = 0; p < s.train.items.size(); ++p) train_times[s.train.items[p]].push_back(s.train.timestamps[p]);
+    for (int32_t i = 0; i < d.item_count(); ++i) {
+      const int64_t n = static_cast<int64_t>(item_times[i].size());
+      ASSERT_EQ(static_cast<int64_t>(train_times[i].size()), static_cast<int64_t>(std::nearbyint(0.75 * n)))
+          << method << " item " << i;
+      if (std::string(method) == "chrono") {
+        std::sort(train_times[i].begin(), train_times[i].end());
+        EXPECT_TRUE(std::equal(train_times[i].begin(), train_times[i].end(), item_times[i].begin())) << "item " << i;
+      }
+    }
+  }
+  // Per user the shares now vary: some user gets a train share other than round(0.75 n).
+  SplitOptions options;
+  options.method = "stratified";
+  options.stratify_by = "item";
+  Split s = make_split(d, options);
+  bool some_user_differs = false;
+  for (int32_t u = 0; u < d.user_count(); ++u)
+    some_user_differs |= s.train.length(u) != static_cast<int64_t>(std::nearbyint(0.75 * all.length(u)));
+  EXPECT_TRUE(some_user_differs);
+}
+
 TEST(Split, ValidIsCarvedFromTrain) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
@@ -297,6 +334,9 @@ TEST(Split, BadOptionsAreErrors) {
   EXPECT_THROW(make_split(d, options), Error);
   options.method = "sideways";
   options.train_ratio = 0.5;
+  EXPECT_THROW(make_split(d, options), Error);
+  options.method = "stratified";
+  options.stratify_by = "session";
   EXPECT_THROW(make_split(d, options), Error);
 }
 

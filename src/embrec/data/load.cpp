@@ -62,6 +62,7 @@ DataConfig DataConfig::from(ConfigTable& table) {
   c.split.valid_ratio = split.get("valid_ratio", c.split.valid_ratio);
   c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
   c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
+  c.split.stratify_by = split.get_choice("stratify_by", c.split.stratify_by, {"user", "item"});
   if (!(c.split.train_ratio > 0 && c.split.train_ratio <= 1))
     fail("{}: key '{}' must be in (0, 1], got {}", source, split.key_path("train_ratio"), c.split.train_ratio);
   if (!(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio))

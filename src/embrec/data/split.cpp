@@ -2,8 +2,9 @@
 //
 // leave_one_out: per user with n >= 3 interactions, the last is test, the second-last valid, the rest train (the
 //   SASRec / ICLRec / S4Rec protocol); users with fewer keep everything in train.
-// chrono and stratified (Microsoft Recommenders' python_chrono_split / python_stratified_split): per user, rank the
-//   interactions (by time for chrono, by a seeded shuffle for stratified), then rank r (1-based) goes to train when
+// chrono and stratified (Microsoft Recommenders' python_chrono_split / python_stratified_split): per user (or per
+//   item with stratify_by = "item", their filter_by), rank the group's interactions (by time for chrono, by a
+//   seeded shuffle for stratified), then rank r (1-based) goes to train when
 //   r <= round((train_ratio - valid_ratio) * n), to valid when r <= round(train_ratio * n), else to test. round() is
 //   half-to-even, as numpy's is, so counts match theirs.
 // random: the same thresholds over one seeded shuffle of all interactions.
@@ -105,11 +106,26 @@ Split make_split(const Dataset& dataset, const SplitOptions& options) {
   check_ratios(options);
   std::mt19937_64 random(options.seed);
   if (options.method == "chrono" || options.method == "stratified") {
-    std::vector<int64_t> order;
-    for (int32_t u = 0; u < all.user_count(); ++u) {
-      const int64_t count = all.length(u);
-      order.resize(count);
-      std::iota(order.begin(), order.end(), all.offsets[u]);
+    if (options.stratify_by != "user" && options.stratify_by != "item")
+      fail("split: stratify_by must be \"user\" or \"item\", got '{}'", options.stratify_by);
+    // Each group's interaction positions, in log order (a user's are time-ordered already).
+    std::vector<std::vector<int64_t>> groups;
+    if (options.stratify_by == "user") {
+      groups.resize(all.user_count());
+      for (int32_t u = 0; u < all.user_count(); ++u) {
+        groups[u].resize(all.length(u));
+        std::iota(groups[u].begin(), groups[u].end(), all.offsets[u]);
+      }
+    } else {
+      groups.resize(dataset.item_count());
+      for (size_t p = 0; p < all.items.size(); ++p) groups[all.items[p]].push_back(static_cast<int64_t>(p));
+      if (options.method == "chrono" && all.has_timestamps())
+        for (auto& order : groups)
+          std::stable_sort(order.begin(), order.end(),
+                           [&](int64_t a, int64_t b) { return all.timestamps[a] < all.timestamps[b]; });
+    }
+    for (std::vector<int64_t>& order : groups) {
+      const int64_t count = static_cast<int64_t>(order.size());
       if (options.method == "stratified") shuffle(order, random);
       for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
     }

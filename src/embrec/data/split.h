@@ -14,6 +14,9 @@ struct SplitOptions {
   double train_ratio = 0.75;              // chrono / stratified / random: share of interactions in train
   double valid_ratio = 0.0;               // chrono / stratified / random: share carved out of train for valid
   uint64_t seed = 42;
+  // chrono / stratified: the groups whose interactions are split by the ratios: "user" (each user's) or "item"
+  // (each item's), as Microsoft Recommenders' filter_by; its benchmark notebook splits ML-100K by item.
+  std::string stratify_by = "user";
   // chrono / stratified / random: drop test (and valid) interactions whose item never occurs in train, as
   // Microsoft Recommenders does (users without train interactions have no history, so theirs are dropped too).
   bool drop_unseen = true;
