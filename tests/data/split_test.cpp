@@ -326,6 +326,19 @@ TEST(Split, DropUnseenRemovesTargetsOfUsersWithoutTrain) {
   EXPECT_EQ(make_split(d, options).test.length(0), 1);
 }
 
+TEST(Split, TestStageHistoriesKeepRatingsAndTimesWhenTheValidStageIsEmpty) {
+  Dataset d = synthetic_dataset();
+  SplitOptions options;
+  options.method = "stratified";
+  options.valid_ratio = 0.0;
+  Split s = make_split(d, options);
+  ASSERT_TRUE(s.valid.items.empty());
+  const EvalTask task = make_eval_task(s, /*test_stage=*/true);
+  EXPECT_EQ(task.history.items, s.train.items);
+  EXPECT_EQ(task.history.ratings, s.train.ratings);
+  EXPECT_EQ(task.history.timestamps, s.train.timestamps);
+}
+
 TEST(Split, BadOptionsAreErrors) {
   Dataset d = synthetic_dataset();
   SplitOptions options;

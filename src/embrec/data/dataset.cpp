@@ -40,8 +40,11 @@ void Sequences::push_user(const int32_t* item_begin, int64_t count, const float*
 
 Sequences Sequences::concat(const Sequences& a, const Sequences& b) {
   if (a.user_count() != b.user_count()) fail("internal: concat of {} and {} users", a.user_count(), b.user_count());
-  const bool ratings = a.has_ratings() && b.has_ratings();
-  const bool timestamps = a.has_timestamps() && b.has_timestamps();
+  // An empty part (e.g. the valid stage of a 75/25 split) has no ratings to carry and must not drop the other's.
+  const bool ratings = (a.has_ratings() || a.items.empty()) && (b.has_ratings() || b.items.empty()) &&
+                       (a.has_ratings() || b.has_ratings());
+  const bool timestamps = (a.has_timestamps() || a.items.empty()) && (b.has_timestamps() || b.items.empty()) &&
+                          (a.has_timestamps() || b.has_timestamps());
   Sequences out;
   out.items.reserve(a.items.size() + b.items.size());
   for (int32_t u = 0; u < a.user_count(); ++u) {
