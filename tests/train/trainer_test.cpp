@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "embrec/models/rlrmc.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -165,6 +166,47 @@ TEST(Trainer, SelectingARatingMetricNeedsARatingModel) {
     EXPECT_NE(std::string(error.what()).find("predicts ratings"), std::string::npos) << error.what();
   }
   fs::remove_all(dir);
+}
+
+TEST(Trainer, LoadingAnRlrmcRunRestoresItsFactorsWithoutOptimisingAgain) {
+  // A small rated log (u.data format: user, item, rating, time), 30 users x 12 items, each user rating 8 items.
+  const std::string dir = temporary_folder("rlrmc-load"), log = dir + ".data";
+  {
+    std::string text;
+    for (int u = 0; u < 30; ++u)
+      for (int j = 0; j < 8; ++j)
+        text += fmt::format("{}\t{}\t{}\t{}\n", u + 1, (u + 3 * j) % 12 + 1, 1 + (u + j) % 5, 1000 + 10 * j);
+    write_file_atomic(log, text);
+  }
+  const std::string config = fmt::format(R"(
+[data]
+path = "{}"
+format = "udata"
+[data.split]
+method = "stratified"
+valid_ratio = 0.0
+[model]
+name = "rlrmc"
+rank = 2
+max_iterations = 5
+log_every = 0
+[train]
+threads = 1
+[eval]
+ks = [5]
+metrics = ["ndcg"]
+select = "ndcg@5"
+)", log);
+  Experiment experiment = experiment_from(config);
+  const TrainSummary summary = train(experiment, {dir, false, -1});
+  EXPECT_GT(dynamic_cast<models::Rlrmc&>(*experiment.model).trace().iterations, 0);
+  Experiment loaded = load_run(dir);
+  EXPECT_EQ(dynamic_cast<models::Rlrmc&>(*loaded.model).trace().iterations, 0);  // restored, not re-fitted
+  const eval::EvalResult again = evaluate_run(dir, /*test_stage=*/true);
+  EXPECT_DOUBLE_EQ(again.value("rmse"), summary.test.value("rmse"));
+  EXPECT_DOUBLE_EQ(again.value("ndcg@5"), summary.test.value("ndcg@5"));
+  fs::remove_all(dir);
+  fs::remove(log);
 }
 
 // A model whose loss turns NaN at its seventh batch, to exercise the guard.

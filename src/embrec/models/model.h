@@ -50,6 +50,11 @@ class Model {
 
   // Count-based models learn here, once, from the training split; embedding models may read statistics.
   virtual void fit(const data::Split& /*split*/) {}
+  // Called when a trained run is loaded (eval, export, serve), before its checkpoint: rebuilds what the model keeps
+  // from the training split besides its checkpointed tensors (NCF's training items, RBM's training ratings). By
+  // default fit() again, cheap for counting models; a model whose fit() is a long optimisation kept entirely in
+  // buffers (RLRMC) restores nothing.
+  virtual void restore(const data::Split& split) { fit(split); }
   // Whether the trainer runs gradient epochs on this model.
   virtual bool trainable() const = 0;
   // What the sampler must provide (window length, negatives).

@@ -464,7 +464,7 @@ Experiment load_run(const std::string& run_dir) {
   const std::string best_path = run_dir + "/best.pt";
   if (!file_exists(best_path)) fail("{}: no trained model yet (no best.pt)", run_dir);
   models::Model& model = *experiment.model;
-  model.fit(experiment.data.split);
+  model.restore(experiment.data.split);
   load_module(model.module(), best_path);
   model.module().eval();
   return experiment;
