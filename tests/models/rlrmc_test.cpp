@@ -159,6 +159,23 @@ TEST(RlrmcSolver, IteratesStayOnTheManifold) {
   EXPECT_GT(smallest_eigenvalue, 0.0);
 }
 
+TEST(RlrmcSolver, AHeavyPenaltyShrinksBButNeverLeavesTheSpdCone) {
+  // With C far above the data's scale the optimum B is near 0: steps whose B would lose positive definiteness in
+  // floating point are backtracked from, not inverted (this threw "linalg.inv: ... singular" before).
+  const rlrmc::Problem problem = random_problem(40, 30, 0.4, 1e4, /*seed=*/5);
+  rlrmc::SolverOptions options;
+  options.max_iterations = 40;
+  double smallest_eigenvalue = 1e300;
+  options.on_iterate = [&](int64_t, const rlrmc::Factors& x) {
+    smallest_eigenvalue = std::min(smallest_eigenvalue, check(x).smallest_eigenvalue);
+  };
+  rlrmc::SolverTrace trace;
+  ASSERT_NO_THROW(rlrmc::conjugate_gradient(problem, rlrmc::random_point(40, 30, 4, 1, torch::kCPU), options, &trace));
+  EXPECT_GT(smallest_eigenvalue, 0.0);
+  for (size_t k = 1; k < trace.costs.size(); ++k) EXPECT_LE(trace.costs[k], trace.costs[k - 1]) << "iteration " << k;
+  EXPECT_LT(trace.costs.back(), 0.5 * trace.costs.front());
+}
+
 TEST(RlrmcSolver, CostNeverRisesAndFallsFarFromARandomStart) {
   const rlrmc::Problem problem = random_problem(40, 30, 0.4, 0.01, /*seed=*/4);
   rlrmc::SolverOptions options;

@@ -259,15 +259,23 @@ Factors conjugate_gradient(const Problem& problem, Factors start, const SolverOp
     }
     double alpha = std::isnan(previous_cost) ? 1.0 / direction_norm
                                              : 2.0 * (cost - previous_cost) / slope * kOptimism;
+    // A retraction is SPD in exact arithmetic, but with a large C the optimum pushes B towards 0 and its eigenvalues
+    // can underflow: such a candidate counts as a NaN cost, so the line search backtracks from it.
+    auto cost_of = [&](const Factors& at) {
+      const torch::Tensor eigenvalues = torch::linalg::eigvalsh(at.b, "L");
+      const double smallest = eigenvalues.min().item<double>(), largest = eigenvalues.max().item<double>();
+      if (!(smallest > 1e-12 * largest) || !std::isfinite(largest)) return std::numeric_limits<double>::quiet_NaN();
+      return problem.cost(at);
+    };
     Factors candidate = retract(x, direction, alpha);
-    double candidate_cost = problem.cost(candidate);
+    double candidate_cost = cost_of(candidate);
     ++out.cost_evaluations;
     // Written as !(a <= b) so that a NaN cost (an overflowing exponential) also backtracks.
     for (int halvings = 0;
          !(candidate_cost <= cost + kSufficientDecrease * alpha * slope) && halvings < kMaxHalvings; ++halvings) {
       alpha *= kContraction;
       candidate = retract(x, direction, alpha);
-      candidate_cost = problem.cost(candidate);
+      candidate_cost = cost_of(candidate);
       ++out.cost_evaluations;
     }
     previous_cost = cost;
