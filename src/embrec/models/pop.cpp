@@ -14,6 +14,7 @@ Pop::Pop(const PopConfig&, const ModelContext& context) {
 }
 
 void Pop::fit(const data::Split& split) {
+  counts_.zero_();  // a second fit (a reloaded run) counts afresh
   auto counts = counts_.accessor<float, 1>();
   for (int32_t item : split.train.items) counts[item] += 1.0f;
 }
