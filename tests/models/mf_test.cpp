@@ -215,6 +215,48 @@ TEST(Mf, SoftmaxGradientsMatchFiniteDifferencesForCosineAndDot) {
     }
 }
 
+TEST(Mf, InBatchSoftmaxIsHandWorkedMasksDuplicatesAndMatchesFiniteDifferences) {
+  // small_batch's pairs: user 0 with items 1, 2 and user 2 with items 0, 3, 4 (0-based). Dot scores, τ = 1, no
+  // correction: row r's loss is -log softmax over the batch's five items, its own column the label.
+  auto model = make("name = 'mf'\nloss = 'softmax'\nnegatives = 'in_batch'\nlogq_correction = false\ndim = 3\n"
+                    "init_std = 0.5\n", 3, 5);
+  MfModuleImpl& m = *model->mf_module();
+  const torch::Tensor users = torch::tensor({0, 0, 2, 2, 2}, torch::kLong), items = torch::tensor({1, 2, 0, 3, 4}, torch::kLong);
+  auto expected_loss = [&](const torch::Tensor& user_ids, const torch::Tensor& item_ids, const torch::Tensor& log_q) {
+    const torch::Tensor logits = m.user_factors.index_select(0, user_ids).mm(m.item_factors.index_select(0, item_ids).t()) -
+                                 log_q.index_select(0, item_ids).unsqueeze(0);
+    return -torch::log_softmax(logits, 1).diagonal().mean();
+  };
+  EXPECT_NEAR(model->loss(small_batch()).total.item<double>(), expected_loss(users, items, torch::zeros({5})).item<double>(), 1e-6);
+
+  // Item 3 twice: the other copy is no negative of either row, i.e. each of those rows sees four classes.
+  TensorBatch duplicate = small_batch();
+  duplicate.target = torch::tensor({{0, 2, 4}, {1, 4, 5}}, torch::kLong);  // items 1, 3 | 0, 3, 4
+  const double with_duplicate = model->loss(duplicate).total.item<double>();
+  const torch::Tensor logits = m.user_factors.index_select(0, torch::tensor({0, 0, 2, 2, 2}, torch::kLong))
+                                   .mm(m.item_factors.index_select(0, torch::tensor({1, 3, 0, 3, 4}, torch::kLong)).t());
+  const torch::Tensor masked = logits.detach().clone();
+  masked[1][3] = -std::numeric_limits<float>::infinity();
+  masked[3][1] = -std::numeric_limits<float>::infinity();
+  EXPECT_NEAR(with_duplicate, (-torch::log_softmax(masked, 1).diagonal().mean()).item<double>(), 1e-6);
+
+  // With the log-Q correction (Q from a training split) and cosine scores, in double: gradients are exact.
+  auto corrected = make("name = 'mf'\nloss = 'softmax'\nnegatives = 'in_batch'\nsimilarity = 'cosine'\n"
+                        "item_bias = true\ndim = 3\ninit_std = 0.5\nreg = 0.01\n", 3, 5);
+  data::Split split;
+  for (const std::vector<int32_t>& list : {std::vector<int32_t>{1, 2}, {0, 1}, {1, 3, 4}})
+    split.train.push_user(list.data(), static_cast<int64_t>(list.size()));
+  corrected->fit(split);
+  // Item 1 has 3 of 7 interactions: with add-one counts its share is (3 + 1) / (7 + 5).
+  EXPECT_NEAR(corrected->mf_module()->item_log_q[1].item<double>(), std::log(4.0 / 12.0), 1e-6);
+  corrected->module().to(torch::kFloat64);
+  {
+    torch::NoGradGuard no_grad;
+    corrected->mf_module()->item_bias.normal_(0.0, 0.5);
+  }
+  EXPECT_LT(parameter_gradient_error(*corrected, small_batch()), 1e-7);
+}
+
 TEST(Mf, RankingVectorsGiveTheScoresTheLossUses) {
   // BPR (item bias on by default): u · v = p_u · q_i + b_i; softmax with a bias: the logit p_u · q_i / τ + b_i;
   // cosine softmax without one: the cosine.
@@ -334,6 +376,10 @@ TEST(Mf, InvalidKeysAreErrorsNamingTheKey) {
   EXPECT_NE(error_of("name = 'mf'\nreg = -1.0\n").find("reg"), std::string::npos);
   EXPECT_NE(error_of("name = 'mf'\ndim = 'big'\n").find("dim"), std::string::npos);
   EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\nitem_bias = false\n").find("item_bias"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nnegatives = 'in_batch'\n").find("negatives"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nlogq_correction = true\n").find("logq_correction"),
+            std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nnegatives = 'some'\n").find("negatives"), std::string::npos);
   EXPECT_EQ(error_of("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\n"), "(no error)");
 }
 

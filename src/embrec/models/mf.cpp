@@ -1,6 +1,8 @@
 // Matrix factorisation: the three losses on (user, item) pairs, rating prediction and the vectors for ranking.
 #include "embrec/models/mf.h"
 
+#include <limits>
+
 #include "embrec/models/losses/softmax_cross_entropy.h"
 #include "embrec/util/error.h"
 
@@ -29,6 +31,17 @@ MfConfig MfConfig::from(ConfigTable& table) {
   } else {
     c.item_bias = table.get("item_bias", c.loss == "bpr");
   }
+  if (c.loss == "softmax") {
+    c.negatives = table.get_choice("negatives", c.negatives, {"all", "in_batch"});
+    if (c.negatives == "in_batch") {
+      c.logq_correction = table.get("logq_correction", c.logq_correction);
+    } else if (table.has("logq_correction")) {
+      fail_key("logq_correction", "applies only to negatives = \"in_batch\"");
+    }
+  } else {
+    if (table.has("negatives")) fail_key("negatives", "applies only to loss = \"softmax\"");
+    if (table.has("logq_correction")) fail_key("logq_correction", "applies only to loss = \"softmax\"");
+  }
   c.reg = table.get("reg", c.reg);
   c.init_std = table.get("init_std", c.init_std);
   c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
@@ -44,6 +57,8 @@ MfModuleImpl::MfModuleImpl(const MfConfig& config, int32_t user_count, int32_t i
   user_factors = register_parameter("user_factors", torch::randn({user_count, config.dim}) * config.init_std);
   item_factors = register_parameter("item_factors", torch::randn({item_count, config.dim}) * config.init_std);
   if (config.loss == "mse" || config.item_bias) item_bias = register_parameter("item_bias", torch::zeros({item_count}));
+  if (config.loss == "softmax" && config.negatives == "in_batch")
+    item_log_q = register_buffer("item_log_q", torch::zeros({item_count}));
   if (config.loss == "mse") {
     user_bias = register_parameter("user_bias", torch::zeros({user_count}));
     global_mean = register_buffer("global_mean", torch::zeros({}));
@@ -58,6 +73,14 @@ Mf::Mf(const MfConfig& config, const ModelContext& context) : config_(config), c
 }
 
 void Mf::fit(const data::Split& split) {
+  if (module_->item_log_q.defined()) {
+    // Add-one counts, so an item never seen in training has a finite log Q.
+    std::vector<float> counts(static_cast<size_t>(context_.item_count), 1.0f);
+    for (int32_t item : split.train.items) counts[item] += 1.0f;
+    const torch::Tensor share = torch::tensor(counts) / static_cast<double>(split.train.items.size() + counts.size());
+    torch::NoGradGuard no_grad;
+    module_->item_log_q.copy_(share.log());
+  }
   if (config_.loss != "mse") return;
   if (!split.train.has_ratings() || split.train.ratings.empty())
     fail("model 'mf': loss = \"mse\" learns ratings, but the training data has none (use loss = \"bpr\" or "
@@ -123,7 +146,20 @@ LossParts Mf::loss(const TensorBatch& batch) {
       weight = torch::cat({weight, m.item_bias.unsqueeze(1)}, 1);
       squared_norms = squared_norms + m.item_bias.index_select(0, items).pow(2);
     }
-    main = losses::softmax_cross_entropy(hidden, weight, items, config_.softmax_chunk);
+    if (config_.negatives == "all") {
+      main = losses::softmax_cross_entropy(hidden, weight, items, config_.softmax_chunk);
+    } else {
+      // Row r's classes are the batch's items; its own column is the label. A column holding the same item as the
+      // row's (a duplicate in the batch) is not a negative and is masked out.
+      const torch::Tensor candidates = weight.index_select(0, items);
+      torch::Tensor logits = hidden.mm(candidates.t());
+      if (config_.logq_correction) logits = logits - m.item_log_q.index_select(0, items).unsqueeze(0);
+      const int64_t n = items.size(0);
+      const torch::Tensor same = items.unsqueeze(1).eq(items.unsqueeze(0));
+      const torch::Tensor own = torch::eye(n, same.options());
+      logits = logits.masked_fill(same.logical_and(own.logical_not()), -std::numeric_limits<float>::infinity());
+      main = F::cross_entropy(logits, torch::arange(n, items.options()));
+    }
   }
   LossParts out;
   out.parts.emplace_back(config_.loss, main.detach());

@@ -18,6 +18,12 @@ struct MfConfig {
   double reg = 0.0;                 // L2 on the factors (and biases) of each training pair, see Mf::loss
   double init_std = 0.1;            // factors start N(0, init_std²), biases at 0 (Surprise's SVD default)
   int64_t softmax_chunk = 1024;     // rows per chunk of the fused softmax cross-entropy
+  // softmax only: the negatives of each (user, item) pair: "all" items (the exact softmax) or "in_batch" (the
+  // other pairs' items in the batch, the two-tower recipe for catalogues too large for a full softmax).
+  std::string negatives = "all";
+  // in_batch only: subtract log Q(j), item j's share of the training interactions, from every logit (Yi et al.,
+  // RecSys 2019): in-batch negatives are drawn by popularity, and this corrects the popular items' over-penalty.
+  bool logq_correction = true;
 
   static MfConfig from(ConfigTable& table);
 };
@@ -31,6 +37,7 @@ struct MfModuleImpl : torch::nn::Module {
   torch::Tensor user_bias;     // [user_count], mse only
   torch::Tensor item_bias;     // [item_count], mse or item_bias
   torch::Tensor global_mean;   // [] , mse only
+  torch::Tensor item_log_q;    // [item_count] log of each item's share of training interactions, in_batch only
 };
 TORCH_MODULE(MfModule);
 
