@@ -1,7 +1,12 @@
 // Matrix factorisation: the three losses on (user, item) pairs, rating prediction and the vectors for ranking.
 #include "embrec/models/mf.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <random>
 
 #include "embrec/models/losses/softmax_cross_entropy.h"
 #include "embrec/util/error.h"
@@ -42,6 +47,21 @@ MfConfig MfConfig::from(ConfigTable& table) {
     if (table.has("negatives")) fail_key("negatives", "applies only to loss = \"softmax\"");
     if (table.has("logq_correction")) fail_key("logq_correction", "applies only to loss = \"softmax\"");
   }
+  if (c.loss == "bpr") {
+    c.solver = table.get_choice("solver", c.solver, {"adam", "sgd"});
+  } else if (table.has("solver")) {
+    fail_key("solver", "applies only to loss = \"bpr\"");
+  }
+  if (c.solver == "sgd") {
+    c.sgd_epochs = table.get("sgd_epochs", c.sgd_epochs);
+    c.sgd_learning_rate = table.get("sgd_learning_rate", c.sgd_learning_rate);
+    if (c.sgd_epochs <= 0) fail_key("sgd_epochs", fmt::format("must be positive, got {}", c.sgd_epochs));
+    if (!(c.sgd_learning_rate > 0))
+      fail_key("sgd_learning_rate", fmt::format("must be positive, got {}", c.sgd_learning_rate));
+  } else {
+    for (const char* key : {"sgd_epochs", "sgd_learning_rate"})
+      if (table.has(key)) fail_key(key, "applies only to solver = \"sgd\"");
+  }
   c.reg = table.get("reg", c.reg);
   c.init_std = table.get("init_std", c.init_std);
   c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
@@ -81,6 +101,7 @@ void Mf::fit(const data::Split& split) {
     torch::NoGradGuard no_grad;
     module_->item_log_q.copy_(share.log());
   }
+  if (config_.solver == "sgd") fit_sgd(split.train);
   if (config_.loss != "mse") return;
   if (!split.train.has_ratings() || split.train.ratings.empty())
     fail("model 'mf': loss = \"mse\" learns ratings, but the training data has none (use loss = \"bpr\" or "
@@ -89,6 +110,71 @@ void Mf::fit(const data::Split& split) {
   for (float rating : split.train.ratings) sum += rating;
   torch::NoGradGuard no_grad;
   module_->global_mean.fill_(sum / static_cast<double>(split.train.ratings.size()));
+}
+
+// cornac's BPR step for a triple (u, i, j), x = p_u·(q_i − q_j) + b_i − b_j and z = σ(−x) = −∂(−log σ(x))/∂x:
+// p_u += η (z (q_i − q_j) − 2 reg p_u), q_i += η (z p_u − 2 reg q_i), q_j += η (−z p_u − 2 reg q_j), and the same
+// for b_i, b_j: the gradient of −log σ(x) + reg (‖p_u‖² + ‖q_i‖² + ‖q_j‖² + b_i² + b_j²), the Adam loss per triple.
+// All updates read the values from before the step.
+void Mf::fit_sgd(const data::Sequences& train) {
+  const int64_t dim = config_.dim, items = context_.item_count, pairs = static_cast<int64_t>(train.items.size());
+  if (pairs == 0) fail("model 'mf': solver = \"sgd\" needs training interactions");
+  MfModuleImpl& m = *module_;
+  // Work on CPU copies (the parameters may live on another device), written back at the end.
+  torch::Tensor p = m.user_factors.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  torch::Tensor q = m.item_factors.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  torch::Tensor b = config_.item_bias ? m.item_bias.detach().to(torch::kCPU, torch::kFloat32).contiguous()
+                                      : torch::zeros({items});
+  float* P = p.data_ptr<float>();
+  float* Q = q.data_ptr<float>();
+  float* B = b.data_ptr<float>();
+  std::vector<int32_t> owner(static_cast<size_t>(pairs));
+  std::vector<std::vector<int32_t>> seen(static_cast<size_t>(train.user_count()));
+  for (int32_t u = 0; u < train.user_count(); ++u) {
+    std::fill(owner.begin() + train.offsets[u], owner.begin() + train.offsets[u + 1], u);
+    seen[u].assign(train.begin(u), train.end(u));
+    std::sort(seen[u].begin(), seen[u].end());
+    seen[u].erase(std::unique(seen[u].begin(), seen[u].end()), seen[u].end());
+    if (static_cast<int64_t>(seen[u].size()) >= items)
+      fail("model 'mf': user {} has every item in training: no negative to draw", u);
+  }
+  const float rate = static_cast<float>(config_.sgd_learning_rate), decay = static_cast<float>(2.0 * config_.reg);
+  const bool bias = config_.item_bias;
+  std::vector<float> user_old(static_cast<size_t>(dim));
+  for (int64_t epoch = 0; epoch < config_.sgd_epochs; ++epoch) {
+    std::mt19937_64 random(context_.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) + 1);
+    double loss_sum = 0.0;
+    for (int64_t step = 0; step < pairs; ++step) {
+      const int64_t pick = static_cast<int64_t>(random() % static_cast<uint64_t>(pairs));
+      const int32_t u = owner[pick], i = train.items[pick];
+      int32_t j;
+      do {
+        j = static_cast<int32_t>(random() % static_cast<uint64_t>(items));
+      } while (std::binary_search(seen[u].begin(), seen[u].end(), j));
+      float* pu = P + u * dim;
+      float* qi = Q + static_cast<int64_t>(i) * dim;
+      float* qj = Q + static_cast<int64_t>(j) * dim;
+      float x = bias ? B[i] - B[j] : 0.0f;
+      for (int64_t d = 0; d < dim; ++d) x += pu[d] * (qi[d] - qj[d]);
+      const float z = 1.0f / (1.0f + std::exp(x));
+      loss_sum += std::log1p(std::exp(-static_cast<double>(x)));
+      std::copy(pu, pu + dim, user_old.begin());
+      for (int64_t d = 0; d < dim; ++d) {
+        pu[d] += rate * (z * (qi[d] - qj[d]) - decay * pu[d]);
+        qi[d] += rate * (z * user_old[d] - decay * qi[d]);
+        qj[d] += rate * (-z * user_old[d] - decay * qj[d]);
+      }
+      if (bias) {
+        B[i] += rate * (z - decay * B[i]);
+        B[j] += rate * (-z - decay * B[j]);
+      }
+    }
+    spdlog::info("mf sgd epoch {}/{}: bpr {:.4f}", epoch + 1, config_.sgd_epochs, loss_sum / static_cast<double>(pairs));
+  }
+  torch::NoGradGuard no_grad;
+  m.user_factors.copy_(p);
+  m.item_factors.copy_(q);
+  if (bias) m.item_bias.copy_(b);
 }
 
 data::SamplerOptions Mf::sampler_options(const data::SamplerOptions& defaults) const {

@@ -24,6 +24,13 @@ struct MfConfig {
   // in_batch only: subtract log Q(j), item j's share of the training interactions, from every logit (Yi et al.,
   // RecSys 2019): in-batch negatives are drawn by popularity, and this corrects the popular items' over-penalty.
   bool logq_correction = true;
+  // bpr only: "adam" trains through the shared trainer (mini-batches, Adam); "sgd" runs cornac's solver in fit():
+  // one (user, item, unseen item) triple at a time, drawn with replacement, plain SGD, sgd_epochs x |train| steps,
+  // on the CPU (a few microseconds a step: no tensors per step). The trainer's epochs and learning rate are then
+  // unused.
+  std::string solver = "adam";
+  int64_t sgd_epochs = 15;
+  double sgd_learning_rate = 0.05;
 
   static MfConfig from(ConfigTable& table);
 };
@@ -47,7 +54,10 @@ class Mf final : public Model {
   std::string name() const override { return "mf"; }
   // mse: μ = the mean training rating (an error when the data has no ratings).
   void fit(const data::Split& split) override;
-  bool trainable() const override { return true; }
+  bool trainable() const override { return config_.solver != "sgd"; }
+  // Every statistic fit() computes (μ, log Q) is a buffer and the SGD solver's result is the parameters: loading a
+  // run restores everything from its checkpoint.
+  void restore(const data::Split&) override {}
   // Every training (user, item) pair is a target once an epoch (all_items); ratings for mse, negatives for bpr.
   data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
   torch::nn::Module& module() override { return *module_; }
@@ -67,6 +77,7 @@ class Mf final : public Model {
   MfModule& mf_module() { return module_; }
 
  private:
+  void fit_sgd(const data::Sequences& train);
   bool has_item_bias() const { return config_.loss == "mse" || config_.item_bias; }
   MfConfig config_;
   ModelContext context_;
