@@ -5,7 +5,7 @@
 # under Microsoft's published row for the same algorithm where one exists (their times are their machine's).
 # Usage:
 #   bench/classic.sh [model ...]
-#   models: sar itemknn mf bpr mf-softmax ncf ncf-pretrain rbm rlrmc (default: sar itemknn)
+#   models: sar itemknn mf bpr bpr-sgd mf-softmax ncf ncf-pretrain rbm rlrmc (default: sar itemknn)
 #   ncf-pretrain first trains configs/ncf-gmf-ml-100k.toml and configs/ncf-mlp-ml-100k.toml for the same seed.
 # Env: BIN=build/embrec, RUNS=runs/bench, SEEDS="42" (split seeds; with several, a mean ± sd row per model follows:
 # our split draws differ from numpy's, and one draw moves NDCG@10 by ~0.004), EXTRA="--set ..." (more overrides,
@@ -70,6 +70,7 @@ model, runs = sys.argv[1], sys.argv[2:]
 published = {
     "sar": ("SAR", [0.110591, 0.382461, 0.330753, 0.176385], None, "0.4895", "0.1144"),
     "bpr": ("BPR (cornac)", [0.105365, 0.389948, 0.349841, 0.181807], None, "0.4412", "1.3232"),
+    "bpr-sgd": ("BPR (cornac)", [0.105365, 0.389948, 0.349841, 0.181807], None, "0.4412", "1.3232"),
     "ncf": ("NCF", [0.107720, 0.396118, 0.347296, 0.180775], None, "54.19", "2.66"),
     "ncf-pretrain": ("NCF", [0.107720, 0.396118, 0.347296, 0.180775], None, "54.19", "2.66"),
     "mf": ("SVD (Surprise)", [0.012873, 0.095930, 0.091198, 0.032783], [0.938681, 0.742690, 0.291967], "", ""),

@@ -154,8 +154,14 @@ void Mf::fit_sgd(const data::Sequences& train) {
       float* pu = P + u * dim;
       float* qi = Q + static_cast<int64_t>(i) * dim;
       float* qj = Q + static_cast<int64_t>(j) * dim;
+      // Eight partial sums: a strict left-to-right float sum would not vectorise.
+      float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t d0 = 0;
+      for (; d0 + 8 <= dim; d0 += 8)
+        for (int k = 0; k < 8; ++k) partial[k] += pu[d0 + k] * (qi[d0 + k] - qj[d0 + k]);
       float x = bias ? B[i] - B[j] : 0.0f;
-      for (int64_t d = 0; d < dim; ++d) x += pu[d] * (qi[d] - qj[d]);
+      for (; d0 < dim; ++d0) x += pu[d0] * (qi[d0] - qj[d0]);
+      x += ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7]));
       const float z = 1.0f / (1.0f + std::exp(x));
       loss_sum += std::log1p(std::exp(-static_cast<double>(x)));
       std::copy(pu, pu + dim, user_old.begin());
