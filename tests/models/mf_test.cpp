@@ -13,6 +13,7 @@
 #include "embrec/eval/metrics.h"
 #include "embrec/train/evaluate.h"
 #include "embrec/util/error.h"
+#include "model_fixtures.h"
 
 namespace embrec::models {
 namespace {
@@ -20,28 +21,7 @@ namespace {
 namespace F = torch::nn::functional;
 
 std::unique_ptr<Mf> make(const std::string& toml_text, int32_t users, int32_t items, uint64_t seed = 1) {
-  ConfigTable table = ConfigTable::parse_string(toml_text, "test.toml");
-  ModelContext context;
-  context.user_count = users;
-  context.item_count = items;
-  torch::manual_seed(seed);
-  std::unique_ptr<Model> model = create_model(table, context);
-  table.finish();
-  return std::unique_ptr<Mf>(dynamic_cast<Mf*>(model.release()));
-}
-
-// Batch tensors from the sampler's arrays (the trainer's to_tensors, on CPU).
-TensorBatch to_tensors(const data::SequenceBatch& batch) {
-  TensorBatch out;
-  auto longs = [&](const std::vector<int64_t>& values, std::vector<int64_t> shape) {
-    return torch::tensor(values, torch::kLong).view(shape);
-  };
-  out.users = longs(batch.users, {batch.size});
-  out.input = longs(batch.input, {batch.size, batch.length});
-  out.target = longs(batch.target, {batch.size, batch.length});
-  if (!batch.negative.empty()) out.negative = longs(batch.negative, {batch.size, batch.length});
-  if (!batch.rating.empty()) out.rating = torch::tensor(batch.rating).view({batch.size, batch.length});
-  return out;
+  return testing::make_model<Mf>(toml_text, users, items, seed);
 }
 
 void train(Mf& model, const data::Sequences& train, int32_t item_count, int64_t epochs, double learning_rate,
@@ -56,36 +36,12 @@ void train(Mf& model, const data::Sequences& train, int32_t item_count, int64_t 
     const auto plan = sampler.epoch_plan(epoch);
     for (size_t b = 0; b < plan.size(); ++b) {
       sampler.fill(plan[b], epoch, static_cast<int64_t>(b), batch);
-      LossParts loss = model.loss(to_tensors(batch));
+      LossParts loss = model.loss(testing::batch_tensors(batch));
       optimizer.zero_grad();
       loss.total.backward();
       optimizer.step();
     }
   }
-}
-
-// Largest |analytic - central difference| over every parameter entry of the model's loss on `batch`.
-double parameter_gradient_error(Mf& model, const TensorBatch& batch) {
-  std::vector<torch::Tensor> parameters = model.module().parameters();
-  model.module().zero_grad();
-  model.loss(batch).total.backward();
-  const double h = 1e-6;
-  double worst = 0.0;
-  torch::NoGradGuard no_grad;
-  for (torch::Tensor& parameter : parameters) {
-    const torch::Tensor analytic = parameter.grad().defined() ? parameter.grad().view({-1}) : torch::zeros({parameter.numel()}, parameter.options());
-    torch::Tensor flat = parameter.detach().view({-1});
-    for (int64_t k = 0; k < flat.numel(); ++k) {
-      const double saved = flat[k].item<double>();
-      flat[k] = saved + h;
-      const double plus = model.loss(batch).total.item<double>();
-      flat[k] = saved - h;
-      const double minus = model.loss(batch).total.item<double>();
-      flat[k] = saved;
-      worst = std::max(worst, std::abs(analytic[k].item<double>() - (plus - minus) / (2 * h)));
-    }
-  }
-  return worst;
 }
 
 // Users 0 and 2 of 3; items 1..5 (ids + 1, 0 = padding), negatives for BPR.
@@ -99,14 +55,7 @@ TensorBatch small_batch() {
   return batch;
 }
 
-std::string error_of(const std::string& toml_text) {
-  try {
-    make(toml_text, 3, 5);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+std::string error_of(const std::string& toml_text) { return testing::creation_error<Mf>(toml_text); }
 
 TEST(Mf, MseRecoversAPlantedLowRankMatrix) {
   // R = 3 + U Vᵀ with U [60 x 3], V [40 x 3] ~ N(0, 0.7²): entries have std ≈ sqrt(3) · 0.49 ≈ 0.85. Four in five
@@ -197,7 +146,7 @@ TEST(Mf, BprIsLogTwoAtZeroFactorsAndItsGradientMatchesFiniteDifferences) {
   }
   auto fresh = make("name = 'mf'\nloss = 'bpr'\ndim = 3\nreg = 0.05\ninit_std = 0.5\n", 3, 5);
   fresh->module().to(torch::kFloat64);
-  EXPECT_LT(parameter_gradient_error(*fresh, small_batch()), 1e-7);
+  EXPECT_LT(testing::parameter_gradient_error(*fresh, small_batch()), 1e-7);
 }
 
 TEST(Mf, SoftmaxGradientsMatchFiniteDifferencesForCosineAndDot) {
@@ -212,7 +161,7 @@ TEST(Mf, SoftmaxGradientsMatchFiniteDifferencesForCosineAndDot) {
         torch::NoGradGuard no_grad;
         if (model->mf_module()->item_bias.defined()) model->mf_module()->item_bias.normal_(0.0, 0.5);
       }
-      EXPECT_LT(parameter_gradient_error(*model, small_batch()), 1e-7) << similarity << " bias " << bias;
+      EXPECT_LT(testing::parameter_gradient_error(*model, small_batch()), 1e-7) << similarity << " bias " << bias;
     }
 }
 
@@ -255,7 +204,7 @@ TEST(Mf, InBatchSoftmaxIsHandWorkedMasksDuplicatesAndMatchesFiniteDifferences) {
     torch::NoGradGuard no_grad;
     corrected->mf_module()->item_bias.normal_(0.0, 0.5);
   }
-  EXPECT_LT(parameter_gradient_error(*corrected, small_batch()), 1e-7);
+  EXPECT_LT(testing::parameter_gradient_error(*corrected, small_batch()), 1e-7);
 }
 
 TEST(Mf, SgdSolverTakesCornacsStepAndLearnsAPlantedTaste) {

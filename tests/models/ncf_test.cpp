@@ -12,6 +12,7 @@
 #include <set>
 
 #include "embrec/util/error.h"
+#include "model_fixtures.h"
 
 namespace embrec::models {
 namespace {
@@ -19,44 +20,15 @@ namespace {
 namespace fs = std::filesystem;
 
 std::unique_ptr<Ncf> make(const std::string& toml_text, int32_t users, int32_t items, uint64_t seed = 1) {
-  ConfigTable table = ConfigTable::parse_string(toml_text, "test.toml");
-  ModelContext context;
-  context.user_count = users;
-  context.item_count = items;
-  context.seed = seed;
-  torch::manual_seed(seed);
-  std::unique_ptr<Model> model = create_model(table, context);
-  table.finish();
-  return std::unique_ptr<Ncf>(dynamic_cast<Ncf*>(model.release()));
+  return testing::make_model<Ncf>(toml_text, users, items, seed, seed);
 }
 
-std::string error_of(const std::string& toml_text) {
-  try {
-    make(toml_text, 3, 5);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+std::string error_of(const std::string& toml_text) { return testing::creation_error<Ncf>(toml_text); }
 
 data::Split split_of(const std::vector<std::vector<int32_t>>& lists) {
   data::Split split;
   for (const auto& items : lists) split.train.push_user(items.data(), static_cast<int64_t>(items.size()));
   return split;
-}
-
-// Batch tensors from the sampler's arrays (the trainer's to_tensors, on CPU).
-TensorBatch to_tensors(const data::SequenceBatch& batch, int64_t epoch, int64_t batch_index) {
-  TensorBatch out;
-  auto longs = [&](const std::vector<int64_t>& values, std::vector<int64_t> shape) {
-    return torch::tensor(values, torch::kLong).view(shape);
-  };
-  out.users = longs(batch.users, {batch.size});
-  out.input = longs(batch.input, {batch.size, batch.length});
-  out.target = longs(batch.target, {batch.size, batch.length});
-  out.epoch = epoch;
-  out.batch_index = batch_index;
-  return out;
 }
 
 void train(Ncf& model, const data::Sequences& train, int32_t item_count, int64_t epochs, double learning_rate,
@@ -73,7 +45,7 @@ void train(Ncf& model, const data::Sequences& train, int32_t item_count, int64_t
     const auto plan = sampler.epoch_plan(epoch);
     for (size_t b = 0; b < plan.size(); ++b) {
       sampler.fill(plan[b], epoch, static_cast<int64_t>(b), batch);
-      LossParts loss = model.loss(to_tensors(batch, epoch, static_cast<int64_t>(b)));
+      LossParts loss = model.loss(testing::batch_tensors(batch, epoch, static_cast<int64_t>(b)));
       optimizer.zero_grad();
       loss.total.backward();
       optimizer.step();
@@ -101,31 +73,6 @@ torch::Tensor score_block(Ncf& model, const std::vector<int32_t>& users, int32_t
   data::Sequences none;
   model.score_block(none, users.data(), static_cast<int32_t>(users.size()), out.data_ptr<float>());
   return out;
-}
-
-// Largest |analytic - central difference| over every parameter entry of the model's loss on `batch`.
-double parameter_gradient_error(Ncf& model, const TensorBatch& batch) {
-  std::vector<torch::Tensor> parameters = model.module().parameters();
-  model.module().zero_grad();
-  model.loss(batch).total.backward();
-  const double h = 1e-6;
-  double worst = 0.0;
-  torch::NoGradGuard no_grad;
-  for (torch::Tensor& parameter : parameters) {
-    const torch::Tensor analytic =
-        parameter.grad().defined() ? parameter.grad().view({-1}) : torch::zeros({parameter.numel()}, parameter.options());
-    torch::Tensor flat = parameter.detach().view({-1});
-    for (int64_t k = 0; k < flat.numel(); ++k) {
-      const double saved = flat[k].item<double>();
-      flat[k] = saved + h;
-      const double plus = model.loss(batch).total.item<double>();
-      flat[k] = saved - h;
-      const double minus = model.loss(batch).total.item<double>();
-      flat[k] = saved;
-      worst = std::max(worst, std::abs(analytic[k].item<double>() - (plus - minus) / (2 * h)));
-    }
-  }
-  return worst;
 }
 
 TEST(NcfGmf, ScoreAndBceAreHandWorked) {
@@ -182,7 +129,7 @@ TEST(NcfLoss, GradientsMatchFiniteDifferencesForEveryVariant) {
       torch::NoGradGuard no_grad;
       for (auto& parameter : model->module().parameters()) parameter.add_(torch::randn_like(parameter) * 0.1);
     }
-    EXPECT_LT(parameter_gradient_error(*model, batch), 1e-7) << variant;
+    EXPECT_LT(testing::parameter_gradient_error(*model, batch), 1e-7) << variant;
   }
 }
 

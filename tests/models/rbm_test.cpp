@@ -11,29 +11,16 @@
 
 #include "embrec/eval/metrics.h"
 #include "embrec/util/error.h"
+#include "model_fixtures.h"
 
 namespace embrec::models {
 namespace {
 
 std::unique_ptr<Rbm> make(const std::string& toml_text, int32_t users, int32_t items, uint64_t seed = 1) {
-  ConfigTable table = ConfigTable::parse_string(toml_text, "test.toml");
-  ModelContext context;
-  context.user_count = users;
-  context.item_count = items;
-  torch::manual_seed(seed);
-  std::unique_ptr<Model> model = create_model(table, context);
-  table.finish();
-  return std::unique_ptr<Rbm>(dynamic_cast<Rbm*>(model.release()));
+  return testing::make_model<Rbm>(toml_text, users, items, seed);
 }
 
-std::string error_of(const std::string& toml_text) {
-  try {
-    make(toml_text, 3, 5);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+std::string error_of(const std::string& toml_text) { return testing::creation_error<Rbm>(toml_text); }
 
 std::string fit_error(Rbm& model, const data::Split& split) {
   try {
@@ -42,21 +29,6 @@ std::string fit_error(Rbm& model, const data::Split& split) {
     return error.what();
   }
   return "(no error)";
-}
-
-// Batch tensors from the sampler's arrays (the trainer's to_tensors, on CPU).
-TensorBatch to_tensors(const data::SequenceBatch& batch, int64_t epoch, int64_t batch_index) {
-  TensorBatch out;
-  auto longs = [&](const std::vector<int64_t>& values, std::vector<int64_t> shape) {
-    return torch::tensor(values, torch::kLong).view(shape);
-  };
-  out.users = longs(batch.users, {batch.size});
-  out.input = longs(batch.input, {batch.size, batch.length});
-  out.target = longs(batch.target, {batch.size, batch.length});
-  if (!batch.rating.empty()) out.rating = torch::tensor(batch.rating).view({batch.size, batch.length});
-  out.epoch = epoch;
-  out.batch_index = batch_index;
-  return out;
 }
 
 // Trains with the sampler and Adam as the trainer does; returns each epoch's mean "recon" part.
@@ -73,7 +45,7 @@ std::vector<double> train(Rbm& model, const data::Sequences& train, int32_t item
     double sum = 0.0;
     for (size_t b = 0; b < plan.size(); ++b) {
       sampler.fill(plan[b], epoch, static_cast<int64_t>(b), batch);
-      LossParts loss = model.loss(to_tensors(batch, epoch, static_cast<int64_t>(b)));
+      LossParts loss = model.loss(testing::batch_tensors(batch, epoch, static_cast<int64_t>(b)));
       EXPECT_EQ(loss.parts.at(1).first, "recon");
       sum += loss.parts.at(1).second.item<double>();
       optimizer.zero_grad();

@@ -13,28 +13,17 @@
 #include "embrec/eval/metrics.h"
 #include "embrec/train/evaluate.h"
 #include "embrec/util/error.h"
+#include "model_fixtures.h"
 
 namespace embrec::models {
 namespace {
 
 std::unique_ptr<Rlrmc> make(const std::string& toml_text, int32_t users, int32_t items, uint64_t seed = 42) {
-  ConfigTable table = ConfigTable::parse_string(toml_text, "test.toml");
-  ModelContext context;
-  context.user_count = users;
-  context.item_count = items;
-  context.seed = seed;
-  std::unique_ptr<Model> model = create_model(table, context);
-  table.finish();
-  return std::unique_ptr<Rlrmc>(dynamic_cast<Rlrmc*>(model.release()));
+  return testing::make_model<Rlrmc>(toml_text, users, items, 1, seed);
 }
 
 std::string error_of(const std::string& toml_text, int32_t users = 20, int32_t items = 30) {
-  try {
-    make(toml_text, users, items);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  return testing::creation_error<Rlrmc>(toml_text, users, items);
 }
 
 torch::Tensor doubles(std::vector<double> values, std::vector<int64_t> shape) {
