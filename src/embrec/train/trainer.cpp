@@ -1,6 +1,7 @@
 // The training loop, checkpoints and run folders.
 #include "embrec/train/trainer.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -218,29 +220,42 @@ std::string format_parts(const std::vector<std::pair<std::string, double>>& part
   return text;
 }
 
-// The resolved config without [train]'s thread count, which changes speed, not the run: a run may resume with
-// another.
-std::vector<std::string> lines_for_resume(const std::string& toml) {
-  std::istringstream in(toml);
-  std::vector<std::string> lines;
-  std::string line, section;
-  while (std::getline(in, line)) {
-    const size_t first = line.find_first_not_of(" \t");
-    if (first != std::string::npos && line[first] == '[') section = line.substr(first);
-    if (section == "[train]" && first != std::string::npos && line.compare(first, 10, "threads = ") == 0) continue;
-    lines.push_back(line);
+// Leaf values of a resolved config as printed TOML, by dotted path.
+void flatten(const toml::table& table, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (auto&& [key, node] : table) {
+    const std::string path = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      flatten(*sub, path, out);
+    } else {
+      std::ostringstream text;
+      node.visit([&](auto&& value) { text << value; });
+      out[path] = text.str();
+    }
   }
-  return lines;
 }
 
-// Empty when the two resolved configs describe the same run; else the first differing line of each.
+// Empty when a run begun with the resolved config `saved` may go on under `current`; else what differs. [train]
+// threads changes speed, not the run; a key only `current` has is an option added since the run began, whose
+// default is the old behaviour (the rule for adding keys), so it does not count either.
 std::string config_difference(const std::string& saved, const std::string& current) {
-  const std::vector<std::string> a = lines_for_resume(saved), b = lines_for_resume(current);
-  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
-    const std::string left = i < a.size() ? a[i] : "(end)", right = i < b.size() ? b[i] : "(end)";
-    if (left != right) return fmt::format("line {}: the run has '{}', this config '{}'", i + 1, left, right);
+  std::map<std::string, std::string> before, after;
+  try {
+    flatten(toml::parse(saved), "", before);
+    flatten(toml::parse(current), "", after);
+  } catch (const toml::parse_error& error) {
+    return fmt::format("unreadable config: {}", error.description());
   }
-  return "";
+  std::vector<std::string> changes;
+  for (const auto& [path, value] : before) {
+    if (path == "train.threads") continue;
+    auto it = after.find(path);
+    if (it == after.end()) {
+      changes.push_back(fmt::format("{} is no longer set (the run has {})", path, value));
+    } else if (it->second != value) {
+      changes.push_back(fmt::format("{}: the run has {}, this config {}", path, value, it->second));
+    }
+  }
+  return fmt::format("{}", fmt::join(changes, "; "));
 }
 
 }  // namespace
