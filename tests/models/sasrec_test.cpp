@@ -58,6 +58,39 @@ TEST(Sasrec, EncodeLastEqualsTheLastPositionOfTheFullForward) {
   }
 }
 
+TEST(Sasrec, SplittingAMixedLengthBatchByLengthChangesNoOutputOrGradient) {
+  // Shuffled batches mix lengths 1..12: the encoder groups rows by length and encodes each group at its own padded
+  // length. At every real position the output and every parameter gradient equal the unsplit computation.
+  auto model = make("name = 'sasrec'\ndim = 16\nheads = 2\nlayers = 2\nmax_length = 12\ndropout = 0.0\n"
+                    "attention_dropout = 0.0\n");
+  auto& encoder = *dynamic_cast<Sasrec&>(*model).encoder();
+  encoder.train();
+  const std::vector<int64_t> lengths = {1, 12, 2, 3, 1, 2, 5, 1};
+  auto input = torch::zeros({8, 12}, torch::kLong);
+  for (int64_t r = 0; r < 8; ++r)
+    input[r].narrow(0, 12 - lengths[r], lengths[r]).copy_(torch::randint(1, 31, {lengths[r]}, torch::kLong));
+  auto real = input.gt(0).unsqueeze(2).to(torch::kFloat32);
+  auto weights = torch::randn({8, 12, 16});
+  std::vector<torch::Tensor> outputs, last, gradients[2];
+  for (bool split : {false, true}) {
+    encoder.split_by_length = split;
+    encoder.zero_grad();
+    auto out = encoder.forward(input);
+    (out * weights * real).sum().backward();
+    outputs.push_back(out.detach());
+    for (auto& p : encoder.parameters()) gradients[split].push_back(p.grad().clone());
+    torch::NoGradGuard no_grad;
+    last.push_back(encoder.encode_last(input));
+  }
+  EXPECT_TRUE(torch::allclose(outputs[0] * real, outputs[1] * real, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(last[0], last[1], 1e-5, 1e-5));
+  for (size_t i = 0; i < gradients[0].size(); ++i)
+    EXPECT_TRUE(torch::allclose(gradients[0][i], gradients[1][i], 1e-4, 1e-5)) << "parameter " << i;
+  // The split path was taken: it leaves zeros at the padding positions of a short row.
+  EXPECT_EQ(outputs[1][0].narrow(0, 0, 11).abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(outputs[0][0].narrow(0, 0, 11).abs().sum().item<float>(), 0.0f);
+}
+
 TEST(Sasrec, UserVectorsAreTheLastPositionOfTheHistory) {
   auto model = make("name = 'sasrec'\ndim = 8\nheads = 1\nlayers = 1\nmax_length = 4\n");
   auto& sasrec = dynamic_cast<Sasrec&>(*model);

@@ -32,6 +32,13 @@ struct SasrecEncoderImpl : torch::nn::Module {
   // computes the last block at that position only.
   torch::Tensor encode_last(const torch::Tensor& input);
   torch::Tensor run(const torch::Tensor& input, bool last_only);
+  // run() on a batch of mixed history lengths: rows are grouped by length and each group is encoded at its own
+  // padded length, then put back in order (what the model computes at real positions is unchanged; outputs at
+  // padding positions are zeros). This lets training use plain shuffled batches -- which S4Rec's batch-level
+  // losses assume (Sinkhorn equipartition, head/tail adversary, in-batch negatives) -- at about the cost of
+  // length-bucketed ones. Off: every row is padded to the batch's longest (tests compare the two).
+  bool split_by_length = true;
+  torch::Tensor run_padded(const torch::Tensor& input, bool last_only);
 
   SasrecConfig config;
   int32_t item_count = 0;
