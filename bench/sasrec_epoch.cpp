@@ -1,6 +1,6 @@
 // Training-epoch seconds, full-ranking evaluation seconds and peak RSS on a real sequence dataset.
 //   bench_sasrec_epoch DATA_FILE [--loss softmax|bce] [--layers N] [--epochs N] [--threads N] [--no-bucketing]
-//   bench_sasrec_epoch --config FILE [--epochs N] [--threads N]     any model's config (S4Rec, CL4SRec, ICLRec, ...)
+//   bench_sasrec_epoch --config FILE [--epochs N] [--threads N] [--no-bucketing]     any model's config (S4Rec, CL4SRec, ICLRec, ...)
 // Skips (exit 0, with a message) when the data file is absent.
 #include <sys/resource.h>
 
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   const bool tuned = embrec::tune_allocator();
   std::printf("allocator: %s\n", tuned ? "tcmalloc, release rate 0" : "default malloc");
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s DATA_FILE|--config FILE [--loss softmax|bce] [--layers N] [--epochs N] [--threads N]\n",
+    std::fprintf(stderr, "usage: %s DATA_FILE|--config FILE [--loss softmax|bce] [--layers N] [--epochs N] [--threads N] [--no-bucketing]\n",
                  argv[0]);
     return 2;
   }
@@ -78,9 +78,11 @@ patience = 1000000
     experiment = train::load_experiment(root);
   } else {
     try {
-      experiment = train::load_experiment_file(
-          config_file, {fmt::format("train.epochs={}", epochs), fmt::format("train.threads={}", threads),
-                        "train.eval_every=1000000", "train.patience=1000000"});
+      std::vector<std::string> overrides = {fmt::format("train.epochs={}", epochs),
+                                            fmt::format("train.threads={}", threads), "train.eval_every=1000000",
+                                            "train.patience=1000000"};
+      if (!bucketing) overrides.push_back("train.length_bucketing=false");  // else the config's own setting
+      experiment = train::load_experiment_file(config_file, overrides);
     } catch (const Error& error) {
       std::printf("SKIPPED: %s\n", error.what());
       return 0;
