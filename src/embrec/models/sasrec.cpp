@@ -87,8 +87,8 @@ torch::Tensor SasrecEncoderImpl::run(const torch::Tensor& input, bool last_only)
   // Each row's length: columns from its first item to the end (rows are right-aligned). Rows without items count 1.
   auto present = input.gt(0);
   auto first = present.to(torch::kInt32).argmax(1);  // the first maximal index, i.e. the first item
-  auto lengths_tensor = torch::where(present.any(1), length - first.to(torch::kLong), torch::ones_like(first).to(torch::kLong))
-                            .to(torch::kCPU).contiguous();
+  auto row_lengths = (length - first.to(torch::kLong)).masked_fill_(present.any(1).logical_not(), 1);
+  auto lengths_tensor = row_lengths.to(torch::kCPU).contiguous();
   const int64_t* lengths = lengths_tensor.data_ptr<int64_t>();
   // Groups by a ladder of lengths (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, ...); each group is cut to its longest
   // row. Not worth it when that saves under a quarter of the padded tokens (e.g. a length-bucketed batch).
@@ -115,7 +115,8 @@ torch::Tensor SasrecEncoderImpl::run(const torch::Tensor& input, bool last_only)
   for (size_t g = 0; g < groups.size(); ++g) {
     if (groups[g].empty()) continue;
     const int64_t n = static_cast<int64_t>(groups[g].size()), cut = group_length[g];
-    auto rows = torch::from_blob(groups[g].data(), {n}, torch::kLong).to(input.device(), /*non_blocking=*/false, /*copy=*/true);
+    // Copies (here and below): autograd keeps the indices for the backward pass, after these vectors are gone.
+    auto rows = torch::from_blob(groups[g].data(), {n}, torch::kLong).to(input.device(), false, /*copy=*/true);
     auto out = run_padded(input.index_select(0, rows).narrow(1, length - cut, cut), last_only);
     if (!last_only && cut < length) out = torch::constant_pad_nd(out, {0, 0, length - cut, 0});
     outputs.push_back(out);
@@ -123,7 +124,6 @@ torch::Tensor SasrecEncoderImpl::run(const torch::Tensor& input, bool last_only)
   }
   std::vector<int64_t> inverse(batch);
   for (int64_t i = 0; i < batch; ++i) inverse[order[i]] = i;
-  // Copies: autograd keeps the indices for the backward pass, after these vectors are gone.
   auto back = torch::from_blob(inverse.data(), {batch}, torch::kLong).to(input.device(), false, /*copy=*/true);
   return torch::cat(outputs, 0).index_select(0, back);
 }
