@@ -63,5 +63,54 @@ TEST(Config, ResolvedHoldsDefaultsAndSubTables) {
   EXPECT_NE(text.str().find("y = 2.5"), std::string::npos) << text.str();
 }
 
+TEST(Config, CheckedReadsNameTheKeyAndTheBound) {
+  ConfigTable root = ConfigTable::parse_string("n = 0\nm = -1\nx = 1.0\ny = 0.5\nz = 'a'\n[t]\np = -2\n", "f.toml");
+  EXPECT_EQ(error_of([&] { root.get_positive("n", int64_t{1}); }), "f.toml: key 'n' must be positive, got 0");
+  EXPECT_EQ(error_of([&] { root.get_at_least("m", 0, 0); }), "f.toml: key 'm' must be >= 0, got -1");
+  EXPECT_EQ(error_of([&] { root.get_in_range("x", 0.5, "[0, 1)"); }), "f.toml: key 'x' must be in [0, 1), got 1");
+  EXPECT_EQ(error_of([&] { root.get_in_range("x", 0.5, "(0, 1]"); }), "(no error)");
+  EXPECT_EQ(error_of([&] { root.get_in_range("y", 0.5, "(0.5, 1]"); }), "f.toml: key 'y' must be in (0.5, 1], got 0.5");
+  EXPECT_EQ(error_of([&] { root.sub("t").get_positive("p", 1.0); }), "f.toml: key 't.p' must be positive, got -2");
+  EXPECT_EQ(root.get_positive("absent", 3.5), 3.5);  // a missing key takes its default, which is checked too
+  EXPECT_EQ(error_of([&] { root.get_positive("absent2", 0); }), "f.toml: key 'absent2' must be positive, got 0");
+}
+
+enum class Mode { Fast, Exact };
+const Names<Mode> kModeNames = {{"fast", Mode::Fast}, {"exact", Mode::Exact}};
+
+TEST(Config, ModesBecomeEnumsAndUnknownValuesListTheChoices) {
+  ConfigTable root = ConfigTable::parse_string("a = 'exact'\nb = 'quick'\n", "f.toml");
+  EXPECT_EQ(root.get_one_of("a", Mode::Fast, kModeNames), Mode::Exact);
+  EXPECT_EQ(root.get_one_of("c", Mode::Fast, kModeNames), Mode::Fast);
+  EXPECT_EQ(error_of([&] { root.get_one_of("b", Mode::Fast, kModeNames); }),
+            "f.toml: key 'b' must be one of {fast, exact}, got 'quick'");
+  EXPECT_EQ(name_of(kModeNames, Mode::Exact), "exact");
+  std::ostringstream text;
+  text << root.resolved();
+  EXPECT_NE(text.str().find("c = 'fast'"), std::string::npos) << text.str();  // the default is recorded by name
+}
+
+TEST(Config, KeysThatApplyOnlyUnderAModeAreErrorsElsewhereAndUnrecordedWhenAbsent) {
+  ConfigTable root = ConfigTable::parse_string("loss = 'bce'\ntemperature = 0.5\n", "f.toml");
+  EXPECT_EQ(error_of([&] { root.only(false, "to loss = \"softmax\"").get_positive("temperature", 1.0); }),
+            "f.toml: key 'temperature' applies only to loss = \"softmax\"");
+  EXPECT_EQ(root.only(false, "to loss = \"softmax\"").get("chunk", int64_t{7}), 7);
+  EXPECT_EQ(root.only(true, "to loss = \"bce\"").get_positive("temperature", 1.0), 0.5);
+  root.get("loss", "softmax");
+  root.finish();
+  std::ostringstream text;
+  text << root.resolved();
+  EXPECT_EQ(text.str().find("chunk"), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("temperature = 0.5"), std::string::npos) << text.str();
+}
+
+TEST(Config, RulesOverSeveralKeysNameTheKey) {
+  ConfigTable root = ConfigTable::parse_string("[m]\nheads = 3\n", "f.toml");
+  ConfigTable& model = root.sub("m");
+  EXPECT_EQ(error_of([&] { model.check(false, "heads", "(3) must divide key 'm.dim' (64)"); }),
+            "f.toml: key 'm.heads' (3) must divide key 'm.dim' (64)");
+  EXPECT_EQ(error_of([&] { model.fail_key("heads", ": unknown thing 'x'"); }), "f.toml: key 'm.heads': unknown thing 'x'");
+}
+
 }  // namespace
 }  // namespace embrec

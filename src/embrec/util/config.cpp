@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "embrec/util/error.h"
 
@@ -93,7 +94,7 @@ const toml::node* ConfigTable::lookup(std::string_view key) {
 }
 
 void ConfigTable::type_error(std::string_view key, std::string_view expected, const toml::node& node) const {
-  fail("{}: key '{}' must be {}, got {}", source_, key_path(key), expected, type_name(node));
+  fail_key(key, fmt::format("must be {}, got {}", expected, type_name(node)));
 }
 
 bool ConfigTable::get(std::string_view key, bool default_value) {
@@ -118,7 +119,7 @@ int64_t ConfigTable::get(std::string_view key, int64_t default_value) {
 
 int ConfigTable::get(std::string_view key, int default_value) {
   const int64_t value = get(key, static_cast<int64_t>(default_value));
-  if (value < INT32_MIN || value > INT32_MAX) fail("{}: key '{}' is out of range: {}", source_, key_path(key), value);
+  check(value >= INT32_MIN && value <= INT32_MAX, key, fmt::format("is out of range: {}", value));
   return static_cast<int>(value);
 }
 
@@ -186,7 +187,48 @@ std::string ConfigTable::get_choice(std::string_view key, const std::string& def
     if (choice == value) return value;
   std::string list;
   for (const std::string& choice : choices) list += (list.empty() ? "" : ", ") + choice;
-  fail("{}: key '{}' must be one of {{{}}}, got '{}'", source_, key_path(key), list, value);
+  fail_key(key, fmt::format("must be one of {{{}}}, got '{}'", list, value));
+}
+
+void ConfigTable::fail_key(std::string_view key, std::string_view what) const {
+  // "key 'x' must be ..." or, for a message that lists something, "key 'x': unknown metric ...".
+  fail("{}: key '{}'{}{}", source_, key_path(key), !what.empty() && what.front() == ':' ? "" : " ", what);
+}
+
+template <typename T>
+T ConfigTable::get_positive(std::string_view key, T default_value) {
+  const T value = get(key, default_value);
+  check(value > 0, key, fmt::format("must be positive, got {}", value));  // false for NaN too
+  return value;
+}
+
+template <typename T>
+T ConfigTable::get_at_least(std::string_view key, T default_value, T minimum) {
+  const T value = get(key, default_value);
+  check(value >= minimum, key, fmt::format("must be >= {}, got {}", minimum, value));
+  return value;
+}
+
+template int ConfigTable::get_positive(std::string_view, int);
+template int64_t ConfigTable::get_positive(std::string_view, int64_t);
+template double ConfigTable::get_positive(std::string_view, double);
+template int ConfigTable::get_at_least(std::string_view, int, int);
+template int64_t ConfigTable::get_at_least(std::string_view, int64_t, int64_t);
+template double ConfigTable::get_at_least(std::string_view, double, double);
+
+double ConfigTable::get_in_range(std::string_view key, double default_value, std::string_view interval) {
+  const size_t comma = interval.find(',');
+  const bool well_formed = interval.size() >= 5 && comma != std::string_view::npos &&
+                           (interval.front() == '(' || interval.front() == '[') &&
+                           (interval.back() == ')' || interval.back() == ']');
+  if (!well_formed) throw std::logic_error("get_in_range: interval must look like \"(0, 1]\"");
+  const double low = std::stod(std::string(interval.substr(1, comma - 1)));
+  const double high = std::stod(std::string(interval.substr(comma + 1, interval.size() - comma - 2)));
+  const double value = get(key, default_value);
+  const bool above = interval.front() == '(' ? value > low : value >= low;
+  const bool below = interval.back() == ')' ? value < high : value <= high;
+  check(above && below, key, fmt::format("must be in {}, got {}", interval, value));
+  return value;
 }
 
 std::string ConfigTable::require_string(std::string_view key) {
