@@ -13,7 +13,8 @@
 #include <numeric>
 #include <string>
 
-#include "embrec/train/evaluate.h"
+#include "embrec/models/evaluate.h"
+#include "embrec/train/experiment.h"
 #include "embrec/train/trainer.h"
 #include "embrec/util/allocator.h"
 #include "embrec/util/error.h"
@@ -114,8 +115,8 @@ patience = 1000000
   // A second, separately timed full-ranking evaluation of every test user.
   const auto task = data::make_eval_task(experiment.data.split, true);
   const auto start = std::chrono::steady_clock::now();
-  auto result = train::evaluate_model(*experiment.model, task, experiment.data.dataset.item_count(),
-                                      experiment.eval_config);
+  auto result = models::evaluate_model(*experiment.model, task, experiment.data.dataset.item_count(),
+                                       experiment.eval_config);
   const double eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("loss=%s layers=%d threads=%d bucketing=%d: train %.2f s for %d epoch(s) = %.2f s/epoch; "
               "full-ranking eval of %lld users incl. encoding %.3f s (as reported %.3f s); peak RSS %.0f MiB\n",

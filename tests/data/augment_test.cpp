@@ -80,9 +80,9 @@ TEST(Augment, SameSeedSameViewAndUnknownOperatorsAreErrors) {
   ItemPool pool({1, 2, 3});
   std::mt19937_64 a(99), b(99);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(augment(range(9), options, pool, a), augment(range(9), options, pool, b));
-  options.operators = {"mask", "shuffle"};
+  ConfigTable table = ConfigTable::parse_string("augmentations = ['mask', 'shuffle']\n", "s4rec.toml");
   try {
-    options.validate("s4rec.toml");
+    AugmentOptions::from(table);
     FAIL() << "expected an error";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("unknown operator 'shuffle'"), std::string::npos) << error.what();

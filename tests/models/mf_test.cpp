@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "embrec/eval/metrics.h"
-#include "embrec/train/evaluate.h"
+#include "embrec/models/evaluate.h"
 #include "embrec/util/error.h"
 #include "model_fixtures.h"
 
@@ -321,7 +321,7 @@ TEST(Mf, EvaluatorAddsRatingMetricsOnlyForRatingModels) {
   eval::EvalConfig config;
   config.ks = {2};
   auto model = make("name = 'mf'\nloss = 'mse'\ndim = 2\n", 2, 3);
-  const eval::EvalResult result = train::evaluate_model(*model, task, 3, config);
+  const eval::EvalResult result = evaluate_model(*model, task, 3, config);
   const int32_t users[] = {0, 0, 1}, items[] = {2, 0, 1};
   const float truth[] = {4, 1, 3};
   float predicted[3];
@@ -334,7 +334,7 @@ TEST(Mf, EvaluatorAddsRatingMetricsOnlyForRatingModels) {
   EXPECT_EQ(eval::EvalResult::from_json(result.to_json()).value("rmse"), result.value("rmse"));
 
   auto implicit = make("name = 'mf'\nloss = 'bpr'\ndim = 2\n", 2, 3);
-  const eval::EvalResult ranking_only = train::evaluate_model(*implicit, task, 3, config);
+  const eval::EvalResult ranking_only = evaluate_model(*implicit, task, 3, config);
   EXPECT_EQ(ranking_only.all().values.count("rmse"), 0u);
   EXPECT_EQ(ranking_only.to_table(config.ks, config.metrics).find("rmse"), std::string::npos);
 }

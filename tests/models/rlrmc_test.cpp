@@ -11,7 +11,7 @@
 #include <random>
 
 #include "embrec/eval/metrics.h"
-#include "embrec/train/evaluate.h"
+#include "embrec/models/evaluate.h"
 #include "embrec/util/error.h"
 #include "model_fixtures.h"
 
@@ -296,7 +296,7 @@ TEST(Rlrmc, RankingVectorsGiveThePredictedRatingMinusTheMean) {
   task.targets.push_user(t1, 1, r1);
   eval::EvalConfig config;
   config.ks = {1};
-  const eval::EvalResult result = train::evaluate_model(*model, task, 4, config);
+  const eval::EvalResult result = evaluate_model(*model, task, 4, config);
   const float truth[] = {4, 3}, mine[] = {predicted[2], predicted[4]};
   EXPECT_DOUBLE_EQ(result.value("rmse"), eval::rmse(truth, mine, 2));
 }

@@ -85,7 +85,7 @@ TEST(Sar, SupportThresholdDropsSmallCountsDiagonalIncluded) {
 TEST(Sar, JaccardIsCountOverUnionWithUnitDiagonal) {
   // c_ij / (c_ii + c_jj - c_ij): e.g. (0, 1) = 2 / (2 + 3 - 2), (1, 3) = 1 / (3 + 2 - 1), (3, 4) = 1 / (2 + 1 - 1).
   const CsrMatrix cooccurrence = item_cooccurrence(toy_split().train, kItems, 1);
-  expect_matrix(sar_similarity(cooccurrence, "jaccard"), {{1, 2.0 / 3, 1.0 / 3, 0, 0},
+  expect_matrix(sar_similarity(cooccurrence, SarSimilarity::Jaccard), {{1, 2.0 / 3, 1.0 / 3, 0, 0},
                                                           {2.0 / 3, 1, 2.0 / 3, 1.0 / 4, 0},
                                                           {1.0 / 3, 2.0 / 3, 1, 1.0 / 3, 0},
                                                           {0, 1.0 / 4, 1.0 / 3, 1, 1.0 / 2},
@@ -95,12 +95,12 @@ TEST(Sar, JaccardIsCountOverUnionWithUnitDiagonal) {
 TEST(Sar, LiftIsCountOverProductOfCounts) {
   // c_ij / (c_ii c_jj): the diagonal is 1 / c_ii, as in MS.
   const CsrMatrix cooccurrence = item_cooccurrence(toy_split().train, kItems, 1);
-  expect_matrix(sar_similarity(cooccurrence, "lift"), {{1.0 / 2, 1.0 / 3, 1.0 / 4, 0, 0},
+  expect_matrix(sar_similarity(cooccurrence, SarSimilarity::Lift), {{1.0 / 2, 1.0 / 3, 1.0 / 4, 0, 0},
                                                        {1.0 / 3, 1.0 / 3, 1.0 / 3, 1.0 / 6, 0},
                                                        {1.0 / 4, 1.0 / 3, 1.0 / 2, 1.0 / 4, 0},
                                                        {0, 1.0 / 6, 1.0 / 4, 1.0 / 2, 1.0 / 2},
                                                        {0, 0, 0, 1.0 / 2, 1}});
-  expect_matrix(sar_similarity(cooccurrence, "cooccurrence"), {{2, 2, 1, 0, 0},
+  expect_matrix(sar_similarity(cooccurrence, SarSimilarity::Cooccurrence), {{2, 2, 1, 0, 0},
                                                                {2, 3, 2, 1, 0},
                                                                {1, 2, 2, 1, 0},
                                                                {0, 1, 1, 2, 1},

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "embrec/train/trainer.h"
+#include "embrec/train/experiment.h"
 
 namespace embrec::train {
 

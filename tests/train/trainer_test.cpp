@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "embrec/models/rlrmc.h"
+#include "embrec/train/run_folder.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -219,7 +220,12 @@ select = "ndcg@5"
 // A model whose loss turns NaN at its seventh batch, to exercise the guard.
 class NanModel final : public models::Model {
  public:
-  NanModel() { weight_ = module_.register_parameter("weight", torch::ones({1})); }
+  struct Config {
+    static Config from(ConfigTable&) { return {}; }
+  };
+  NanModel(const Config&, const models::ModelContext&) {
+    weight_ = module_.register_parameter("weight", torch::ones({1}));
+  }
   std::string name() const override { return "nan_test"; }
   bool trainable() const override { return true; }
   torch::nn::Module& module() override { return module_; }
@@ -239,10 +245,7 @@ class NanModel final : public models::Model {
   torch::Tensor weight_;
   int calls_ = 0;
 };
-std::unique_ptr<models::Model> make_nan(ConfigTable&, const models::ModelContext&) {
-  return std::make_unique<NanModel>();
-}
-EMBREC_REGISTER_MODEL("nan_test", make_nan);
+EMBREC_REGISTER_MODEL("nan_test", NanModel);
 
 TEST(Trainer, NonFiniteLossStopsWithAClearMessageAndKeepsTheLastCheckpoint) {
   // 300 users in batches of 64: 5 batches an epoch, so epoch 1 completes and batch 2 of epoch 2 meets the NaN.

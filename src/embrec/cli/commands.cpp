@@ -15,7 +15,8 @@
 
 #include "embrec/data/load.h"
 #include "embrec/serve/service.h"
-#include "embrec/train/export_run.h"
+#include "embrec/train/experiment.h"
+#include "embrec/train/run_folder.h"
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -195,112 +196,130 @@ void run_serve(const std::string& export_dir, const std::string& config_path, in
   service.stop();
 }
 
+// `embrec demo`: the built-in demo, start to finish.
+void add_demo_command(CLI::App& app) {
+  auto* demo = app.add_subcommand("demo", "Train and evaluate SASRec on the built-in synthetic demo data");
+  auto out = std::make_shared<std::string>("runs/demo");
+  auto epochs = std::make_shared<int64_t>(0);
+  demo->add_option("--out", *out, "Run folder (kept for later commands)")->capture_default_str();
+  demo->add_option("--epochs", *epochs, "Override the number of epochs (0: the demo config's)");
+  demo->callback([out, epochs] {
+    if (file_exists(*out + "/checkpoint.pt")) {
+      spdlog::info("{} holds an earlier demo run; starting afresh", *out);
+      fs::remove_all(*out);
+    }
+    run_demo(*out, *epochs);
+  });
+}
+
+// `embrec data prepare`: a log read, filtered, split and cached.
+void add_data_command(CLI::App& app) {
+  auto* data = app.add_subcommand("data", "Prepare datasets");
+  data->require_subcommand(1);
+  auto* prepare = data->add_subcommand("prepare", "Read a log, filter, split, and cache the prepared dataset");
+  auto o = std::make_shared<PrepareFlags>();
+  prepare->add_option("--input", o->input, "Interaction log")->required();
+  prepare->add_option("--format", o->format, "Log format")
+      ->check(CLI::IsMember({"seq", "movielens", "udata", "csv", "tsv"}))
+      ->capture_default_str();
+  prepare->add_option("--out", o->out, "Output folder")->required();
+  prepare->add_option("--user-column", o->user_column, "csv/tsv: user id column")->capture_default_str();
+  prepare->add_option("--item-column", o->item_column, "csv/tsv: item id column")->capture_default_str();
+  prepare->add_option("--rating-column", o->rating_column, "csv/tsv: rating column (none by default)");
+  prepare->add_option("--timestamp-column", o->timestamp_column, "csv/tsv: timestamp column (file order by default)");
+  prepare->add_option("--delimiter", o->delimiter, "csv/tsv: field delimiter (one character)");
+  prepare->add_option("--user-core", o->user_core, "Keep users with at least this many interactions");
+  prepare->add_option("--item-core", o->item_core, "Keep items with at least this many interactions");
+  auto* min_rating = prepare->add_option("--min-rating", o->min_rating, "Keep interactions rated at least this");
+  prepare->add_option("--dedup", o->dedup, "Repeated (user, item) pairs")
+      ->check(CLI::IsMember({"keep", "first", "last"}))
+      ->capture_default_str();
+  prepare->add_option("--split", o->split, "Split method")
+      ->check(CLI::IsMember({"leave_one_out", "chrono", "stratified", "random"}))
+      ->capture_default_str();
+  prepare->add_option("--seed", o->seed, "Split seed")->capture_default_str();
+  prepare->callback([o, min_rating] {
+    o->has_min_rating = min_rating->count() > 0;
+    run_prepare(*o);
+  });
+}
+
+// `embrec train`: a config trained and evaluated.
+void add_train_command(CLI::App& app) {
+  auto* train_command = app.add_subcommand("train", "Train a model from a TOML config, then evaluate it");
+  auto config = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto resume = std::make_shared<bool>(false);
+  auto overrides = std::make_shared<std::vector<std::string>>();
+  train_command->add_option("--config", *config, "Config file (TOML)")->required();
+  train_command->add_option("--set", *overrides, "Override a config value: section.key=value (repeatable)");
+  train_command->add_option("--out", *out, "Run folder (default: runs/<config name>)");
+  train_command->add_flag("--resume", *resume, "Continue the run in --out from its last checkpoint");
+  train_command->callback([config, out, resume, overrides] {
+    const std::string run_dir = out->empty() ? default_run_dir(*config) : *out;
+    train::Experiment experiment = train::load_experiment_file(*config, *overrides);
+    train::TrainSummary summary = train::train(experiment, {run_dir, *resume, -1});
+    print_summary(summary, experiment, run_dir);
+  });
+}
+
+// `embrec export`: a run into a Faiss index and a RocksDB user store.
+void add_export_command(CLI::App& app) {
+  auto* export_command = app.add_subcommand("export", "Export a run's item vectors to a Faiss index and its users to RocksDB");
+  auto o = std::make_shared<ExportFlags>();
+  export_command->add_option("RUN_DIR", o->run_dir, "Run folder written by train or demo")->required();
+  export_command->add_option("--out", o->out, "Export folder (default: RUN_DIR/export); replaced atomically");
+  export_command->add_option("--index", o->index,
+                             "Faiss factory string or preset: flat, ivf, hnsw, \"IVF256,Flat\", \"HNSW32\", ...")
+      ->capture_default_str();
+  export_command->add_option("--metric", o->metric, "ip, cosine (L2-normalised ip) or l2")
+      ->check(CLI::IsMember({"ip", "cosine", "l2"}))
+      ->capture_default_str();
+  export_command->add_option("--nprobe", o->nprobe, "IVF: lists probed per query")->capture_default_str();
+  export_command->add_option("--ef-search", o->ef_search, "HNSW: candidate list size per query")->capture_default_str();
+  export_command->callback([o] { run_export(*o); });
+}
+
+// `embrec serve`: an export over HTTP.
+void add_serve_command(CLI::App& app) {
+  auto* serve_command = app.add_subcommand("serve", "Serve an export over HTTP (JSON): known users, fresh histories, similar items");
+  auto export_dir = std::make_shared<std::string>();
+  auto config = std::make_shared<std::string>();
+  auto host = std::make_shared<std::string>();
+  auto port = std::make_shared<int>(-1);
+  serve_command->add_option("EXPORT_DIR", *export_dir, "Export folder written by export")->required();
+  serve_command->add_option("--config", *config, "TOML file with a [serve] table (threads, max_k, admin_token, ...)");
+  serve_command->add_option("--port", *port, "Port (default: the config's, 8080; 0 = any free port)");
+  serve_command->add_option("--host", *host, "Address to bind (default: the config's, 127.0.0.1)");
+  serve_command->callback([export_dir, config, port, host] { run_serve(*export_dir, *config, *port, *host); });
+}
+
+// `embrec eval`: a run folder evaluated again.
+void add_eval_command(CLI::App& app) {
+  auto* eval_command = app.add_subcommand("eval", "Evaluate a run folder's best checkpoint (full ranking)");
+  auto run_dir = std::make_shared<std::string>();
+  auto valid = std::make_shared<bool>(false);
+  eval_command->add_option("RUN_DIR", *run_dir, "Run folder written by train or demo")->required();
+  eval_command->add_flag("--valid", *valid, "Evaluate the validation stage instead of test");
+  eval_command->callback([run_dir, valid] {
+    eval::EvalResult result = train::evaluate_run(*run_dir, !*valid);
+    ConfigTable root = ConfigTable::parse_file(*run_dir + "/config.toml");
+    eval::EvalConfig config = eval::EvalConfig::from(root.sub("eval"));
+    std::printf("%s (%lld users, %.2f s):\n%s", *valid ? "valid" : "test",
+                static_cast<long long>(result.all().users), result.seconds,
+                train::results_table(result, config).c_str());
+  });
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app) {
-  {
-    auto* demo = app.add_subcommand("demo", "Train and evaluate SASRec on the built-in synthetic demo data");
-    auto out = std::make_shared<std::string>("runs/demo");
-    auto epochs = std::make_shared<int64_t>(0);
-    demo->add_option("--out", *out, "Run folder (kept for later commands)")->capture_default_str();
-    demo->add_option("--epochs", *epochs, "Override the number of epochs (0: the demo config's)");
-    demo->callback([out, epochs] {
-      if (file_exists(*out + "/checkpoint.pt")) {
-        spdlog::info("{} holds an earlier demo run; starting afresh", *out);
-        fs::remove_all(*out);
-      }
-      run_demo(*out, *epochs);
-    });
-  }
-  {
-    auto* data = app.add_subcommand("data", "Prepare datasets");
-    data->require_subcommand(1);
-    auto* prepare = data->add_subcommand("prepare", "Read a log, filter, split, and cache the prepared dataset");
-    auto o = std::make_shared<PrepareFlags>();
-    prepare->add_option("--input", o->input, "Interaction log")->required();
-    prepare->add_option("--format", o->format, "Log format")
-        ->check(CLI::IsMember({"seq", "movielens", "udata", "csv", "tsv"}))
-        ->capture_default_str();
-    prepare->add_option("--out", o->out, "Output folder")->required();
-    prepare->add_option("--user-column", o->user_column, "csv/tsv: user id column")->capture_default_str();
-    prepare->add_option("--item-column", o->item_column, "csv/tsv: item id column")->capture_default_str();
-    prepare->add_option("--rating-column", o->rating_column, "csv/tsv: rating column (none by default)");
-    prepare->add_option("--timestamp-column", o->timestamp_column, "csv/tsv: timestamp column (file order by default)");
-    prepare->add_option("--delimiter", o->delimiter, "csv/tsv: field delimiter (one character)");
-    prepare->add_option("--user-core", o->user_core, "Keep users with at least this many interactions");
-    prepare->add_option("--item-core", o->item_core, "Keep items with at least this many interactions");
-    auto* min_rating = prepare->add_option("--min-rating", o->min_rating, "Keep interactions rated at least this");
-    prepare->add_option("--dedup", o->dedup, "Repeated (user, item) pairs")
-        ->check(CLI::IsMember({"keep", "first", "last"}))
-        ->capture_default_str();
-    prepare->add_option("--split", o->split, "Split method")
-        ->check(CLI::IsMember({"leave_one_out", "chrono", "stratified", "random"}))
-        ->capture_default_str();
-    prepare->add_option("--seed", o->seed, "Split seed")->capture_default_str();
-    prepare->callback([o, min_rating] {
-      o->has_min_rating = min_rating->count() > 0;
-      run_prepare(*o);
-    });
-  }
-  {
-    auto* train_command = app.add_subcommand("train", "Train a model from a TOML config, then evaluate it");
-    auto config = std::make_shared<std::string>();
-    auto out = std::make_shared<std::string>();
-    auto resume = std::make_shared<bool>(false);
-    auto overrides = std::make_shared<std::vector<std::string>>();
-    train_command->add_option("--config", *config, "Config file (TOML)")->required();
-    train_command->add_option("--set", *overrides, "Override a config value: section.key=value (repeatable)");
-    train_command->add_option("--out", *out, "Run folder (default: runs/<config name>)");
-    train_command->add_flag("--resume", *resume, "Continue the run in --out from its last checkpoint");
-    train_command->callback([config, out, resume, overrides] {
-      const std::string run_dir = out->empty() ? default_run_dir(*config) : *out;
-      train::Experiment experiment = train::load_experiment_file(*config, *overrides);
-      train::TrainSummary summary = train::train(experiment, {run_dir, *resume, -1});
-      print_summary(summary, experiment, run_dir);
-    });
-  }
-  {
-    auto* export_command = app.add_subcommand("export", "Export a run's item vectors to a Faiss index and its users to RocksDB");
-    auto o = std::make_shared<ExportFlags>();
-    export_command->add_option("RUN_DIR", o->run_dir, "Run folder written by train or demo")->required();
-    export_command->add_option("--out", o->out, "Export folder (default: RUN_DIR/export); replaced atomically");
-    export_command->add_option("--index", o->index,
-                               "Faiss factory string or preset: flat, ivf, hnsw, \"IVF256,Flat\", \"HNSW32\", ...")
-        ->capture_default_str();
-    export_command->add_option("--metric", o->metric, "ip, cosine (L2-normalised ip) or l2")
-        ->check(CLI::IsMember({"ip", "cosine", "l2"}))
-        ->capture_default_str();
-    export_command->add_option("--nprobe", o->nprobe, "IVF: lists probed per query")->capture_default_str();
-    export_command->add_option("--ef-search", o->ef_search, "HNSW: candidate list size per query")->capture_default_str();
-    export_command->callback([o] { run_export(*o); });
-  }
-  {
-    auto* serve_command = app.add_subcommand("serve", "Serve an export over HTTP (JSON): known users, fresh histories, similar items");
-    auto export_dir = std::make_shared<std::string>();
-    auto config = std::make_shared<std::string>();
-    auto host = std::make_shared<std::string>();
-    auto port = std::make_shared<int>(-1);
-    serve_command->add_option("EXPORT_DIR", *export_dir, "Export folder written by export")->required();
-    serve_command->add_option("--config", *config, "TOML file with a [serve] table (threads, max_k, admin_token, ...)");
-    serve_command->add_option("--port", *port, "Port (default: the config's, 8080; 0 = any free port)");
-    serve_command->add_option("--host", *host, "Address to bind (default: the config's, 127.0.0.1)");
-    serve_command->callback([export_dir, config, port, host] { run_serve(*export_dir, *config, *port, *host); });
-  }
-  {
-    auto* eval_command = app.add_subcommand("eval", "Evaluate a run folder's best checkpoint (full ranking)");
-    auto run_dir = std::make_shared<std::string>();
-    auto valid = std::make_shared<bool>(false);
-    eval_command->add_option("RUN_DIR", *run_dir, "Run folder written by train or demo")->required();
-    eval_command->add_flag("--valid", *valid, "Evaluate the validation stage instead of test");
-    eval_command->callback([run_dir, valid] {
-      eval::EvalResult result = train::evaluate_run(*run_dir, !*valid);
-      ConfigTable root = ConfigTable::parse_file(*run_dir + "/config.toml");
-      eval::EvalConfig config = eval::EvalConfig::from(root.sub("eval"));
-      std::printf("%s (%lld users, %.2f s):\n%s", *valid ? "valid" : "test",
-                  static_cast<long long>(result.all().users), result.seconds,
-                  train::results_table(result, config).c_str());
-    });
-  }
+  add_demo_command(app);
+  add_data_command(app);
+  add_train_command(app);
+  add_export_command(app);
+  add_serve_command(app);
+  add_eval_command(app);
 }
 
 }  // namespace embrec::cli

@@ -31,19 +31,26 @@ std::vector<int64_t> random_positions(int64_t n, int64_t count, std::mt19937_64&
 
 }  // namespace
 
-void AugmentOptions::validate(const std::string& source) const {
-  static const std::vector<std::string> known{"mask", "crop", "reorder", "insert", "substitute"};
-  if (operators.empty()) fail("{}: key 'augmentations' must name at least one operator", source);
-  for (const std::string& op : operators)
-    if (std::find(known.begin(), known.end(), op) == known.end())
-      fail("{}: key 'augmentations': unknown operator '{}' (mask, crop, reorder, insert, substitute)", source, op);
-  const std::pair<const char*, double> ratios[] = {{"mask_ratio", mask_ratio},
-                                                   {"crop_ratio", crop_ratio},
-                                                   {"reorder_ratio", reorder_ratio},
-                                                   {"insert_ratio", insert_ratio},
-                                                   {"substitute_ratio", substitute_ratio}};
-  for (const auto& [key, value] : ratios)
-    if (!(value >= 0 && value <= 1)) fail("{}: key '{}' must be in [0, 1], got {}", source, key, value);
+AugmentOptions AugmentOptions::from(ConfigTable& table) {
+  AugmentOptions a;
+  std::vector<std::string> defaults;
+  for (AugmentOperator op : a.operators) defaults.push_back(name_of(kAugmentOperatorNames, op));
+  const std::vector<std::string> names = table.get("augmentations", defaults);
+  table.check(!names.empty(), "augmentations", "must name at least one operator");
+  a.operators.clear();
+  for (const std::string& name : names) {
+    auto known = std::find_if(kAugmentOperatorNames.begin(), kAugmentOperatorNames.end(),
+                              [&](const auto& entry) { return entry.first == name; });
+    table.check(known != kAugmentOperatorNames.end(), "augmentations",
+                fmt::format("names an unknown operator '{}' (mask, crop, reorder, insert, substitute)", name));
+    a.operators.push_back(known->second);
+  }
+  a.mask_ratio = table.get_in_range("mask_ratio", a.mask_ratio, "[0, 1]");
+  a.crop_ratio = table.get_in_range("crop_ratio", a.crop_ratio, "[0, 1]");
+  a.reorder_ratio = table.get_in_range("reorder_ratio", a.reorder_ratio, "[0, 1]");
+  a.insert_ratio = table.get_in_range("insert_ratio", a.insert_ratio, "[0, 1]");
+  a.substitute_ratio = table.get_in_range("substitute_ratio", a.substitute_ratio, "[0, 1]");
+  return a;
 }
 
 int32_t ItemPool::draw(std::mt19937_64& random) const {
@@ -102,12 +109,15 @@ std::vector<int32_t> substitute_items(const std::vector<int32_t>& sequence, doub
 
 std::vector<int32_t> augment(const std::vector<int32_t>& sequence, const AugmentOptions& options, const ItemPool& pool,
                              std::mt19937_64& random) {
-  const std::string& op =
+  const AugmentOperator op =
       options.operators[static_cast<size_t>(uniform(0, static_cast<int64_t>(options.operators.size()) - 1, random))];
-  if (op == "mask") return mask_items(sequence, options.mask_ratio, options.mask_token, random);
-  if (op == "crop") return crop_items(sequence, options.crop_ratio, random);
-  if (op == "reorder") return reorder_items(sequence, options.reorder_ratio, random);
-  if (op == "insert") return insert_items(sequence, options.insert_ratio, pool, random);
+  switch (op) {
+    case AugmentOperator::Mask: return mask_items(sequence, options.mask_ratio, options.mask_token, random);
+    case AugmentOperator::Crop: return crop_items(sequence, options.crop_ratio, random);
+    case AugmentOperator::Reorder: return reorder_items(sequence, options.reorder_ratio, random);
+    case AugmentOperator::Insert: return insert_items(sequence, options.insert_ratio, pool, random);
+    case AugmentOperator::Substitute: break;
+  }
   return substitute_items(sequence, options.substitute_ratio, pool, random);
 }
 

@@ -2,16 +2,27 @@
 // substitute. Plain vectors of internal item ids, seeded by the caller's generator; no torch.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "embrec/util/config.h"
+
 namespace embrec::data {
 
+enum class AugmentOperator { Mask, Crop, Reorder, Insert, Substitute };
+inline const Names<AugmentOperator> kAugmentOperatorNames = {{"mask", AugmentOperator::Mask},
+                                                             {"crop", AugmentOperator::Crop},
+                                                             {"reorder", AugmentOperator::Reorder},
+                                                             {"insert", AugmentOperator::Insert},
+                                                             {"substitute", AugmentOperator::Substitute}};
+
 struct AugmentOptions {
-  // Operators to draw from, uniformly, once per view: any of "mask", "crop", "reorder", "insert", "substitute".
-  std::vector<std::string> operators{"mask", "crop", "reorder", "insert"};
+  // Operators to draw from, uniformly, once per view (config key `augmentations`).
+  std::vector<AugmentOperator> operators{AugmentOperator::Mask, AugmentOperator::Crop, AugmentOperator::Reorder,
+                                         AugmentOperator::Insert};
   double mask_ratio = 0.3;        // share of items replaced by the mask token (at least one)
   double crop_ratio = 0.8;        // S4Rec Eq. 16: share of the sequence removed; a contiguous window of the rest stays
   double reorder_ratio = 0.2;     // S4Rec Eq. 17: length of the contiguous window that is shuffled
@@ -19,8 +30,9 @@ struct AugmentOptions {
   double substitute_ratio = 0.2;  // items replaced by other users' items (at least one)
   int32_t mask_token = -1;        // the id written for masked items (the caller's extra embedding row)
 
-  // Throws Error naming the bad operator or ratio; `source` names the config for the message.
-  void validate(const std::string& source) const;
+  bool uses(AugmentOperator op) const { return std::find(operators.begin(), operators.end(), op) != operators.end(); }
+  // Keys: augmentations (names of operators), mask_ratio, crop_ratio, reorder_ratio, insert_ratio, substitute_ratio.
+  static AugmentOptions from(ConfigTable& table);
 };
 
 // Draws items for insert/substitute "from other users' histories": a uniform pick over all training interactions,

@@ -44,36 +44,29 @@ DataConfig DataConfig::from(ConfigTable& table) {
   c.read.rating_column = table.get("rating_column", c.read.rating_column);
   c.read.timestamp_column = table.get("timestamp_column", c.read.timestamp_column);
   const std::string delimiter = table.get("delimiter", std::string());
-  if (delimiter.size() > 1)
-    fail("{}: key '{}' must be a single character, got '{}'", source, table.key_path("delimiter"), delimiter);
+  table.check(delimiter.size() <= 1, "delimiter", fmt::format("must be a single character, got '{}'", delimiter));
   c.read.delimiter = delimiter.empty() ? 0 : delimiter[0];
   if (table.has("min_rating")) {
     c.prepare.has_min_rating = true;
     c.prepare.min_rating = table.get("min_rating", 0.0);
   }
   c.prepare.dedup = table.get_choice("dedup", c.prepare.dedup, {"keep", "first", "last"});
-  c.prepare.user_core = table.get("user_core", c.prepare.user_core);
-  c.prepare.item_core = table.get("item_core", c.prepare.item_core);
+  c.prepare.user_core = table.get_at_least("user_core", c.prepare.user_core, 0);
+  c.prepare.item_core = table.get_at_least("item_core", c.prepare.item_core, 0);
   const std::string cache_dir = table.get("cache_dir", std::string());
   c.cache_dir = resolve(cache_dir, source);
   ConfigTable& split = table.sub("split");
   c.split.method = split.get_choice("method", c.split.method, {"leave_one_out", "chrono", "stratified", "random"});
-  c.split.train_ratio = split.get("train_ratio", c.split.train_ratio);
+  c.split.train_ratio = split.get_in_range("train_ratio", c.split.train_ratio, "(0, 1]");
   c.split.valid_ratio = split.get("valid_ratio", c.split.valid_ratio);
   c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
   c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
   c.split.stratify_by = split.get_choice("stratify_by", c.split.stratify_by, {"user", "item"});
-  if (!(c.split.train_ratio > 0 && c.split.train_ratio <= 1))
-    fail("{}: key '{}' must be in (0, 1], got {}", source, split.key_path("train_ratio"), c.split.train_ratio);
-  if (!(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio))
-    fail("{}: key '{}' must be in [0, train_ratio), got {}", source, split.key_path("valid_ratio"),
-         c.split.valid_ratio);
-  if (c.prepare.user_core < 0 || c.prepare.item_core < 0)
-    fail("{}: keys '{}' and '{}' must be >= 0", source, table.key_path("user_core"), table.key_path("item_core"));
+  split.check(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio, "valid_ratio",
+              fmt::format("must be in [0, train_ratio), got {}", c.split.valid_ratio));
   if (c.demo.empty() && c.path.empty())
     fail("{}: missing key '{}' (the interaction log; or demo = \"default\")", source, table.key_path("path"));
-  if (!c.demo.empty() && c.demo != "default")
-    fail("{}: key '{}' must be \"default\", got '{}'", source, table.key_path("demo"), c.demo);
+  table.check(c.demo.empty() || c.demo == "default", "demo", fmt::format("must be \"default\", got '{}'", c.demo));
   if (!c.demo.empty() && !c.path.empty())
     fail("{}: keys '{}' and '{}' exclude each other", source, table.key_path("path"), table.key_path("demo"));
   c.demo_options = demo_options_from(table.sub("demo_options"));

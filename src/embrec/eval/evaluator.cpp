@@ -20,30 +20,25 @@ EvalConfig EvalConfig::from(ConfigTable& table) {
   EvalConfig c;
   c.ks = table.get("ks", c.ks);
   c.metrics = table.get("metrics", c.metrics);
-  c.chunk_users = table.get("chunk_users", c.chunk_users);
+  c.chunk_users = table.get_positive("chunk_users", c.chunk_users);
   c.exclude_history = table.get("exclude_history", c.exclude_history);
   c.select = table.get("select", c.select);
-  if (c.ks.empty()) fail("{}: key '{}' must not be empty", table.source(), table.key_path("ks"));
-  for (int64_t k : c.ks)
-    if (k <= 0) fail("{}: key '{}' must hold positive values, got {}", table.source(), table.key_path("ks"), k);
-  if (c.metrics.empty()) fail("{}: key '{}' must not be empty", table.source(), table.key_path("metrics"));
-  for (const std::string& metric : c.metrics) {
-    if (std::find(metric_names().begin(), metric_names().end(), metric) == metric_names().end())
-      fail("{}: key '{}': unknown metric '{}' (known: hr, recall, ndcg, mrr, map, precision)", table.source(),
-           table.key_path("metrics"), metric);
-  }
-  if (c.chunk_users <= 0)
-    fail("{}: key '{}' must be positive, got {}", table.source(), table.key_path("chunk_users"), c.chunk_users);
+  table.check(!c.ks.empty(), "ks", "must not be empty");
+  for (int64_t k : c.ks) table.check(k > 0, "ks", fmt::format("must hold positive values, got {}", k));
+  table.check(!c.metrics.empty(), "metrics", "must not be empty");
+  for (const std::string& metric : c.metrics)
+    table.check(std::find(metric_names().begin(), metric_names().end(), metric) != metric_names().end(), "metrics",
+                fmt::format(": unknown metric '{}' (known: hr, recall, ndcg, mrr, map, precision)", metric));
   bool selectable = false;
   for (const std::string& metric : c.metrics)
     for (int64_t k : c.ks) selectable |= c.select == metric + "@" + std::to_string(k);
   // Rating metrics (rmse, mae, r2, explained_variance) are selectable too; the trainer checks that the model
   // predicts ratings.
   for (const std::string& metric : rating_metric_names()) selectable |= c.select == metric;
-  if (!selectable)
-    fail("{}: key '{}': '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks', or rmse, mae, r2, "
-         "explained_variance for rating models)",
-         table.source(), table.key_path("select"), c.select);
+  table.check(selectable, "select",
+              fmt::format(": '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks', or rmse, mae, "
+                          "r2, explained_variance for rating models)",
+                          c.select));
   return c;
 }
 
@@ -128,6 +123,15 @@ std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vect
   return table;
 }
 
+UserGroups head_tail_groups(const data::Sequences& train, double head_share) {
+  const std::vector<uint8_t> head = data::head_users(train, head_share);
+  UserGroups groups;
+  groups.names = {"head", "tail"};
+  groups.user_group.resize(head.size());
+  for (size_t u = 0; u < head.size(); ++u) groups.user_group[u] = head[u] ? 0 : 1;
+  return groups;
+}
+
 namespace {
 
 // Candidates in the evaluator's order: higher score first, then lower item id.
@@ -136,20 +140,15 @@ struct Better {
   bool operator()(int32_t a, int32_t b) const { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); }
 };
 
-}  // namespace
+using MetricKeys = std::vector<std::pair<std::string, int64_t>>;  // (metric, k) in the result's order
 
-EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalConfig& config, const UserGroups* groups) {
-  const auto start = std::chrono::steady_clock::now();
-  const int32_t items = source.item_count();
-  const data::Sequences& history = task.history;
+// The users with at least one target; single_target: whether each has exactly one (the fast rank path).
+std::vector<int32_t> users_with_targets(const data::EvalTask& task, int32_t items, bool& single_target) {
   const data::Sequences& targets = task.targets;
-  if (history.user_count() != targets.user_count())
-    fail("internal: history has {} users, targets {}", history.user_count(), targets.user_count());
-  if (groups && static_cast<int32_t>(groups->user_group.size()) != targets.user_count())
-    fail("internal: groups cover {} users, task {}", groups->user_group.size(), targets.user_count());
-
+  if (task.history.user_count() != targets.user_count())
+    fail("internal: history has {} users, targets {}", task.history.user_count(), targets.user_count());
   std::vector<int32_t> users;
-  bool single_target = true;
+  single_target = true;
   for (int32_t u = 0; u < targets.user_count(); ++u) {
     if (targets.length(u) == 0) continue;
     users.push_back(u);
@@ -157,56 +156,48 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
   }
   for (int32_t item : targets.items)
     if (item < 0 || item >= items) fail("internal: target item {} outside the {} scored items", item, items);
+  return users;
+}
 
-  // Metric keys in a fixed order; values per evaluated user are stored, then summed in user order, so results
-  // do not depend on thread count or chunk size.
-  std::vector<std::pair<std::string, int64_t>> keys;
-  for (const std::string& metric : config.metrics)
-    for (int64_t k : config.ks) keys.emplace_back(metric, k);
-  const int64_t max_k = *std::max_element(config.ks.begin(), config.ks.end());
-  std::vector<double> values(users.size() * keys.size());
+constexpr float kExcluded = -std::numeric_limits<float>::infinity();
 
-  const int32_t chunk = std::max<int32_t>(1, config.chunk_users);
-  std::vector<float> scores(static_cast<size_t>(std::min<size_t>(chunk, std::max<size_t>(users.size(), 1))) * items);
-  constexpr float kExcluded = -std::numeric_limits<float>::infinity();
-  for (size_t begin = 0; begin < users.size(); begin += chunk) {
-    const int32_t count = static_cast<int32_t>(std::min<size_t>(chunk, users.size() - begin));
-    source.score_block(users.data() + begin, count, scores.data());
-#pragma omp parallel for schedule(dynamic, 4)
-    for (int32_t row = 0; row < count; ++row) {
-      const int32_t u = users[begin + row];
-      float* row_scores = scores.data() + static_cast<size_t>(row) * items;
-      const int32_t* target_begin = targets.begin(u);
-      const int64_t target_count = targets.length(u);
-      if (config.exclude_history) {
-        for (const int32_t* it = history.begin(u); it != history.end(u); ++it)
-          if (std::find(target_begin, target_begin + target_count, *it) == target_begin + target_count)
-            row_scores[*it] = kExcluded;
-      }
-      double* out = values.data() + (begin + row) * keys.size();
-      if (single_target) {
-        const int32_t target = target_begin[0];
-        const float target_score = row_scores[target];
-        int64_t rank = 0;
-        for (int32_t j = 0; j < items; ++j) rank += row_scores[j] > target_score;
-        for (int32_t j = 0; j < target; ++j) rank += row_scores[j] == target_score;
-        if (std::isnan(target_score)) rank = items;  // a NaN score is a miss, never a hit
-        for (size_t m = 0; m < keys.size(); ++m) out[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
-      } else {
-        std::vector<int32_t> candidates;
-        candidates.reserve(items);
-        for (int32_t j = 0; j < items; ++j)
-          if (row_scores[j] != kExcluded) candidates.push_back(j);
-        const int64_t depth = std::min<int64_t>(max_k, static_cast<int64_t>(candidates.size()));
-        Better better{row_scores};
-        std::nth_element(candidates.begin(), candidates.begin() + depth, candidates.end(), better);
-        std::sort(candidates.begin(), candidates.begin() + depth, better);
-        for (size_t m = 0; m < keys.size(); ++m)
-          out[m] = metric_at_k(keys[m].first, candidates.data(), depth, target_begin, target_count, keys[m].second);
-      }
-    }
+// One user's metric values, in `keys` order, from the scores of all items. History items are removed from the
+// ranking (unless they are targets) when the config asks; ties go to the lower item id.
+void rank_metrics(float* row_scores, int32_t items, const data::EvalTask& task, int32_t u, bool single_target,
+                  const MetricKeys& keys, int64_t max_k, bool exclude_history, double* out) {
+  const int32_t* target_begin = task.targets.begin(u);
+  const int64_t target_count = task.targets.length(u);
+  if (exclude_history) {
+    for (const int32_t* it = task.history.begin(u); it != task.history.end(u); ++it)
+      if (std::find(target_begin, target_begin + target_count, *it) == target_begin + target_count)
+        row_scores[*it] = kExcluded;
   }
+  if (single_target) {
+    const int32_t target = target_begin[0];
+    const float target_score = row_scores[target];
+    int64_t rank = 0;
+    for (int32_t j = 0; j < items; ++j) rank += row_scores[j] > target_score;
+    for (int32_t j = 0; j < target; ++j) rank += row_scores[j] == target_score;
+    if (std::isnan(target_score)) rank = items;  // a NaN score is a miss, never a hit
+    for (size_t m = 0; m < keys.size(); ++m) out[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
+    return;
+  }
+  std::vector<int32_t> candidates;
+  candidates.reserve(items);
+  for (int32_t j = 0; j < items; ++j)
+    if (row_scores[j] != kExcluded) candidates.push_back(j);
+  const int64_t depth = std::min<int64_t>(max_k, static_cast<int64_t>(candidates.size()));
+  Better better{row_scores};
+  std::nth_element(candidates.begin(), candidates.begin() + depth, candidates.end(), better);
+  std::sort(candidates.begin(), candidates.begin() + depth, better);
+  for (size_t m = 0; m < keys.size(); ++m)
+    out[m] = metric_at_k(keys[m].first, candidates.data(), depth, target_begin, target_count, keys[m].second);
+}
 
+// Means of the per-user values (users x keys, in user order, so results do not depend on thread count or chunk
+// size) over all users and over each group.
+EvalResult group_means(const std::vector<double>& values, const std::vector<int32_t>& users, const MetricKeys& keys,
+                       const UserGroups* groups) {
   EvalResult result;
   result.group_names.push_back("all");
   if (groups) result.group_names.insert(result.group_names.end(), groups->names.begin(), groups->names.end());
@@ -229,6 +220,36 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
           counts[g] > 0 ? sums[g][m] / static_cast<double>(counts[g]) : 0.0;
     result.groups.push_back(std::move(metrics));
   }
+  return result;
+}
+
+}  // namespace
+
+EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalConfig& config, const UserGroups* groups) {
+  const auto start = std::chrono::steady_clock::now();
+  const int32_t items = source.item_count();
+  if (groups && static_cast<int32_t>(groups->user_group.size()) != task.targets.user_count())
+    fail("internal: groups cover {} users, task {}", groups->user_group.size(), task.targets.user_count());
+  bool single_target = true;
+  const std::vector<int32_t> users = users_with_targets(task, items, single_target);
+  MetricKeys keys;
+  for (const std::string& metric : config.metrics)
+    for (int64_t k : config.ks) keys.emplace_back(metric, k);
+  const int64_t max_k = *std::max_element(config.ks.begin(), config.ks.end());
+  std::vector<double> values(users.size() * keys.size());
+
+  // Scores in blocks of chunk users x all items, one reused buffer.
+  const int32_t chunk = std::max<int32_t>(1, config.chunk_users);
+  std::vector<float> scores(static_cast<size_t>(std::min<size_t>(chunk, std::max<size_t>(users.size(), 1))) * items);
+  for (size_t begin = 0; begin < users.size(); begin += chunk) {
+    const int32_t count = static_cast<int32_t>(std::min<size_t>(chunk, users.size() - begin));
+    source.score_block(users.data() + begin, count, scores.data());
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int32_t row = 0; row < count; ++row)
+      rank_metrics(scores.data() + static_cast<size_t>(row) * items, items, task, users[begin + row], single_target,
+                   keys, max_k, config.exclude_history, values.data() + (begin + row) * keys.size());
+  }
+  EvalResult result = group_means(values, users, keys, groups);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -80,6 +80,10 @@ struct UserGroups {
   std::vector<int32_t> user_group;
 };
 
+// Head/tail users by training-history length: the `head_share` longest histories are "head", the rest "tail"
+// (the S4Rec paper takes the longest 20 %). Ties at the boundary go by user id so the split is deterministic.
+UserGroups head_tail_groups(const data::Sequences& train, double head_share);
+
 EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalConfig& config,
                     const UserGroups* groups = nullptr);
 

@@ -14,12 +14,8 @@ namespace embrec::models {
 
 ItemKnnConfig ItemKnnConfig::from(ConfigTable& table) {
   ItemKnnConfig c;
-  c.neighbours = table.get("neighbours", c.neighbours);
-  c.shrink = table.get("shrink", c.shrink);
-  if (c.neighbours <= 0)
-    fail("{}: key '{}' must be positive, got {}", table.source(), table.key_path("neighbours"), c.neighbours);
-  if (!(c.shrink >= 0))
-    fail("{}: key '{}' must be >= 0, got {}", table.source(), table.key_path("shrink"), c.shrink);
+  c.neighbours = table.get_positive("neighbours", c.neighbours);
+  c.shrink = table.get_at_least("shrink", c.shrink, 0.0);
   return c;
 }
 
@@ -69,8 +65,6 @@ void ItemKnn::fit(const data::Split& split) {
                config_.shrink, seconds);
 }
 
-LossParts ItemKnn::loss(const TensorBatch&) { fail("model 'itemknn' is count-based and has no training loss"); }
-
 void ItemKnn::score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out) {
   if (similarity_.row_count() != item_count_)
     fail("model 'itemknn': scores asked before fit() or a checkpoint load ({} similarity rows for {} items)",
@@ -101,11 +95,6 @@ void ItemKnn::score_block(const data::Sequences& histories, const int32_t* users
   }
 }
 
-namespace {
-std::unique_ptr<Model> make_itemknn(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<ItemKnn>(ItemKnnConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("itemknn", make_itemknn);
+EMBREC_REGISTER_MODEL("itemknn", ItemKnn);
 
 }  // namespace embrec::models

@@ -23,12 +23,11 @@ CsrMatrix itemknn_similarity(const CsrMatrix& cooccurrence, int64_t neighbours, 
 // similarity is learned from the training split in fit() and checkpointed.
 class ItemKnn final : public Model {
  public:
+  using Config = ItemKnnConfig;
   ItemKnn(const ItemKnnConfig& config, const ModelContext& context);
   std::string name() const override { return "itemknn"; }
   void fit(const data::Split& split) override;
-  bool trainable() const override { return false; }
   torch::nn::Module& module() override { return module_; }
-  LossParts loss(const TensorBatch& batch) override;
   void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out) override;
 
   const CsrBuffers& similarity() const { return similarity_; }

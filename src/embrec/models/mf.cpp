@@ -17,69 +17,41 @@ namespace F = torch::nn::functional;
 
 MfConfig MfConfig::from(ConfigTable& table) {
   MfConfig c;
-  c.dim = table.get("dim", c.dim);
-  c.loss = table.get_choice("loss", c.loss, {"mse", "bpr", "softmax"});
-  c.similarity = table.get_choice("similarity", c.similarity, {"dot", "cosine"});
-  auto fail_key = [&](const char* key, const std::string& what) {
-    fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
-  };
-  if (c.loss != "softmax") {
-    // A temperature or a cosine that the loss would ignore is a mistake in the config, not a default.
-    if (c.similarity != "dot") fail_key("similarity", "applies only to loss = \"softmax\"; mse and bpr use the dot product");
-    if (table.has("temperature")) fail_key("temperature", "applies only to loss = \"softmax\"");
-  } else {
-    // Cosine scores lie in [-1, 1]: without a small temperature the softmax is nearly flat.
-    c.temperature = table.get("temperature", c.similarity == "cosine" ? 0.1 : 1.0);
-  }
-  if (c.loss == "mse") {
-    if (table.has("item_bias")) fail_key("item_bias", "is always on for loss = \"mse\" (with the user bias)");
-  } else {
-    c.item_bias = table.get("item_bias", c.loss == "bpr");
-  }
-  if (c.loss == "softmax") {
-    c.negatives = table.get_choice("negatives", c.negatives, {"all", "in_batch"});
-    if (c.negatives == "in_batch") {
-      c.logq_correction = table.get("logq_correction", c.logq_correction);
-    } else if (table.has("logq_correction")) {
-      fail_key("logq_correction", "applies only to negatives = \"in_batch\"");
-    }
-  } else {
-    if (table.has("negatives")) fail_key("negatives", "applies only to loss = \"softmax\"");
-    if (table.has("logq_correction")) fail_key("logq_correction", "applies only to loss = \"softmax\"");
-  }
-  if (c.loss == "bpr") {
-    c.solver = table.get_choice("solver", c.solver, {"adam", "sgd"});
-  } else if (table.has("solver")) {
-    fail_key("solver", "applies only to loss = \"bpr\"");
-  }
-  if (c.solver == "sgd") {
-    c.sgd_epochs = table.get("sgd_epochs", c.sgd_epochs);
-    c.sgd_learning_rate = table.get("sgd_learning_rate", c.sgd_learning_rate);
-    if (c.sgd_epochs <= 0) fail_key("sgd_epochs", fmt::format("must be positive, got {}", c.sgd_epochs));
-    if (!(c.sgd_learning_rate > 0))
-      fail_key("sgd_learning_rate", fmt::format("must be positive, got {}", c.sgd_learning_rate));
-  } else {
-    for (const char* key : {"sgd_epochs", "sgd_learning_rate"})
-      if (table.has(key)) fail_key(key, "applies only to solver = \"sgd\"");
-  }
-  c.reg = table.get("reg", c.reg);
-  c.init_std = table.get("init_std", c.init_std);
-  c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
-  if (c.dim <= 0) fail_key("dim", fmt::format("must be positive, got {}", c.dim));
-  if (!(c.temperature > 0)) fail_key("temperature", fmt::format("must be positive, got {}", c.temperature));
-  if (!(c.reg >= 0)) fail_key("reg", fmt::format("must be >= 0, got {}", c.reg));
-  if (!(c.init_std > 0)) fail_key("init_std", fmt::format("must be positive, got {}", c.init_std));
-  if (c.softmax_chunk <= 0) fail_key("softmax_chunk", fmt::format("must be positive, got {}", c.softmax_chunk));
+  c.dim = table.get_positive("dim", c.dim);
+  c.loss = table.get_one_of("loss", c.loss, kMfLossNames);
+  c.similarity = table.get_one_of("similarity", c.similarity, kSimilarityNames);
+  const bool softmax = c.loss == MfLoss::Softmax;
+  // A temperature or a cosine that the loss would ignore is a mistake in the config, not a default.
+  table.check(softmax || c.similarity == Similarity::Dot, "similarity",
+              "applies only to loss = \"softmax\"; mse and bpr use the dot product");
+  auto softmax_only = table.only(softmax, "to loss = \"softmax\"");
+  // Cosine scores lie in [-1, 1]: without a small temperature the softmax is nearly flat.
+  c.temperature = softmax_only.get_positive("temperature", c.similarity == Similarity::Cosine ? 0.1 : 1.0);
+  const char* bias_condition = "to loss = \"bpr\" or \"softmax\" (it is always on for loss = \"mse\", with the "
+                               "user bias)";
+  c.item_bias = table.only(c.loss != MfLoss::Mse, bias_condition).get("item_bias", c.loss == MfLoss::Bpr);
+  c.negatives = softmax_only.get_one_of("negatives", c.negatives, kMfNegativesNames);
+  c.logq_correction = table.only(softmax && c.negatives == MfNegatives::InBatch,
+                                 softmax ? "to negatives = \"in_batch\"" : "to loss = \"softmax\"")
+                          .get("logq_correction", c.logq_correction);
+  c.solver = table.only(c.loss == MfLoss::Bpr, "to loss = \"bpr\"").get_one_of("solver", c.solver, kMfSolverNames);
+  auto sgd = table.only(c.solver == MfSolver::Sgd, "to solver = \"sgd\"");
+  c.sgd_epochs = sgd.get_positive("sgd_epochs", c.sgd_epochs);
+  c.sgd_learning_rate = sgd.get_positive("sgd_learning_rate", c.sgd_learning_rate);
+  c.reg = table.get_at_least("reg", c.reg, 0.0);
+  c.init_std = table.get_positive("init_std", c.init_std);
+  c.softmax_chunk = table.get_positive("softmax_chunk", c.softmax_chunk);
   return c;
 }
 
 MfModuleImpl::MfModuleImpl(const MfConfig& config, int32_t user_count, int32_t item_count) {
   user_factors = register_parameter("user_factors", torch::randn({user_count, config.dim}) * config.init_std);
   item_factors = register_parameter("item_factors", torch::randn({item_count, config.dim}) * config.init_std);
-  if (config.loss == "mse" || config.item_bias) item_bias = register_parameter("item_bias", torch::zeros({item_count}));
-  if (config.loss == "softmax" && config.negatives == "in_batch")
+  if (config.loss == MfLoss::Mse || config.item_bias)
+    item_bias = register_parameter("item_bias", torch::zeros({item_count}));
+  if (config.loss == MfLoss::Softmax && config.negatives == MfNegatives::InBatch)
     item_log_q = register_buffer("item_log_q", torch::zeros({item_count}));
-  if (config.loss == "mse") {
+  if (config.loss == MfLoss::Mse) {
     user_bias = register_parameter("user_bias", torch::zeros({user_count}));
     global_mean = register_buffer("global_mean", torch::zeros({}));
   }
@@ -101,8 +73,8 @@ void Mf::fit(const data::Split& split) {
     torch::NoGradGuard no_grad;
     module_->item_log_q.copy_(share.log());
   }
-  if (config_.solver == "sgd") fit_sgd(split.train);
-  if (config_.loss != "mse") return;
+  if (config_.solver == MfSolver::Sgd) fit_sgd(split.train);
+  if (config_.loss != MfLoss::Mse) return;
   if (!split.train.has_ratings() || split.train.ratings.empty())
     fail("model 'mf': loss = \"mse\" learns ratings, but the training data has none (use loss = \"bpr\" or "
          "\"softmax\" for implicit data)");
@@ -186,8 +158,8 @@ void Mf::fit_sgd(const data::Sequences& train) {
 data::SamplerOptions Mf::sampler_options(const data::SamplerOptions& defaults) const {
   data::SamplerOptions options = defaults;
   options.all_items = true;
-  options.ratings = config_.loss == "mse";
-  options.negatives = config_.loss == "bpr";
+  options.ratings = config_.loss == MfLoss::Mse;
+  options.negatives = config_.loss == MfLoss::Bpr;
   return options;
 }
 
@@ -202,7 +174,7 @@ LossParts Mf::loss(const TensorBatch& batch) {
   const torch::Tensor p = m.user_factors.index_select(0, users);
   const torch::Tensor q = m.item_factors.index_select(0, items);
   torch::Tensor main, squared_norms;
-  if (config_.loss == "mse") {
+  if (config_.loss == MfLoss::Mse) {
     if (!batch.rating.defined()) fail("model 'mf': loss = \"mse\" needs the batch's ratings");
     const torch::Tensor user_bias = m.user_bias.index_select(0, users);
     const torch::Tensor item_bias = m.item_bias.index_select(0, items);
@@ -210,7 +182,7 @@ LossParts Mf::loss(const TensorBatch& batch) {
     const torch::Tensor truth = batch.rating.masked_select(mask).to(predicted.scalar_type());
     main = (truth - predicted).pow(2).mean();
     squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1) + user_bias.pow(2) + item_bias.pow(2);
-  } else if (config_.loss == "bpr") {
+  } else if (config_.loss == MfLoss::Bpr) {
     if (!batch.negative.defined()) fail("model 'mf': loss = \"bpr\" needs sampled negatives in the batch");
     const torch::Tensor negatives = batch.negative.masked_select(mask) - 1;
     const torch::Tensor negative = m.item_factors.index_select(0, negatives);
@@ -225,7 +197,7 @@ LossParts Mf::loss(const TensorBatch& batch) {
     main = -F::logsigmoid(difference).mean();
   } else {
     torch::Tensor hidden = p, weight = m.item_factors;
-    if (config_.similarity == "cosine") {
+    if (config_.similarity == Similarity::Cosine) {
       // Normalising inside the graph: the gradient flows through the norms, as in the cosine-softmax papers.
       hidden = F::normalize(hidden, F::NormalizeFuncOptions().dim(1).eps(1e-12));
       weight = F::normalize(weight, F::NormalizeFuncOptions().dim(1).eps(1e-12));
@@ -238,7 +210,7 @@ LossParts Mf::loss(const TensorBatch& batch) {
       weight = torch::cat({weight, m.item_bias.unsqueeze(1)}, 1);
       squared_norms = squared_norms + m.item_bias.index_select(0, items).pow(2);
     }
-    if (config_.negatives == "all") {
+    if (config_.negatives == MfNegatives::All) {
       main = losses::softmax_cross_entropy(hidden, weight, items, config_.softmax_chunk);
     } else {
       // Row r's classes are the batch's items; its own column is the label. A column holding the same item as the
@@ -254,7 +226,7 @@ LossParts Mf::loss(const TensorBatch& batch) {
     }
   }
   LossParts out;
-  out.parts.emplace_back(config_.loss, main.detach());
+  out.parts.emplace_back(name_of(kMfLossNames, config_.loss), main.detach());
   if (config_.reg > 0) {
     const torch::Tensor penalty = config_.reg * squared_norms.mean();
     out.total = main + penalty;
@@ -270,10 +242,11 @@ torch::Tensor Mf::user_vectors(const data::Sequences&, const int32_t* users, int
   const torch::Tensor ids =
       torch::from_blob(const_cast<int32_t*>(users), {count}, torch::kInt32).to(torch::kLong).to(context_.device);
   torch::Tensor vectors = module_->user_factors.index_select(0, ids);
-  if (config_.similarity == "cosine") vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+  if (config_.similarity == Similarity::Cosine)
+    vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
   if (has_item_bias()) {
     // The bias is added to the logit, so the factor part must be on the logit's scale.
-    if (config_.loss == "softmax") vectors = vectors / config_.temperature;
+    if (config_.loss == MfLoss::Softmax) vectors = vectors / config_.temperature;
     vectors = torch::cat({vectors, torch::ones({count, 1}, vectors.options())}, 1);
   }
   return vectors.to(torch::kCPU, torch::kFloat32).contiguous();
@@ -282,7 +255,8 @@ torch::Tensor Mf::user_vectors(const data::Sequences&, const int32_t* users, int
 torch::Tensor Mf::item_vectors() {
   torch::NoGradGuard no_grad;
   torch::Tensor vectors = module_->item_factors;
-  if (config_.similarity == "cosine") vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
+  if (config_.similarity == Similarity::Cosine)
+    vectors = F::normalize(vectors, F::NormalizeFuncOptions().dim(1).eps(1e-12));
   if (has_item_bias()) vectors = torch::cat({vectors, module_->item_bias.unsqueeze(1)}, 1);
   return vectors.to(torch::kCPU, torch::kFloat32).contiguous();
 }
@@ -304,11 +278,6 @@ void Mf::predict_ratings(const int32_t* users, const int32_t* items, int64_t cou
   std::copy_n(result.data_ptr<float>(), count, out);
 }
 
-namespace {
-std::unique_ptr<Model> make_mf(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<Mf>(MfConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("mf", make_mf);
+EMBREC_REGISTER_MODEL("mf", Mf);
 
 }  // namespace embrec::models

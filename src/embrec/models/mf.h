@@ -3,13 +3,21 @@
 #pragma once
 
 #include "embrec/models/model.h"
+#include "embrec/models/similarity.h"
 
 namespace embrec::models {
 
+enum class MfLoss { Mse, Bpr, Softmax };
+inline const Names<MfLoss> kMfLossNames = {{"mse", MfLoss::Mse}, {"bpr", MfLoss::Bpr}, {"softmax", MfLoss::Softmax}};
+enum class MfNegatives { All, InBatch };
+inline const Names<MfNegatives> kMfNegativesNames = {{"all", MfNegatives::All}, {"in_batch", MfNegatives::InBatch}};
+enum class MfSolver { Adam, Sgd };
+inline const Names<MfSolver> kMfSolverNames = {{"adam", MfSolver::Adam}, {"sgd", MfSolver::Sgd}};
+
 struct MfConfig {
   int64_t dim = 64;                 // factors per user and item
-  std::string loss = "mse";         // mse | bpr | softmax
-  std::string similarity = "dot";   // dot | cosine; cosine only with loss = "softmax"
+  MfLoss loss = MfLoss::Mse;        // mse | bpr | softmax
+  Similarity similarity = Similarity::Dot;  // dot | cosine; cosine only with loss = "softmax"
   double temperature = 1.0;         // softmax only; default 0.1 with cosine, 1 with dot
   // A learned item bias b_i added to every score: always on for mse (with the user bias and μ); for bpr on by
   // default (as cornac's BPR, Microsoft Recommenders' BPR row, has it: it carries item popularity); off by default
@@ -20,7 +28,7 @@ struct MfConfig {
   int64_t softmax_chunk = 1024;     // rows per chunk of the fused softmax cross-entropy
   // softmax only: the negatives of each (user, item) pair: "all" items (the exact softmax) or "in_batch" (the
   // other pairs' items in the batch, the two-tower recipe for catalogues too large for a full softmax).
-  std::string negatives = "all";
+  MfNegatives negatives = MfNegatives::All;
   // in_batch only: subtract log Q(j), item j's share of the training interactions, from every logit (Yi et al.,
   // RecSys 2019): in-batch negatives are drawn by popularity, and this corrects the popular items' over-penalty.
   bool logq_correction = true;
@@ -28,7 +36,7 @@ struct MfConfig {
   // one (user, item, unseen item) triple at a time, drawn with replacement, plain SGD, sgd_epochs x |train| steps,
   // on the CPU (a few microseconds a step: no tensors per step). The trainer's epochs and learning rate are then
   // unused.
-  std::string solver = "adam";
+  MfSolver solver = MfSolver::Adam;
   int64_t sgd_epochs = 15;
   double sgd_learning_rate = 0.05;
 
@@ -50,11 +58,12 @@ TORCH_MODULE(MfModule);
 
 class Mf final : public Model {
  public:
+  using Config = MfConfig;
   Mf(const MfConfig& config, const ModelContext& context);
   std::string name() const override { return "mf"; }
   // mse: μ = the mean training rating (an error when the data has no ratings).
   void fit(const data::Split& split) override;
-  bool trainable() const override { return config_.solver != "sgd"; }
+  bool trainable() const override { return config_.solver != MfSolver::Sgd; }
   // Every statistic fit() computes (μ, log Q) is a buffer and the SGD solver's result is the parameters: loading a
   // run restores everything from its checkpoint.
   void restore(const data::Split&) override {}
@@ -70,7 +79,7 @@ class Mf final : public Model {
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
   torch::Tensor item_vectors() override;
 
-  bool predicts_ratings() const override { return config_.loss == "mse"; }
+  bool predicts_ratings() const override { return config_.loss == MfLoss::Mse; }
   // r̂_ui = μ + b_u + b_i + p_u · q_i.
   void predict_ratings(const int32_t* users, const int32_t* items, int64_t count, float* out) override;
 
@@ -78,7 +87,7 @@ class Mf final : public Model {
 
  private:
   void fit_sgd(const data::Sequences& train);
-  bool has_item_bias() const { return config_.loss == "mse" || config_.item_bias; }
+  bool has_item_bias() const { return config_.loss == MfLoss::Mse || config_.item_bias; }
   MfConfig config_;
   ModelContext context_;
   MfModule module_{nullptr};

@@ -1,4 +1,5 @@
-// The model registry and the default (failing) implementations of the optional halves of the interface.
+// The model registry and the default implementations of the optional halves of the interface (they fail: a
+// caller asked a model for something it does not have).
 #include "embrec/models/model.h"
 
 #include <cstdio>
@@ -30,17 +31,22 @@ std::vector<std::string> model_names() {
   return names;
 }
 
-std::unique_ptr<Model> create_model(ConfigTable& table, const ModelContext& context) {
+ModelBuilder configure_model(ConfigTable& table) {
   const std::string name = table.require_string("name");
   auto it = registry().find(name);
   if (it == registry().end()) {
     std::string known;
     for (const std::string& n : model_names()) known += (known.empty() ? "" : ", ") + n;
-    fail("{}: key '{}': unknown model '{}' (known: {})", table.source(), table.key_path("name"), name, known);
+    table.fail_key("name", fmt::format(": unknown model '{}' (known: {})", name, known));
   }
-  return it->second(table, context);
+  return it->second(table);
 }
 
+std::unique_ptr<Model> create_model(ConfigTable& table, const ModelContext& context) {
+  return configure_model(table)(context);
+}
+
+LossParts Model::loss(const TensorBatch&) { fail("model '{}' is count-based and has no training loss", name()); }
 torch::Tensor Model::user_vectors(const data::Sequences&, const int32_t*, int32_t) {
   fail("model '{}' has no user vectors", name());
 }

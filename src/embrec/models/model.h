@@ -55,8 +55,8 @@ class Model {
   // default fit() again, cheap for counting models; a model whose fit() is a long optimisation kept entirely in
   // buffers (RLRMC) restores nothing.
   virtual void restore(const data::Split& split) { fit(split); }
-  // Whether the trainer runs gradient epochs on this model.
-  virtual bool trainable() const = 0;
+  // Whether the trainer runs gradient epochs on this model (then loss() is what it minimises).
+  virtual bool trainable() const { return false; }
   // What the sampler must provide (window length, negatives).
   virtual data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const { return defaults; }
 
@@ -67,7 +67,8 @@ class Model {
   // Called by the trainer before each training epoch (ICLRec-style models re-cluster all users here).
   virtual void begin_epoch(int64_t /*epoch*/) {}
 
-  virtual LossParts loss(const TensorBatch& batch) = 0;
+  // The loss of a batch; count-based models (trainable() false) have none.
+  virtual LossParts loss(const TensorBatch& batch);
 
   // Embedding models: vector dimension (> 0), user vectors for `count` users' histories ([count, dim] float32 on
   // CPU) and item vectors ([item_count, dim] float32 on CPU), scored by inner product. Count-based: dim() == 0.
@@ -92,16 +93,32 @@ class Model {
   virtual void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out);
 };
 
-using ModelFactory = std::function<std::unique_ptr<Model>(ConfigTable& table, const ModelContext& context)>;
+// A model in two steps, so that a config is checked before any data is read: the factory reads and checks the
+// model's table (no data needed) and returns the builder, which makes the model once the data is known.
+using ModelBuilder = std::function<std::unique_ptr<Model>(const ModelContext& context)>;
+using ModelFactory = std::function<ModelBuilder(ConfigTable& table)>;
 
 // Registers a factory under `name`; returns true so it can initialise a static. Duplicate names abort at start-up.
 bool register_model(const std::string& name, ModelFactory factory);
-// Creates the model named by the table's `name` key; an unknown name is an Error naming the key, the file and the
-// known names. The table's other keys are the model's own (unknown ones are errors at finish()).
+// The factory of a model class M with a nested `Config` (a struct with `static Config from(ConfigTable&)`) and a
+// constructor M(const Config&, const ModelContext&).
+template <typename M>
+ModelFactory factory_of() {
+  return [](ConfigTable& table) -> ModelBuilder {
+    typename M::Config config = M::Config::from(table);
+    return [config](const ModelContext& context) -> std::unique_ptr<Model> { return std::make_unique<M>(config, context); };
+  };
+}
+
+// Reads and checks the table of the model named by its `name` key; an unknown name is an Error naming the key,
+// the file and the known names. The table's other keys are the model's own (unknown ones are errors at finish()).
+ModelBuilder configure_model(ConfigTable& table);
+// Both steps at once: configure_model(table)(context).
 std::unique_ptr<Model> create_model(ConfigTable& table, const ModelContext& context);
 std::vector<std::string> model_names();
 
 }  // namespace embrec::models
 
-#define EMBREC_REGISTER_MODEL(NAME, FACTORY) \
-  static const bool embrec_registered_##FACTORY = ::embrec::models::register_model(NAME, FACTORY)
+// In the model's .cpp: EMBREC_REGISTER_MODEL("pop", Pop);
+#define EMBREC_REGISTER_MODEL(NAME, MODEL) \
+  static const bool embrec_registered_##MODEL = ::embrec::models::register_model(NAME, ::embrec::models::factory_of<MODEL>())

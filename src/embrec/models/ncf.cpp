@@ -47,51 +47,32 @@ constexpr int64_t kScoreChunkPairs = int64_t{1} << 14;
 
 NcfConfig NcfConfig::from(ConfigTable& table) {
   NcfConfig c;
-  auto fail_key = [&](const char* key, const std::string& what) {
-    fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
-  };
-  c.variant = table.get_choice("variant", c.variant, {"gmf", "mlp", "neumf"});
+  c.variant = table.get_one_of("variant", c.variant, kNcfVariantNames);
   // A size that the variant would ignore is a mistake in the config, not a default.
-  if (c.has_gmf()) {
-    c.factors = table.get("factors", c.factors);
-  } else if (table.has("factors")) {
-    fail_key("factors", "applies only to variant = \"gmf\" or \"neumf\"");
-  }
+  c.factors = table.only(c.has_gmf(), "to variant = \"gmf\" or \"neumf\"").get_positive("factors", c.factors);
+  c.layers = table.only(c.has_mlp(), "to variant = \"mlp\" or \"neumf\"").get("layers", c.layers);
   if (c.has_mlp()) {
-    c.layers = table.get("layers", c.layers);
-  } else if (table.has("layers")) {
-    fail_key("layers", "applies only to variant = \"mlp\" or \"neumf\"");
-  }
-  c.negatives = table.get("negatives", c.negatives);
-  c.init_std = table.get("init_std", c.init_std);
-  const bool pretrain = table.has("pretrain_gmf") || table.has("pretrain_mlp");
-  if (pretrain) {
-    if (c.variant != "neumf")
-      fail_key(table.has("pretrain_gmf") ? "pretrain_gmf" : "pretrain_mlp", "applies only to variant = \"neumf\"");
-    c.pretrain_gmf = resolve_path(table.get("pretrain_gmf", c.pretrain_gmf), table.source());
-    c.pretrain_mlp = resolve_path(table.get("pretrain_mlp", c.pretrain_mlp), table.source());
-    if (c.pretrain_gmf.empty())
-      fail_key("pretrain_gmf", "is needed with pretrain_mlp (a variant = \"gmf\" run folder)");
-    if (c.pretrain_mlp.empty())
-      fail_key("pretrain_mlp", "is needed with pretrain_gmf (a variant = \"mlp\" run folder)");
-    c.pretrain_alpha = table.get("pretrain_alpha", c.pretrain_alpha);
-  } else if (table.has("pretrain_alpha")) {
-    fail_key("pretrain_alpha", "applies only with pretrain_gmf and pretrain_mlp");
-  }
-  if (c.has_gmf() && c.factors <= 0) fail_key("factors", fmt::format("must be positive, got {}", c.factors));
-  if (c.has_mlp()) {
-    if (c.layers.size() < 2)
-      fail_key("layers", fmt::format("needs the embedding size and at least one ReLU layer (e.g. [64, 32, 16, 8]), "
-                                     "got {} entries", c.layers.size()));
+    table.check(c.layers.size() >= 2, "layers",
+                fmt::format("needs the embedding size and at least one ReLU layer (e.g. [64, 32, 16, 8]), got {} "
+                            "entries", c.layers.size()));
     for (int64_t width : c.layers)
-      if (width <= 0) fail_key("layers", fmt::format("entries must be positive, got {}", width));
-    if (c.layers[0] % 2 != 0)
-      fail_key("layers", fmt::format("first entry is |[p_u; q_i]| and must be even, got {}", c.layers[0]));
+      table.check(width > 0, "layers", fmt::format("entries must be positive, got {}", width));
+    table.check(c.layers[0] % 2 == 0, "layers",
+                fmt::format("first entry is |[p_u; q_i]| and must be even, got {}", c.layers[0]));
   }
-  if (c.negatives <= 0) fail_key("negatives", fmt::format("must be positive, got {}", c.negatives));
-  if (!(c.init_std > 0)) fail_key("init_std", fmt::format("must be positive, got {}", c.init_std));
-  if (!(c.pretrain_alpha >= 0 && c.pretrain_alpha <= 1))
-    fail_key("pretrain_alpha", fmt::format("must be in [0, 1], got {}", c.pretrain_alpha));
+  c.negatives = table.get_positive("negatives", c.negatives);
+  c.init_std = table.get_positive("init_std", c.init_std);
+  // Pre-training is on when either folder is named; then both are needed, and only NeuMF takes them.
+  const bool pretrain = table.has("pretrain_gmf") || table.has("pretrain_mlp");
+  auto neumf_only = table.only(pretrain && c.variant == NcfVariant::NeuMf, "to variant = \"neumf\"");
+  c.pretrain_gmf = resolve_path(neumf_only.get("pretrain_gmf", c.pretrain_gmf), table.source());
+  c.pretrain_mlp = resolve_path(neumf_only.get("pretrain_mlp", c.pretrain_mlp), table.source());
+  table.check(!pretrain || !c.pretrain_gmf.empty(), "pretrain_gmf",
+              "is needed with pretrain_mlp (a variant = \"gmf\" run folder)");
+  table.check(!pretrain || !c.pretrain_mlp.empty(), "pretrain_mlp",
+              "is needed with pretrain_gmf (a variant = \"mlp\" run folder)");
+  c.pretrain_alpha = table.only(pretrain, "with pretrain_gmf and pretrain_mlp")
+                         .get_in_range("pretrain_alpha", c.pretrain_alpha, "[0, 1]");
   return c;
 }
 
@@ -223,7 +204,7 @@ LossParts Ncf::loss(const TensorBatch& batch) {
 }
 
 torch::Tensor Ncf::user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) {
-  if (config_.variant != "gmf") return Model::user_vectors(histories, users, count);
+  if (config_.variant != NcfVariant::Gmf) return Model::user_vectors(histories, users, count);
   torch::NoGradGuard no_grad;
   const torch::Tensor ids =
       torch::from_blob(const_cast<int32_t*>(users), {count}, torch::kInt32).to(torch::kLong).to(context_.device);
@@ -232,7 +213,7 @@ torch::Tensor Ncf::user_vectors(const data::Sequences& histories, const int32_t*
 }
 
 torch::Tensor Ncf::item_vectors() {
-  if (config_.variant != "gmf") return Model::item_vectors();
+  if (config_.variant != NcfVariant::Gmf) return Model::item_vectors();
   torch::NoGradGuard no_grad;
   return module_->gmf_item.to(torch::kCPU, torch::kFloat32).contiguous();
 }
@@ -303,8 +284,8 @@ void Ncf::score_block(const data::Sequences&, const int32_t* users, int32_t coun
   }
 }
 
-NcfModule Ncf::load_run_module(const std::string& folder, const std::string& variant) const {
-  const std::string key = "pretrain_" + variant;
+NcfModule Ncf::load_run_module(const std::string& folder, NcfVariant variant) const {
+  const std::string key = "pretrain_" + name_of(kNcfVariantNames, variant);
   if (!fs::is_directory(folder)) fail("model 'ncf': {} = '{}': no such run folder", key, folder);
   const std::string config_path = folder + "/config.toml";
   const std::string weights_path = folder + "/best.pt";
@@ -316,12 +297,12 @@ NcfModule Ncf::load_run_module(const std::string& folder, const std::string& var
   if (name != "ncf") fail("model 'ncf': {}: {} needs an ncf run, this one is model '{}'", config_path, key, name);
   const NcfConfig source = NcfConfig::from(table);
   if (source.variant != variant)
-    fail("model 'ncf': {}: {} needs a variant = \"{}\" run, this one is variant = \"{}\"", config_path, key, variant,
-         source.variant);
-  if (variant == "gmf" && source.factors != config_.factors)
+    fail("model 'ncf': {}: {} needs a variant = \"{}\" run, this one is variant = \"{}\"", config_path, key,
+         name_of(kNcfVariantNames, variant), name_of(kNcfVariantNames, source.variant));
+  if (variant == NcfVariant::Gmf && source.factors != config_.factors)
     fail("model 'ncf': {}: {} has factors = {}, this model factors = {}", config_path, key, source.factors,
          config_.factors);
-  if (variant == "mlp" && source.layers != config_.layers)
+  if (variant == NcfVariant::Mlp && source.layers != config_.layers)
     fail("model 'ncf': {}: {} has layers = [{}], this model layers = [{}]", config_path, key,
          fmt::join(source.layers, ", "), fmt::join(config_.layers, ", "));
   NcfModule loaded(source, context_.user_count, context_.item_count);
@@ -348,10 +329,10 @@ NcfModule Ncf::load_run_module(const std::string& folder, const std::string& var
 }
 
 void Ncf::load_pretrained() {
-  if (config_.variant != "neumf" || config_.pretrain_gmf.empty() || config_.pretrain_mlp.empty())
+  if (config_.variant != NcfVariant::NeuMf || config_.pretrain_gmf.empty() || config_.pretrain_mlp.empty())
     fail("model 'ncf': pre-training needs variant = \"neumf\" with pretrain_gmf and pretrain_mlp");
-  NcfModule gmf = load_run_module(config_.pretrain_gmf, "gmf");
-  NcfModule mlp = load_run_module(config_.pretrain_mlp, "mlp");
+  NcfModule gmf = load_run_module(config_.pretrain_gmf, NcfVariant::Gmf);
+  NcfModule mlp = load_run_module(config_.pretrain_mlp, NcfVariant::Mlp);
   torch::NoGradGuard no_grad;
   NcfModuleImpl& m = *module_;
   m.gmf_user.copy_(gmf->gmf_user);
@@ -367,11 +348,6 @@ void Ncf::load_pretrained() {
   m.output.narrow(0, m.gmf_size, m.output.size(0) - m.gmf_size).copy_(mlp->output * (1.0 - alpha));
 }
 
-namespace {
-std::unique_ptr<Model> make_ncf(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<Ncf>(NcfConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("ncf", make_ncf);
+EMBREC_REGISTER_MODEL("ncf", Ncf);
 
 }  // namespace embrec::models

@@ -9,8 +9,12 @@
 
 namespace embrec::models {
 
+enum class NcfVariant { Gmf, Mlp, NeuMf };
+inline const Names<NcfVariant> kNcfVariantNames = {
+    {"gmf", NcfVariant::Gmf}, {"mlp", NcfVariant::Mlp}, {"neumf", NcfVariant::NeuMf}};
+
 struct NcfConfig {
-  std::string variant = "neumf";               // gmf | mlp | neumf
+  NcfVariant variant = NcfVariant::NeuMf;      // gmf | mlp | neumf
   int64_t factors = 8;                         // GMF embedding size (gmf, neumf)
   std::vector<int64_t> layers{64, 32, 16, 8};  // MLP (mlp, neumf): layers[0] = |[p_u; q_i]| (each half), then the
                                                // widths of the ReLU layers, as the paper's and MS's layer lists
@@ -23,8 +27,8 @@ struct NcfConfig {
   double pretrain_alpha = 0.5;  // h = [α h_gmf ; (1 - α) h_mlp]
 
   static NcfConfig from(ConfigTable& table);
-  bool has_gmf() const { return variant != "mlp"; }
-  bool has_mlp() const { return variant != "gmf"; }
+  bool has_gmf() const { return variant != NcfVariant::Mlp; }
+  bool has_mlp() const { return variant != NcfVariant::Gmf; }
 };
 
 // The parameters: GMF embeddings P, Q, MLP embeddings P', Q' and tower, and the output weights h (no bias, as the
@@ -49,6 +53,7 @@ TORCH_MODULE(NcfModule);
 // score blocks in chunks of user x item pairs through reused workspaces.
 class Ncf final : public Model {
  public:
+  using Config = NcfConfig;
   Ncf(const NcfConfig& config, const ModelContext& context);
   std::string name() const override { return "ncf"; }
   // Learns each user's training items: negatives are drawn from the others.
@@ -63,7 +68,7 @@ class Ncf final : public Model {
   // (label 0): -[Σ log σ(x⁺) + Σ log σ(-x⁻)] / (N (1 + negatives)), the paper's eq. 7 as a mean.
   LossParts loss(const TensorBatch& batch) override;
 
-  int64_t dim() const override { return config_.variant == "gmf" ? config_.factors : 0; }
+  int64_t dim() const override { return config_.variant == NcfVariant::Gmf ? config_.factors : 0; }
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
   torch::Tensor item_vectors() override;
   void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out) override;
@@ -78,7 +83,7 @@ class Ncf final : public Model {
   NcfModule& ncf_module() { return module_; }
 
  private:
-  NcfModule load_run_module(const std::string& folder, const std::string& variant) const;
+  NcfModule load_run_module(const std::string& folder, NcfVariant variant) const;
 
   NcfConfig config_;
   ModelContext context_;

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include "embrec/util/error.h"
-
 namespace embrec::models {
 
 PopConfig PopConfig::from(ConfigTable&) { return PopConfig{}; }
@@ -19,19 +17,12 @@ void Pop::fit(const data::Split& split) {
   for (int32_t item : split.train.items) counts[item] += 1.0f;
 }
 
-LossParts Pop::loss(const TensorBatch&) { fail("model 'pop' is count-based and has no training loss"); }
-
 void Pop::score_block(const data::Sequences&, const int32_t*, int32_t count, float* out) {
   const float* counts = counts_.data_ptr<float>();
   const int64_t items = counts_.size(0);
   for (int32_t row = 0; row < count; ++row) std::copy(counts, counts + items, out + row * items);
 }
 
-namespace {
-std::unique_ptr<Model> make_pop(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<Pop>(PopConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("pop", make_pop);
+EMBREC_REGISTER_MODEL("pop", Pop);
 
 }  // namespace embrec::models

@@ -11,12 +11,11 @@ struct PopConfig {
 
 class Pop final : public Model {
  public:
+  using Config = PopConfig;
   Pop(const PopConfig& config, const ModelContext& context);
   std::string name() const override { return "pop"; }
   void fit(const data::Split& split) override;
-  bool trainable() const override { return false; }
   torch::nn::Module& module() override { return module_; }
-  LossParts loss(const TensorBatch& batch) override;
   void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out) override;
 
  private:

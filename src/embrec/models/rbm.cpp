@@ -17,30 +17,21 @@ namespace F = torch::nn::functional;
 
 RbmConfig RbmConfig::from(ConfigTable& table) {
   RbmConfig c;
-  c.hidden = table.get("hidden", c.hidden);
-  c.visible = table.get_choice("visible", c.visible, {"softmax", "rating_value"});
+  c.hidden = table.get_positive("hidden", c.hidden);
+  c.visible = table.get_one_of("visible", c.visible, kRbmUnitsNames);
   c.min_rating = table.get("min_rating", c.min_rating);
   c.max_rating = table.get("max_rating", c.max_rating);
-  c.init_std = table.get("init_std", c.init_std);
-  c.cd_steps = table.get("cd_steps", c.cd_steps);
+  table.check(c.max_rating > c.min_rating, "max_rating",
+              fmt::format("must exceed min_rating ({}), got {}", c.min_rating, c.max_rating));
+  c.init_std = table.get_positive("init_std", c.init_std);
+  c.cd_steps = table.get_at_least("cd_steps", c.cd_steps, int64_t{1});
   c.cd_step_epochs = table.get("cd_step_epochs", c.cd_step_epochs);
-  c.keep_prob = table.get("keep_prob", c.keep_prob);
-  c.ranking = table.get_choice("ranking", c.ranking, {"mode_probability", "expected_rating"});
-  c.score_chunk = table.get("score_chunk", c.score_chunk);
-  auto fail_key = [&](const char* key, const std::string& what) {
-    fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
-  };
-  if (c.hidden <= 0) fail_key("hidden", fmt::format("must be positive, got {}", c.hidden));
-  if (c.max_rating <= c.min_rating)
-    fail_key("max_rating", fmt::format("must exceed min_rating ({}), got {}", c.min_rating, c.max_rating));
-  if (!(c.init_std > 0)) fail_key("init_std", fmt::format("must be positive, got {}", c.init_std));
-  if (c.cd_steps < 1) fail_key("cd_steps", fmt::format("must be >= 1, got {}", c.cd_steps));
-  for (size_t i = 0; i < c.cd_step_epochs.size(); ++i) {
-    if (c.cd_step_epochs[i] < 1 || (i > 0 && c.cd_step_epochs[i] <= c.cd_step_epochs[i - 1]))
-      fail_key("cd_step_epochs", "must be ascending epochs >= 1 (1-based, as the log counts)");
-  }
-  if (!(c.keep_prob > 0 && c.keep_prob <= 1)) fail_key("keep_prob", fmt::format("must be in (0, 1], got {}", c.keep_prob));
-  if (c.score_chunk <= 0) fail_key("score_chunk", fmt::format("must be positive, got {}", c.score_chunk));
+  for (size_t i = 0; i < c.cd_step_epochs.size(); ++i)
+    table.check(c.cd_step_epochs[i] >= 1 && (i == 0 || c.cd_step_epochs[i] > c.cd_step_epochs[i - 1]),
+                "cd_step_epochs", "must be ascending epochs >= 1 (1-based, as the log counts)");
+  c.keep_prob = table.get_in_range("keep_prob", c.keep_prob, "(0, 1]");
+  c.ranking = table.get_one_of("ranking", c.ranking, kRbmRankingNames);
+  c.score_chunk = table.get_positive("score_chunk", c.score_chunk);
   return c;
 }
 
@@ -51,7 +42,7 @@ int64_t RbmConfig::cd_steps_at(int64_t epoch) const {
 }
 
 RbmModuleImpl::RbmModuleImpl(const RbmConfig& config, int32_t item_count) {
-  const int64_t units = config.visible == "softmax" ? item_count * config.rating_count() : item_count;
+  const int64_t units = config.visible == RbmUnits::Softmax ? item_count * config.rating_count() : item_count;
   weight = register_parameter("weight", torch::randn({units, config.hidden}) * config.init_std);
   visible_bias = register_parameter("visible_bias", torch::zeros({units}));
   hidden_bias = register_parameter("hidden_bias", torch::zeros({config.hidden}));
@@ -158,7 +149,7 @@ torch::Tensor Rbm::hidden_input(const RbmVisible& visible) {
   // Only the rated items' units are on, so the sum over units is a gather and a scatter-add, not a dense
   // [rows, items·R] product: ~100 of 8410 units are on for a MovieLens user.
   torch::Tensor gathered;
-  if (config_.visible == "softmax") {
+  if (config_.visible == RbmUnits::Softmax) {
     gathered = m.weight.index_select(0, visible.items * config_.rating_count() + visible.levels);
   } else {
     gathered = m.weight.index_select(0, visible.items) * rating_values_.index_select(0, visible.levels).unsqueeze(1);
@@ -170,7 +161,7 @@ torch::Tensor Rbm::hidden_input(const RbmVisible& visible) {
 torch::Tensor Rbm::free_energy(const RbmVisible& visible) {
   RbmModuleImpl& m = *module_;
   torch::Tensor bias_terms;
-  if (config_.visible == "softmax") {
+  if (config_.visible == RbmUnits::Softmax) {
     bias_terms = m.visible_bias.index_select(0, visible.items * config_.rating_count() + visible.levels);
   } else {
     bias_terms = m.visible_bias.index_select(0, visible.items) * rating_values_.index_select(0, visible.levels);
@@ -186,7 +177,7 @@ torch::Tensor Rbm::visible_logits(const torch::Tensor& hidden) {
   RbmModuleImpl& m = *module_;
   const int64_t rows = hidden.size(0), items = context_.item_count, values = config_.rating_count();
   const torch::Tensor activation = torch::addmm(m.visible_bias, hidden.to(m.weight.scalar_type()), m.weight.t());
-  if (config_.visible == "softmax") return activation.view({rows, items, values});
+  if (config_.visible == RbmUnits::Softmax) return activation.view({rows, items, values});
   // MS's multinomial_distribution: p(v_i = r) ∝ exp(r · φ_i).
   return activation.unsqueeze(2) * rating_values_.to(activation.scalar_type());
 }
@@ -252,7 +243,7 @@ void Rbm::item_scores(const data::Sequences& histories, const int32_t* users, in
   torch::NoGradGuard no_grad;
   RbmModuleImpl& m = *module_;
   const int64_t items = context_.item_count, values = config_.rating_count();
-  const bool expected = !ranking || config_.ranking == "expected_rating";
+  const bool expected = !ranking || config_.ranking == RbmRanking::ExpectedRating;
   const torch::Tensor rating_values = rating_values_.to(m.weight.scalar_type());
   const torch::TensorOptions options = m.weight.options();
   if (!probabilities_.defined() || probabilities_.scalar_type() != m.weight.scalar_type() ||
@@ -269,7 +260,7 @@ void Rbm::item_scores(const data::Sequences& histories, const int32_t* users, in
     // Explicit resize_ (storage kept when shrinking): an *_out op warns when it has to resize a non-empty output.
     probabilities_.resize_({rows, items * values});
     scores_.resize_({rows * items});
-    if (config_.visible == "softmax") {
+    if (config_.visible == RbmUnits::Softmax) {
       torch::addmm_out(probabilities_, m.visible_bias, hidden, m.weight.t());
     } else {
       activation_.resize_({rows, items});
@@ -317,11 +308,6 @@ void Rbm::predict_ratings(const int32_t* users, const int32_t* items, int64_t co
     out[k] = expected[static_cast<size_t>(row_of[users[k]]) * context_.item_count + items[k]];
 }
 
-namespace {
-std::unique_ptr<Model> make_rbm(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<Rbm>(RbmConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("rbm", make_rbm);
+EMBREC_REGISTER_MODEL("rbm", Rbm);
 
 }  // namespace embrec::models

@@ -10,12 +10,19 @@
 
 namespace embrec::models {
 
+enum class RbmUnits { Softmax, RatingValue };
+inline const Names<RbmUnits> kRbmUnitsNames = {{"softmax", RbmUnits::Softmax},
+                                               {"rating_value", RbmUnits::RatingValue}};
+enum class RbmRanking { ModeProbability, ExpectedRating };
+inline const Names<RbmRanking> kRbmRankingNames = {{"mode_probability", RbmRanking::ModeProbability},
+                                                   {"expected_rating", RbmRanking::ExpectedRating}};
+
 struct RbmConfig {
   int64_t hidden = 500;  // hidden units (MS's default; their ML-100K quick start uses 600)
   // softmax: the paper's units, one weight vector per (item, rating value), W is [items·R, hidden].
   // rating_value: MS's "multinomial units", W is [items, hidden] and the logit of value r is r·(b_i + W_i·h), i.e. the
   // softmax model with tied weights W_irh = r·W_ih, b_ir = r·b_i.
-  std::string visible = "softmax";
+  RbmUnits visible = RbmUnits::Softmax;
   int64_t min_rating = 1;  // ratings must be integers in [min_rating, max_rating]: R = max - min + 1 values
   int64_t max_rating = 5;
   double init_std = 0.1;   // W ~ N(0, init_std²), biases 0 (MS's init_stdv)
@@ -28,7 +35,7 @@ struct RbmConfig {
   double keep_prob = 1.0;
   // mode_probability: MS's recommend_k_items score "predicted rating × its probability", with the most probable
   // rating standing in for their sampled one; expected_rating: Σ_r r·p(r).
-  std::string ranking = "mode_probability";
+  RbmRanking ranking = RbmRanking::ModeProbability;
   int64_t score_chunk = 256;  // users per dense [users, items·R] block when scoring
 
   static RbmConfig from(ConfigTable& table);
@@ -56,6 +63,7 @@ struct RbmVisible {
 
 class Rbm final : public Model {
  public:
+  using Config = RbmConfig;
   Rbm(const RbmConfig& config, const ModelContext& context);
   std::string name() const override { return "rbm"; }
   // Checks the ratings (present, integers in [min_rating, max_rating]) and keeps the training ratings: they are

@@ -198,10 +198,75 @@ Factors svd_point(const Problem& problem, int64_t rank, uint64_t seed) {
   return {left.contiguous(), right.contiguous(), torch::diag(singular.clamp_min(floor))};
 }
 
+namespace {
+
+// pymanopt's LineSearchBackTracking defaults, as MS constructs it.
+constexpr double kContraction = 0.5, kOptimism = 2.0, kSufficientDecrease = 1e-4;
+constexpr int kMaxHalvings = 25;
+
+// pymanopt Solver._check_stopping_criterion's order; empty while none holds. (MS passes iter + 1 there, so its
+// maxiter = 100 takes 99 steps; here max_iterations counts steps.)
+std::string stop_reason(const SolverOptions& options, double seconds, int64_t iteration, double gradient_norm,
+                        double step_size) {
+  if (seconds >= options.max_seconds) return fmt::format("max time {} s reached", options.max_seconds);
+  if (iteration >= options.max_iterations) return fmt::format("max iterations {} reached", options.max_iterations);
+  if (gradient_norm < options.min_gradient_norm)
+    return fmt::format("gradient norm {:.3e} < {}", gradient_norm, options.min_gradient_norm);
+  if (step_size < options.min_step_size) return fmt::format("step size {:.3e} < {}", step_size, options.min_step_size);
+  return "";
+}
+
+// The cost of a line-search candidate. A retraction is SPD in exact arithmetic, but with a large C the optimum
+// pushes B towards 0 and its eigenvalues can underflow: such a candidate counts as a NaN cost, so the line search
+// backtracks from it.
+double candidate_cost(const Problem& problem, const Factors& at) {
+  const torch::Tensor eigenvalues = torch::linalg::eigvalsh(at.b, "L");
+  const double smallest = eigenvalues.min().item<double>(), largest = eigenvalues.max().item<double>();
+  if (!(smallest > 1e-12 * largest) || !std::isfinite(largest)) return std::numeric_limits<double>::quiet_NaN();
+  return problem.cost(at);
+}
+
+struct Step {
+  Factors point;
+  double cost = 0.0;
+  double alpha = 0.0;
+};
+
+// Backtracking (pymanopt's LineSearchBackTracking, manopt's linesearch.m) along `direction` from `alpha`, halving
+// until the Armijo condition holds or kMaxHalvings is reached.
+Step backtrack(const Problem& problem, const Factors& x, const Factors& direction, double alpha, double cost,
+               double slope, int64_t& cost_evaluations) {
+  Step step{retract(x, direction, alpha), 0.0, alpha};
+  step.cost = candidate_cost(problem, step.point);
+  ++cost_evaluations;
+  // Written as !(a <= b) so that a NaN cost (an overflowing exponential) also backtracks.
+  for (int halvings = 0;
+       !(step.cost <= cost + kSufficientDecrease * step.alpha * slope) && halvings < kMaxHalvings; ++halvings) {
+    step.alpha *= kContraction;
+    step.point = retract(x, direction, step.alpha);
+    step.cost = candidate_cost(problem, step.point);
+    ++cost_evaluations;
+  }
+  return step;
+}
+
+// The next search direction at `point`: Hestenes-Stiefel β = ⟨g₊, g₊ − T g⟩ / ⟨g₊ − T g, T d⟩, clipped at 0 (MS's
+// default beta_type, no Powell restart: orth_value = inf). A zero or non-finite denominator restarts with β = 0.
+Factors conjugate_direction(const Factors& point, const Factors& new_gradient, const Factors& gradient,
+                            const Factors& direction) {
+  const Factors moved_direction = transport(point, direction);
+  const Factors difference = combine(1.0, new_gradient, -1.0, transport(point, gradient));
+  const double denominator = inner(point, difference, moved_direction);
+  double beta = 0.0;
+  if (denominator != 0.0 && std::isfinite(denominator))
+    beta = std::max(0.0, inner(point, new_gradient, difference) / denominator);
+  if (!std::isfinite(beta)) beta = 0.0;
+  return combine(-1.0, new_gradient, beta, moved_direction);
+}
+
+}  // namespace
+
 Factors conjugate_gradient(const Problem& problem, Factors start, const SolverOptions& options, SolverTrace* trace) {
-  // pymanopt's LineSearchBackTracking defaults, as MS constructs it.
-  constexpr double kContraction = 0.5, kOptimism = 2.0, kSufficientDecrease = 1e-4;
-  constexpr int kMaxHalvings = 25;
   SolverTrace local;
   SolverTrace& out = trace != nullptr ? *trace : local;
   out = SolverTrace{};
@@ -230,17 +295,7 @@ Factors conjugate_gradient(const Problem& problem, Factors start, const SolverOp
     if (options.log_every > 0 && iteration % options.log_every == 0)
       spdlog::info("rlrmc: iteration {:>4}  cost {:.6e}  |grad| {:.3e}  train RMSE {:.4f}  ({:.2f} s)", iteration,
                    cost, gradient_norm, train_rmse(cost, x), elapsed());
-    // pymanopt Solver._check_stopping_criterion's order. (MS passes iter + 1 there, so its maxiter = 100 takes 99
-    // steps; here max_iterations counts steps.)
-    if (elapsed() >= options.max_seconds) {
-      out.stop_reason = fmt::format("max time {} s reached", options.max_seconds);
-    } else if (iteration >= options.max_iterations) {
-      out.stop_reason = fmt::format("max iterations {} reached", options.max_iterations);
-    } else if (gradient_norm < options.min_gradient_norm) {
-      out.stop_reason = fmt::format("gradient norm {:.3e} < {}", gradient_norm, options.min_gradient_norm);
-    } else if (step_size < options.min_step_size) {
-      out.stop_reason = fmt::format("step size {:.3e} < {}", step_size, options.min_step_size);
-    }
+    out.stop_reason = stop_reason(options, elapsed(), iteration, gradient_norm, step_size);
     if (!out.stop_reason.empty()) break;
 
     double slope = inner(x, gradient, direction);
@@ -249,58 +304,28 @@ Factors conjugate_gradient(const Problem& problem, Factors start, const SolverOp
       direction = combine(-1.0, gradient, 0.0, gradient);
       slope = -gradient_norm * gradient_norm;
     }
-
-    // Backtracking (pymanopt's LineSearchBackTracking, manopt's linesearch.m).
     const double direction_norm = std::sqrt(inner(x, direction, direction));
     if (!(direction_norm > 0)) {
       // Only with min_gradient_norm = 0 and a gradient that is exactly zero: nothing to step along.
       out.stop_reason = "zero gradient";
       break;
     }
-    double alpha = std::isnan(previous_cost) ? 1.0 / direction_norm
-                                             : 2.0 * (cost - previous_cost) / slope * kOptimism;
-    // A retraction is SPD in exact arithmetic, but with a large C the optimum pushes B towards 0 and its eigenvalues
-    // can underflow: such a candidate counts as a NaN cost, so the line search backtracks from it.
-    auto cost_of = [&](const Factors& at) {
-      const torch::Tensor eigenvalues = torch::linalg::eigvalsh(at.b, "L");
-      const double smallest = eigenvalues.min().item<double>(), largest = eigenvalues.max().item<double>();
-      if (!(smallest > 1e-12 * largest) || !std::isfinite(largest)) return std::numeric_limits<double>::quiet_NaN();
-      return problem.cost(at);
-    };
-    Factors candidate = retract(x, direction, alpha);
-    double candidate_cost = cost_of(candidate);
-    ++out.cost_evaluations;
-    // Written as !(a <= b) so that a NaN cost (an overflowing exponential) also backtracks.
-    for (int halvings = 0;
-         !(candidate_cost <= cost + kSufficientDecrease * alpha * slope) && halvings < kMaxHalvings; ++halvings) {
-      alpha *= kContraction;
-      candidate = retract(x, direction, alpha);
-      candidate_cost = cost_of(candidate);
-      ++out.cost_evaluations;
-    }
+    const double alpha = std::isnan(previous_cost) ? 1.0 / direction_norm
+                                                   : 2.0 * (cost - previous_cost) / slope * kOptimism;
+    Step step = backtrack(problem, x, direction, alpha, cost, slope, out.cost_evaluations);
     previous_cost = cost;
-    if (!(candidate_cost <= cost)) {
+    if (!(step.cost <= cost)) {
       // No decrease found: the step is refused, the iterate kept, and the step-size rule ends the run.
       step_size = 0.0;
       continue;
     }
-    step_size = alpha * direction_norm;
+    step_size = step.alpha * direction_norm;
 
-    Factors new_gradient = problem.gradient(candidate);
-    const double new_gradient_norm = std::sqrt(inner(candidate, new_gradient, new_gradient));
-    // Hestenes-Stiefel β = ⟨g₊, g₊ − T g⟩ / ⟨g₊ − T g, T d⟩, clipped at 0 (MS's default beta_type, no Powell
-    // restart: orth_value = inf). A zero or non-finite denominator restarts with β = 0.
-    const Factors moved_direction = transport(candidate, direction);
-    const Factors difference = combine(1.0, new_gradient, -1.0, transport(candidate, gradient));
-    const double denominator = inner(candidate, difference, moved_direction);
-    double beta = 0.0;
-    if (denominator != 0.0 && std::isfinite(denominator))
-      beta = std::max(0.0, inner(candidate, new_gradient, difference) / denominator);
-    if (!std::isfinite(beta)) beta = 0.0;
-    direction = combine(-1.0, new_gradient, beta, moved_direction);
-
-    x = std::move(candidate);
-    cost = candidate_cost;
+    Factors new_gradient = problem.gradient(step.point);
+    const double new_gradient_norm = std::sqrt(inner(step.point, new_gradient, new_gradient));
+    direction = conjugate_direction(step.point, new_gradient, gradient, direction);
+    x = std::move(step.point);
+    cost = step.cost;
     gradient = std::move(new_gradient);
     gradient_norm = new_gradient_norm;
   }
@@ -317,27 +342,15 @@ Factors conjugate_gradient(const Problem& problem, Factors start, const SolverOp
 
 RlrmcConfig RlrmcConfig::from(ConfigTable& table) {
   RlrmcConfig c;
-  c.rank = table.get("rank", c.rank);
-  c.regularization = table.get("regularization", c.regularization);
-  c.initialization = table.get_choice("initialization", c.initialization, {"svd", "random"});
-  c.max_iterations = table.get("max_iterations", c.max_iterations);
-  c.max_seconds = table.get("max_seconds", c.max_seconds);
-  c.min_gradient_norm = table.get("min_gradient_norm", c.min_gradient_norm);
-  c.min_step_size = table.get("min_step_size", c.min_step_size);
+  c.rank = table.get_positive("rank", c.rank);
+  c.regularization = table.get_at_least("regularization", c.regularization, 0.0);
+  c.initialization = table.get_one_of("initialization", c.initialization, kRlrmcInitializationNames);
+  c.max_iterations = table.get_positive("max_iterations", c.max_iterations);
+  c.max_seconds = table.get_positive("max_seconds", c.max_seconds);
+  c.min_gradient_norm = table.get_at_least("min_gradient_norm", c.min_gradient_norm, 0.0);
+  c.min_step_size = table.get_at_least("min_step_size", c.min_step_size, 0.0);
   c.mean_center = table.get("mean_center", c.mean_center);
-  c.log_every = table.get("log_every", c.log_every);
-  auto fail_key = [&](const char* key, const std::string& what) {
-    fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
-  };
-  if (c.rank <= 0) fail_key("rank", fmt::format("must be positive, got {}", c.rank));
-  if (!(c.regularization >= 0))
-    fail_key("regularization", fmt::format("must be >= 0, got {}", c.regularization));
-  if (c.max_iterations <= 0) fail_key("max_iterations", fmt::format("must be positive, got {}", c.max_iterations));
-  if (!(c.max_seconds > 0)) fail_key("max_seconds", fmt::format("must be positive, got {}", c.max_seconds));
-  if (!(c.min_gradient_norm >= 0))
-    fail_key("min_gradient_norm", fmt::format("must be >= 0, got {}", c.min_gradient_norm));
-  if (!(c.min_step_size >= 0)) fail_key("min_step_size", fmt::format("must be >= 0, got {}", c.min_step_size));
-  if (c.log_every < 0) fail_key("log_every", fmt::format("must be >= 0, got {}", c.log_every));
+  c.log_every = table.get_at_least("log_every", c.log_every, int64_t{0});
   return c;
 }
 
@@ -345,7 +358,7 @@ Rlrmc::Rlrmc(const RlrmcConfig& config, const ModelContext& context) : config_(c
   if (context.user_count <= 0 || context.item_count <= 0)
     fail("model 'rlrmc': needs users and items, got {} users and {} items", context.user_count, context.item_count);
   if (config.rank > std::min(context.user_count, context.item_count))
-    fail("model 'rlrmc': rank {} exceeds min(users, items) = min({}, {})", config.rank, context.user_count,
+    fail("model 'rlrmc': key 'rank' = {} exceeds min(users, items) = min({}, {})", config.rank, context.user_count,
          context.item_count);
   const auto options = torch::TensorOptions().dtype(torch::kFloat64).device(context.device);
   user_basis_ = module_.register_buffer("user_basis", torch::zeros({context.user_count, config.rank}, options));
@@ -386,7 +399,7 @@ void Rlrmc::fit(const data::Split& split) {
   const rlrmc::Problem problem(rows.to(context_.device), columns.to(context_.device), values.to(context_.device),
                                context_.user_count, context_.item_count, config_.regularization);
   const rlrmc::Factors start =
-      config_.initialization == "svd"
+      config_.initialization == RlrmcInitialization::Svd
           ? rlrmc::svd_point(problem, config_.rank, context_.seed)
           : rlrmc::random_point(context_.user_count, context_.item_count, config_.rank, context_.seed,
                                 context_.device);
@@ -409,13 +422,9 @@ void Rlrmc::fit(const data::Split& split) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   spdlog::info("rlrmc: rank {}, C {}, {} start ({:.2f} s) on {} ratings of {} users x {} items (mean {:.4f}): "
                "{} iterations, {}; cost {:.6e} -> {:.6e}; fitted in {:.2f} s",
-               config_.rank, config_.regularization, config_.initialization, start_seconds, observed,
-               context_.user_count, context_.item_count, mean, trace_.iterations, trace_.stop_reason,
-               trace_.costs.front(), trace_.costs.back(), seconds);
-}
-
-LossParts Rlrmc::loss(const TensorBatch&) {
-  fail("model 'rlrmc' is fitted by fit() (Riemannian conjugate gradients) and has no training loss");
+               config_.rank, config_.regularization, name_of(kRlrmcInitializationNames, config_.initialization),
+               start_seconds, observed, context_.user_count, context_.item_count, mean, trace_.iterations,
+               trace_.stop_reason, trace_.costs.front(), trace_.costs.back(), seconds);
 }
 
 namespace {
@@ -448,15 +457,6 @@ void Rlrmc::predict_ratings(const int32_t* users, const int32_t* items, int64_t 
   std::copy_n(result.data_ptr<float>(), count, out);
 }
 
-namespace {
-std::unique_ptr<Model> make_rlrmc(ConfigTable& table, const ModelContext& context) {
-  const RlrmcConfig config = RlrmcConfig::from(table);
-  if (config.rank > std::min(context.user_count, context.item_count))
-    fail("{}: key '{}' = {} exceeds min(users, items) = min({}, {})", table.source(), table.key_path("rank"),
-         config.rank, context.user_count, context.item_count);
-  return std::make_unique<Rlrmc>(config, context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("rlrmc", make_rlrmc);
+EMBREC_REGISTER_MODEL("rlrmc", Rlrmc);
 
 }  // namespace embrec::models

@@ -110,17 +110,20 @@ Factors conjugate_gradient(const Problem& problem, Factors start, const SolverOp
 
 }  // namespace rlrmc
 
+enum class RlrmcInitialization { Svd, Random };
+inline const Names<RlrmcInitialization> kRlrmcInitializationNames = {{"svd", RlrmcInitialization::Svd},
+                                                                     {"random", RlrmcInitialization::Random}};
+
 struct RlrmcConfig {
   int64_t rank = 10;                  // r, the rank of U B Vᵀ
   double regularization = 0.001;      // MS's C: ½ C ‖B‖²_F in the cost
-  std::string initialization = "svd"; // svd (MS's notebooks) | random (MS's default)
+  RlrmcInitialization initialization = RlrmcInitialization::Svd;  // svd (MS's notebooks) | random (MS's default)
   int64_t max_iterations = 100;       // conjugate-gradient steps
   double max_seconds = 1000.0;        // wall-clock limit of the solver (MS max_time)
   double min_gradient_norm = 1e-6;
   double min_step_size = 1e-10;
   bool mean_center = true;            // MS's RLRMCdataset mean_center: fit ratings minus their training mean
   int64_t log_every = 10;             // a progress line every this many iterations (0 = only the summary)
-
   static RlrmcConfig from(ConfigTable& table);
 };
 
@@ -128,15 +131,14 @@ struct RlrmcConfig {
 // RLRMCdataset), the factors are buffers so the run checkpoints like every model. r̂_ui = μ + (U B)_u · V_i.
 class Rlrmc final : public Model {
  public:
+  using Config = RlrmcConfig;
   Rlrmc(const RlrmcConfig& config, const ModelContext& context);
   std::string name() const override { return "rlrmc"; }
   // An error when the training data has no ratings.
   void fit(const data::Split& split) override;
   // The factors and the mean are all checkpointed buffers: loading a run needs no new optimisation.
   void restore(const data::Split&) override {}
-  bool trainable() const override { return false; }
   torch::nn::Module& module() override { return module_; }
-  LossParts loss(const TensorBatch& batch) override;
 
   // Ranking by inner product: user vector (U B)_u, item vector V_i, whose product is r̂_ui − μ; a user's items are
   // ordered exactly as their predicted ratings.

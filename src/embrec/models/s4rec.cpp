@@ -20,64 +20,42 @@ namespace F = torch::nn::functional;
 S4recConfig S4recConfig::from(ConfigTable& table) {
   S4recConfig c;
   c.encoder = SasrecConfig::from(table);
-  c.clustering = table.get_choice("clustering", c.clustering, {"sinkhorn", "kmeans", "none"});
-  c.clusters = table.get("clusters", c.clusters);
-  c.alpha = table.get("alpha", c.alpha);
-  c.beta1 = table.get("beta1", c.beta1);
-  c.beta2 = table.get("beta2", c.beta2);
-  c.lambda = table.get("lambda", c.lambda);
-  c.icl_weight = table.get("icl_weight", c.icl_weight);
-  c.tau1 = table.get("tau1", c.tau1);
-  c.tau2 = table.get("tau2", c.tau2);
-  c.tau3 = table.get("tau3", c.tau3);
-  c.sinkhorn_epsilon = table.get("sinkhorn_epsilon", c.sinkhorn_epsilon);
-  c.sinkhorn_iterations = table.get("sinkhorn_iterations", c.sinkhorn_iterations);
+  c.clustering = table.get_one_of("clustering", c.clustering, kClusteringNames);
+  c.clusters = table.get_at_least("clusters", c.clusters, int64_t{2});
+  c.alpha = table.get_at_least("alpha", c.alpha, 0.0);
+  c.beta1 = table.get_at_least("beta1", c.beta1, 0.0);
+  c.beta2 = table.get_at_least("beta2", c.beta2, 0.0);
+  c.lambda = table.get_at_least("lambda", c.lambda, 0.0);
+  c.icl_weight = table.get_at_least("icl_weight", c.icl_weight, 0.0);
+  c.tau1 = table.get_positive("tau1", c.tau1);
+  c.tau2 = table.get_positive("tau2", c.tau2);
+  c.tau3 = table.get_positive("tau3", c.tau3);
+  c.sinkhorn_epsilon = table.get_positive("sinkhorn_epsilon", c.sinkhorn_epsilon);
+  c.sinkhorn_iterations = table.get_at_least("sinkhorn_iterations", c.sinkhorn_iterations, int64_t{1});
   c.prototype_negatives = table.get("prototype_negatives", c.prototype_negatives);
-  c.similarity = table.get_choice("similarity", c.similarity, {"dot", "cosine"});
-  c.grl_scale = table.get("grl_scale", c.grl_scale);
-  c.head_share = table.get("head_share", c.head_share);
-  c.kmeans_iterations = table.get("kmeans_iterations", c.kmeans_iterations);
-  data::AugmentOptions& a = c.augment;
-  a.operators = table.get("augmentations", a.operators);
-  a.mask_ratio = table.get("mask_ratio", a.mask_ratio);
-  a.crop_ratio = table.get("crop_ratio", a.crop_ratio);
-  a.reorder_ratio = table.get("reorder_ratio", a.reorder_ratio);
-  a.insert_ratio = table.get("insert_ratio", a.insert_ratio);
-  a.substitute_ratio = table.get("substitute_ratio", a.substitute_ratio);
-  a.validate(table.source());
+  c.similarity = table.get_one_of("similarity", c.similarity, kSimilarityNames);
+  c.grl_scale = table.get_at_least("grl_scale", c.grl_scale, 0.0);
+  c.head_share = table.get_in_range("head_share", c.head_share, "(0, 1)");
+  c.kmeans_iterations = table.get_at_least("kmeans_iterations", c.kmeans_iterations, int64_t{1});
+  c.augment = data::AugmentOptions::from(table);
 
-  auto check = [&](bool ok, const char* key, const std::string& what) {
-    if (!ok) fail("{}: key '{}' {}", table.source(), table.key_path(key), what);
-  };
-  const std::pair<const char*, double> weights[] = {{"alpha", c.alpha},   {"beta1", c.beta1},
-                                                    {"beta2", c.beta2},   {"lambda", c.lambda},
-                                                    {"icl_weight", c.icl_weight}, {"grl_scale", c.grl_scale}};
-  for (const auto& [key, value] : weights) check(value >= 0, key, fmt::format("must be >= 0, got {}", value));
-  const std::pair<const char*, double> positives[] = {
-      {"tau1", c.tau1}, {"tau2", c.tau2}, {"tau3", c.tau3}, {"sinkhorn_epsilon", c.sinkhorn_epsilon}};
-  for (const auto& [key, value] : positives) check(value > 0, key, fmt::format("must be positive, got {}", value));
-  check(c.clusters >= 2, "clusters", "must be >= 2");
-  check(c.sinkhorn_iterations >= 1, "sinkhorn_iterations", "must be >= 1");
-  check(c.kmeans_iterations >= 1, "kmeans_iterations", "must be >= 1");
-  check(c.head_share > 0 && c.head_share < 1, "head_share", "must be in (0, 1)");
-  const bool has_clusters = c.clustering != "none";
-  check(has_clusters || (c.alpha == 0 && c.beta2 == 0 && c.icl_weight == 0), "clustering",
-        "is \"none\", but alpha, beta2 and icl_weight need clusters (set them to 0)");
-  check(has_clusters || !(c.prototype_negatives && c.beta1 > 0), "prototype_negatives",
-        "needs clusters (clustering = \"none\"): set it to false");
-  check(c.clustering == "sinkhorn" || c.alpha == 0, "alpha",
-        "(L_Clust) trains online prototypes and needs clustering = \"sinkhorn\"; set it to 0 for k-means");
+  const bool has_clusters = c.clustering != Clustering::None;
+  table.check(has_clusters || (c.alpha == 0 && c.beta2 == 0 && c.icl_weight == 0), "clustering",
+              "is \"none\", but alpha, beta2 and icl_weight need clusters (set them to 0)");
+  table.check(has_clusters || !(c.prototype_negatives && c.beta1 > 0), "prototype_negatives",
+              "needs clusters (clustering = \"none\"): set it to false");
+  table.check(c.clustering == Clustering::Sinkhorn || c.alpha == 0, "alpha",
+              "(L_Clust) trains online prototypes and needs clustering = \"sinkhorn\"; set it to 0 for k-means");
   return c;
 }
 
 S4recModuleImpl::S4recModuleImpl(const S4recConfig& config, int32_t item_count) {
-  const bool mask_token = config.uses_views() &&
-                          std::count(config.augment.operators.begin(), config.augment.operators.end(), "mask") > 0;
+  const bool mask_token = config.uses_views() && config.augment.uses(data::AugmentOperator::Mask);
   encoder = register_module("encoder", SasrecEncoder(config.encoder, item_count, mask_token ? 1 : 0));
-  if (config.clustering == "sinkhorn") {
+  if (config.clustering == Clustering::Sinkhorn) {
     prototypes = register_parameter("prototypes", torch::randn({config.clusters, config.encoder.dim}) *
                                                       config.encoder.initializer_range);
-  } else if (config.clustering == "kmeans") {
+  } else if (config.clustering == Clustering::Kmeans) {
     prototypes = register_buffer("centroids", torch::zeros({config.clusters, config.encoder.dim}));
   }
   if (config.lambda > 0) {
@@ -85,9 +63,11 @@ S4recModuleImpl::S4recModuleImpl(const S4recConfig& config, int32_t item_count) 
   }
 }
 
-S4rec::S4rec(const S4recConfig& config, const ModelContext& context) : config_(config), context_(context) {
+S4rec::S4rec(const S4recConfig& config, const ModelContext& context)
+    : SasrecBase(config.encoder, context), config_(config) {
   module_ = S4recModule(config_, context.item_count);
   module_->to(context.device);
+  set_encoder(module_->encoder);
   config_.augment.mask_token = context.item_count + 1;  // the extra embedding row (shifted ids: items are 1..I)
 }
 
@@ -103,26 +83,20 @@ void S4rec::fit(const data::Split& split) {
   head_labels_ = head_labels_.to(context_.device);
 }
 
-data::SamplerOptions S4rec::sampler_options(const data::SamplerOptions& defaults) const {
-  data::SamplerOptions options = defaults;
-  options.max_length = static_cast<int32_t>(config_.encoder.max_length);
-  options.negatives = config_.encoder.loss == "bce";
-  return options;
-}
-
 torch::Tensor S4rec::cluster_space(const torch::Tensor& z) const {
-  return config_.clustering == "sinkhorn" ? F::normalize(z, F::NormalizeFuncOptions().dim(1)) : z;
+  return config_.clustering == Clustering::Sinkhorn ? F::normalize(z, F::NormalizeFuncOptions().dim(1)) : z;
 }
 
 torch::Tensor S4rec::cluster_centers() const {
-  return config_.clustering == "sinkhorn" ? F::normalize(module_->prototypes, F::NormalizeFuncOptions().dim(1))
-                                          : module_->prototypes;
+  return config_.clustering == Clustering::Sinkhorn
+             ? F::normalize(module_->prototypes, F::NormalizeFuncOptions().dim(1))
+             : module_->prototypes;
 }
 
-int64_t S4rec::cluster_count() const { return config_.clustering == "none" ? 0 : config_.clusters; }
+int64_t S4rec::cluster_count() const { return config_.clustering == Clustering::None ? 0 : config_.clusters; }
 
 void S4rec::begin_epoch(int64_t epoch) {
-  if (config_.clustering != "kmeans" || !config_.uses_views()) return;
+  if (config_.clustering != Clustering::Kmeans || !config_.uses_views()) return;
   if (train_.user_count() == 0) fail("s4rec: begin_epoch before fit");
   // ICLRec's E-step: represent every user by the encoder (eval mode) and cluster them with Faiss' k-means; the
   // centroids stay fixed through the epoch. Users represent their training input (all but the last item).
@@ -194,7 +168,7 @@ LossParts S4rec::loss(const TensorBatch& batch) {
   auto z = hidden.select(1, hidden.size(1) - 1);  // z_u: the representation of the whole input sequence
 
   torch::Tensor centers, assignment;  // [K, d] and h(u) [B]
-  if (config_.clustering == "sinkhorn") {
+  if (config_.clustering == Clustering::Sinkhorn) {
     centers = cluster_centers();
     auto scores = torch::matmul(cluster_space(z), centers.t());  // [B, K]
     // Q of Eq. 5-7, rows rescaled to sum to 1; h(u) is the equipartitioned assignment.
@@ -202,7 +176,7 @@ LossParts S4rec::loss(const TensorBatch& batch) {
                    static_cast<double>(rows);
     assignment = targets.argmax(1);
     if (config_.alpha > 0) add("clust", config_.alpha, losses::clustering_cross_entropy(scores, targets, config_.tau1));
-  } else if (config_.clustering == "kmeans" && config_.uses_views()) {
+  } else if (config_.clustering == Clustering::Kmeans && config_.uses_views()) {
     centers = cluster_centers();
     torch::NoGradGuard no_grad;
     assignment = torch::cdist(z.detach(), centers).argmin(1);
@@ -253,33 +227,18 @@ LossParts S4rec::loss(const TensorBatch& batch) {
   return out;
 }
 
-torch::Tensor S4rec::user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) {
-  return encode_histories(*module_->encoder, histories, users, count, config_.encoder.encode_batch, context_.device);
-}
-
-torch::Tensor S4rec::item_vectors() {
-  torch::NoGradGuard no_grad;
-  const auto& encoder = *module_->encoder;
-  return encoder.item_embedding->weight.narrow(0, 1, encoder.item_count).to(torch::kCPU, torch::kFloat32).contiguous();
-}
-
 std::vector<int32_t> S4rec::cluster_assignments(const data::Sequences& histories, const int32_t* users,
                                                 int32_t count) {
-  if (config_.clustering == "none") return Model::cluster_assignments(histories, users, count);
+  if (config_.clustering == Clustering::None) return Model::cluster_assignments(histories, users, count);
   torch::NoGradGuard no_grad;
   auto z = user_vectors(histories, users, count).to(context_.device);
   auto centers = cluster_centers();
-  auto nearest = config_.clustering == "sinkhorn" ? torch::matmul(cluster_space(z), centers.t()).argmax(1)
+  auto nearest = config_.clustering == Clustering::Sinkhorn ? torch::matmul(cluster_space(z), centers.t()).argmax(1)
                                                   : torch::cdist(z, centers).argmin(1);
   nearest = nearest.to(torch::kCPU, torch::kInt32).contiguous();
   return std::vector<int32_t>(nearest.data_ptr<int32_t>(), nearest.data_ptr<int32_t>() + count);
 }
 
-namespace {
-std::unique_ptr<Model> make_s4rec(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<S4rec>(S4recConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("s4rec", make_s4rec);
+EMBREC_REGISTER_MODEL("s4rec", S4rec);
 
 }  // namespace embrec::models

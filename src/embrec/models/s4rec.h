@@ -9,13 +9,20 @@
 #include <random>
 
 #include "embrec/data/augment.h"
+#include "embrec/models/losses/info_nce.h"
 #include "embrec/models/sasrec.h"
 
 namespace embrec::models {
 
+// How users are clustered: online with learnable prototypes (S4Rec), offline Faiss k-means each epoch (ICLRec),
+// or not at all.
+enum class Clustering { Sinkhorn, Kmeans, None };
+inline const Names<Clustering> kClusteringNames = {
+    {"sinkhorn", Clustering::Sinkhorn}, {"kmeans", Clustering::Kmeans}, {"none", Clustering::None}};
+
 struct S4recConfig {
   SasrecConfig encoder;                // dim, layers, heads, max_length, dropout, ..., loss (L_SR)
-  std::string clustering = "sinkhorn";  // sinkhorn (online, learnable prototypes) | kmeans (offline, ICLRec) | none
+  Clustering clustering = Clustering::Sinkhorn;
   int64_t clusters = 128;               // K
   double alpha = 0.01;                  // L_Clust (sinkhorn only)
   double beta1 = 0.1;                   // L_SCL
@@ -28,7 +35,7 @@ struct S4recConfig {
   double sinkhorn_epsilon = 0.05;       // entropy weight of Eq. 5 (SwAV's value)
   int64_t sinkhorn_iterations = 3;
   bool prototype_negatives = true;      // Eq. 10: prototypes of the other clusters as extra negatives
-  std::string similarity = "dot";       // contrastive similarity: dot (CL4SRec/ICLRec code) | cosine
+  Similarity similarity = Similarity::Dot;  // contrastive: dot (CL4SRec/ICLRec code) | cosine
   double grl_scale = 1.0;               // gradient reversal scale (gamma of Eq. 13)
   double head_share = 0.2;              // the longest 20 % of training sequences are "head" (adversary labels)
   int64_t kmeans_iterations = 20;
@@ -48,20 +55,15 @@ struct S4recModuleImpl : torch::nn::Module {
 };
 TORCH_MODULE(S4recModule);
 
-class S4rec final : public Model {
+class S4rec final : public SasrecBase {
  public:
+  using Config = S4recConfig;
   S4rec(const S4recConfig& config, const ModelContext& context);
   std::string name() const override { return "s4rec"; }
-  bool trainable() const override { return true; }
   void fit(const data::Split& split) override;
-  data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
   torch::nn::Module& module() override { return *module_; }
   void begin_epoch(int64_t epoch) override;
   LossParts loss(const TensorBatch& batch) override;
-  int64_t dim() const override { return config_.encoder.dim; }
-  torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
-  bool encodes_histories() const override { return true; }
-  torch::Tensor item_vectors() override;
   int64_t cluster_count() const override;
   std::vector<int32_t> cluster_assignments(const data::Sequences& histories, const int32_t* users,
                                            int32_t count) override;
@@ -78,7 +80,6 @@ class S4rec final : public Model {
   torch::Tensor cluster_centers() const;
 
   S4recConfig config_;
-  ModelContext context_;
   S4recModule module_{nullptr};
   data::ItemPool pool_;               // training items (shifted ids) for insert / substitute
   torch::Tensor head_labels_;         // [user_count] int64: 0 head, 1 tail

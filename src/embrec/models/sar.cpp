@@ -103,11 +103,9 @@ CsrMatrix item_cooccurrence(const data::Sequences& train, int32_t item_count, in
   return cooccurrence;
 }
 
-CsrMatrix sar_similarity(const CsrMatrix& cooccurrence, const std::string& similarity) {
-  if (similarity == "cooccurrence") return cooccurrence;
-  const bool jaccard = similarity == "jaccard";
-  if (!jaccard && similarity != "lift")
-    fail("model 'sar': unknown similarity '{}' (jaccard, lift, cooccurrence)", similarity);
+CsrMatrix sar_similarity(const CsrMatrix& cooccurrence, SarSimilarity similarity) {
+  if (similarity == SarSimilarity::Cooccurrence) return cooccurrence;
+  const bool jaccard = similarity == SarSimilarity::Jaccard;  // else lift
   std::vector<double> diagonal(cooccurrence.row_count());
   for (int32_t i = 0; i < cooccurrence.row_count(); ++i) diagonal[i] = cooccurrence.at(i, i);
   CsrMatrix result = cooccurrence;
@@ -128,18 +126,12 @@ double time_decay_weight(int64_t timestamp_seconds, int64_t latest_seconds, doub
 
 SarConfig SarConfig::from(ConfigTable& table) {
   SarConfig c;
-  c.similarity = table.get_choice("similarity", c.similarity, {"jaccard", "lift", "cooccurrence"});
-  c.support_threshold = table.get("support_threshold", c.support_threshold);
+  c.similarity = table.get_one_of("similarity", c.similarity, kSarSimilarityNames);
+  c.support_threshold = table.get_at_least("support_threshold", c.support_threshold, int64_t{1});
   c.use_ratings = table.get("use_ratings", c.use_ratings);
   c.time_decay = table.get("time_decay", c.time_decay);
-  c.time_decay_days = table.get("time_decay_days", c.time_decay_days);
-  c.storage = table.get_choice("storage", c.storage, {"auto", "dense", "sparse"});
-  if (c.support_threshold < 1)
-    fail("{}: key '{}' must be >= 1, got {}", table.source(), table.key_path("support_threshold"),
-         c.support_threshold);
-  if (!(c.time_decay_days > 0))
-    fail("{}: key '{}' must be positive, got {}", table.source(), table.key_path("time_decay_days"),
-         c.time_decay_days);
+  c.time_decay_days = table.get_positive("time_decay_days", c.time_decay_days);
+  c.storage = table.get_one_of("storage", c.storage, kSarStorageNames);
   return c;
 }
 
@@ -198,8 +190,9 @@ void Sar::fit(const data::Split& split) {
   // sgemm of the densified affinity block was slower still (it multiplies the ~95 % zeros of the affinity rows).
   // Per stored entry the scatter costs ~5x a dense element, so dense wins from ~18 % non-zero: rows are dense from
   // 25 % on while they fit in 256 MiB (also the checkpoint's size); sparser or larger catalogues keep CSR.
-  const bool dense = config_.storage == "dense" ||
-                     (config_.storage == "auto" && density >= 0.25 && items * items * 4 <= (int64_t{256} << 20));
+  const bool dense =
+      config_.storage == SarStorage::Dense ||
+      (config_.storage == SarStorage::Auto && density >= 0.25 && items * items * 4 <= (int64_t{256} << 20));
   if (dense) {
     torch::Tensor rows = torch::zeros({items, items}, torch::kFloat32);
     float* data = rows.data_ptr<float>();
@@ -215,11 +208,9 @@ void Sar::fit(const data::Split& split) {
   affinity_.assign(sar_affinity(split.train, item_count_, config_));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("sar: {} similarity of {} items, {:.1f}% non-zero, {} rows; affinity of {} users; fitted in {:.3f} s",
-               config_.similarity, item_count_, 100.0 * density, dense ? "dense" : "sparse",
-               split.train.user_count(), seconds);
+               name_of(kSarSimilarityNames, config_.similarity), item_count_, 100.0 * density,
+               dense ? "dense" : "sparse", split.train.user_count(), seconds);
 }
-
-LossParts Sar::loss(const TensorBatch&) { fail("model 'sar' is count-based and has no training loss"); }
 
 void Sar::score_block(const data::Sequences&, const int32_t* users, int32_t count, float* out) {
   const int64_t items = item_count_;
@@ -256,11 +247,6 @@ void Sar::score_block(const data::Sequences&, const int32_t* users, int32_t coun
   }
 }
 
-namespace {
-std::unique_ptr<Model> make_sar(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<Sar>(SarConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("sar", make_sar);
+EMBREC_REGISTER_MODEL("sar", Sar);
 
 }  // namespace embrec::models

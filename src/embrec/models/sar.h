@@ -45,22 +45,31 @@ class CsrBuffers {
 // inverted lists (work = sum over users of their item count squared), rows in parallel.
 CsrMatrix item_cooccurrence(const data::Sequences& train, int32_t item_count, int64_t support_threshold);
 
+enum class SarSimilarity { Jaccard, Lift, Cooccurrence };
+inline const Names<SarSimilarity> kSarSimilarityNames = {
+    {"jaccard", SarSimilarity::Jaccard}, {"lift", SarSimilarity::Lift}, {"cooccurrence", SarSimilarity::Cooccurrence}};
+
 // MS's similarity_type on a (thresholded) co-occurrence, diagonal kept as they keep it:
 //   "cooccurrence": c_ij;  "jaccard": c_ij / (c_ii + c_jj - c_ij);  "lift": c_ij / (c_ii c_jj).
 // Entries below the threshold are 0 (MS's dense division leaves 0/0 = NaN between two items that are both below
 // it; a stored c_ij >= threshold implies c_ii, c_jj >= threshold, so stored entries never divide by 0).
-CsrMatrix sar_similarity(const CsrMatrix& cooccurrence, const std::string& similarity);
+CsrMatrix sar_similarity(const CsrMatrix& cooccurrence, SarSimilarity similarity);
 
 // MS's exponential_decay: 2^(-(latest - timestamp) / half_life), capped at 1 for events after `latest`.
 double time_decay_weight(int64_t timestamp_seconds, int64_t latest_seconds, double half_life_seconds);
 
+// Where SAR keeps the similarity's rows: dense, sparse (CSR), or auto (dense when dense enough, see Sar::fit).
+enum class SarStorage { Auto, Dense, Sparse };
+inline const Names<SarStorage> kSarStorageNames = {
+    {"auto", SarStorage::Auto}, {"dense", SarStorage::Dense}, {"sparse", SarStorage::Sparse}};
+
 struct SarConfig {
-  std::string similarity = "jaccard";  // jaccard | lift | cooccurrence
+  SarSimilarity similarity = SarSimilarity::Jaccard;  // jaccard | lift | cooccurrence
   int64_t support_threshold = 1;       // co-occurrences below it are dropped (MS `threshold`)
   bool use_ratings = true;             // event weight = rating when the data has ratings, else 1
   bool time_decay = false;             // MS `timedecay_formula` (off by default there too)
   double time_decay_days = 30.0;       // MS `time_decay_coefficient`: the half-life in days; timestamps in seconds
-  std::string storage = "auto";        // similarity rows: dense | sparse (CSR) | auto (dense when dense enough)
+  SarStorage storage = SarStorage::Auto;  // similarity rows: dense | sparse (CSR) | auto (dense when dense enough)
 
   static SarConfig from(ConfigTable& table);
 };
@@ -77,12 +86,11 @@ CsrMatrix sar_affinity(const data::Sequences& train, int32_t item_count, const S
 // by a positive affine map, which leaves rankings unchanged, so it is not offered.
 class Sar final : public Model {
  public:
+  using Config = SarConfig;
   Sar(const SarConfig& config, const ModelContext& context);
   std::string name() const override { return "sar"; }
   void fit(const data::Split& split) override;
-  bool trainable() const override { return false; }
   torch::nn::Module& module() override { return module_; }
-  LossParts loss(const TensorBatch& batch) override;
   void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out) override;
 
   // Whether the fitted (or loaded) similarity is held as dense rows rather than CSR.

@@ -12,32 +12,18 @@ namespace embrec::models {
 
 SasrecConfig SasrecConfig::from(ConfigTable& table) {
   SasrecConfig c;
-  c.dim = table.get("dim", c.dim);
-  c.layers = table.get("layers", c.layers);
-  c.heads = table.get("heads", c.heads);
-  c.max_length = table.get("max_length", c.max_length);
-  c.dropout = table.get("dropout", c.dropout);
-  c.attention_dropout = table.get("attention_dropout", c.attention_dropout);
+  c.dim = table.get_positive("dim", c.dim);
+  c.layers = table.get_positive("layers", c.layers);
+  c.heads = table.get_positive("heads", c.heads);
+  c.max_length = table.get_positive("max_length", c.max_length);
+  c.dropout = table.get_in_range("dropout", c.dropout, "[0, 1)");
+  c.attention_dropout = table.get_in_range("attention_dropout", c.attention_dropout, "[0, 1)");
   c.initializer_range = table.get("initializer_range", c.initializer_range);
-  c.loss = table.get_choice("loss", c.loss, {"softmax", "bce"});
-  c.softmax_chunk = table.get("softmax_chunk", c.softmax_chunk);
-  c.encode_batch = table.get("encode_batch", c.encode_batch);
-  auto positive = [&](const char* key, int64_t value) {
-    if (value <= 0) fail("{}: key '{}' must be positive, got {}", table.source(), table.key_path(key), value);
-  };
-  positive("dim", c.dim);
-  positive("layers", c.layers);
-  positive("heads", c.heads);
-  positive("max_length", c.max_length);
-  positive("softmax_chunk", c.softmax_chunk);
-  positive("encode_batch", c.encode_batch);
-  if (c.dim % c.heads != 0)
-    fail("{}: key '{}' ({}) must divide key '{}' ({})", table.source(), table.key_path("heads"), c.heads,
-         table.key_path("dim"), c.dim);
-  for (const char* key : {"dropout", "attention_dropout"}) {
-    const double p = key[0] == 'd' ? c.dropout : c.attention_dropout;
-    if (p < 0 || p >= 1) fail("{}: key '{}' must be in [0, 1), got {}", table.source(), table.key_path(key), p);
-  }
+  c.loss = table.get_one_of("loss", c.loss, kNextItemLossNames);
+  c.softmax_chunk = table.get_positive("softmax_chunk", c.softmax_chunk);
+  c.encode_batch = table.get_positive("encode_batch", c.encode_batch);
+  table.check(c.dim % c.heads == 0, "heads",
+              fmt::format("({}) must divide key '{}' ({})", c.heads, table.key_path("dim"), c.dim));
   return c;
 }
 
@@ -173,15 +159,15 @@ torch::Tensor SasrecEncoderImpl::run_padded(const torch::Tensor& input, bool las
   return last_only ? hidden.select(1, hidden.size(1) - 1) : hidden;
 }
 
-Sasrec::Sasrec(const SasrecConfig& config, const ModelContext& context) : config_(config), context_(context) {
-  encoder_ = SasrecEncoder(config, context.item_count);
-  encoder_->to(context.device);
+Sasrec::Sasrec(const SasrecConfig& config, const ModelContext& context) : SasrecBase(config, context) {
+  set_encoder(SasrecEncoder(config, context.item_count));
+  encoder()->to(context.device);
 }
 
-data::SamplerOptions Sasrec::sampler_options(const data::SamplerOptions& defaults) const {
+data::SamplerOptions SasrecBase::sampler_options(const data::SamplerOptions& defaults) const {
   data::SamplerOptions options = defaults;
-  options.max_length = static_cast<int32_t>(config_.max_length);
-  options.negatives = config_.loss == "bce";
+  options.max_length = static_cast<int32_t>(encoder_config_.max_length);
+  options.negatives = encoder_config_.loss == NextItemLoss::Bce;
   return options;
 }
 
@@ -191,7 +177,7 @@ torch::Tensor next_item_loss(const SasrecConfig& config, SasrecEncoderImpl& enco
   auto flat_target = batch.target.reshape({-1});
   auto rows = flat_target.nonzero().squeeze(1);  // positions with a target
   auto states = hidden.reshape({-1, d}).index_select(0, rows);
-  if (config.loss == "softmax") {
+  if (config.loss == NextItemLoss::Softmax) {
     auto weight = encoder.item_embedding->weight.narrow(0, 1, encoder.item_count);
     return losses::softmax_cross_entropy(states, weight, flat_target.index_select(0, rows) - 1, config.softmax_chunk);
   }
@@ -205,8 +191,8 @@ torch::Tensor next_item_loss(const SasrecConfig& config, SasrecEncoderImpl& enco
 }
 
 LossParts Sasrec::loss(const TensorBatch& batch) {
-  auto hidden = encoder_->forward(batch.input);
-  auto sr = next_item_loss(config_, *encoder_, hidden, batch);
+  auto hidden = encoder()->forward(batch.input);
+  auto sr = next_item_loss(encoder_config_, *encoder(), hidden, batch);
   return LossParts{sr, {{"sr", sr}}};
 }
 
@@ -241,20 +227,15 @@ torch::Tensor encode_histories(SasrecEncoderImpl& encoder, const data::Sequences
   return out;
 }
 
-torch::Tensor Sasrec::user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) {
-  return encode_histories(*encoder_, histories, users, count, config_.encode_batch, context_.device);
+torch::Tensor SasrecBase::user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) {
+  return encode_histories(*encoder_, histories, users, count, encoder_config_.encode_batch, context_.device);
 }
 
-torch::Tensor Sasrec::item_vectors() {
+torch::Tensor SasrecBase::item_vectors() {
   torch::NoGradGuard no_grad;
   return encoder_->item_embedding->weight.narrow(0, 1, encoder_->item_count).to(torch::kCPU, torch::kFloat32).contiguous();
 }
 
-namespace {
-std::unique_ptr<Model> make_sasrec(ConfigTable& table, const ModelContext& context) {
-  return std::make_unique<Sasrec>(SasrecConfig::from(table), context);
-}
-}  // namespace
-EMBREC_REGISTER_MODEL("sasrec", make_sasrec);
+EMBREC_REGISTER_MODEL("sasrec", Sasrec);
 
 }  // namespace embrec::models

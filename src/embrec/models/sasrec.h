@@ -7,6 +7,11 @@
 
 namespace embrec::models {
 
+// L_SR, the next-item loss: full softmax cross-entropy over all items, or the SASRec paper's BCE with one sampled
+// negative per position.
+enum class NextItemLoss { Softmax, Bce };
+inline const Names<NextItemLoss> kNextItemLossNames = {{"softmax", NextItemLoss::Softmax}, {"bce", NextItemLoss::Bce}};
+
 struct SasrecConfig {
   int64_t dim = 64;
   int64_t layers = 2;
@@ -15,7 +20,7 @@ struct SasrecConfig {
   double dropout = 0.5;            // hidden dropout (embeddings, attention output, feed-forward)
   double attention_dropout = 0.5;  // on attention probabilities
   double initializer_range = 0.02;
-  std::string loss = "softmax";    // softmax | bce
+  NextItemLoss loss = NextItemLoss::Softmax;
   int64_t softmax_chunk = 1024;    // rows per chunk of the fused softmax cross-entropy
   int64_t encode_batch = 512;      // users per forward pass when computing user vectors
 
@@ -55,25 +60,40 @@ struct SasrecEncoderImpl : torch::nn::Module {
 };
 TORCH_MODULE(SasrecEncoder);
 
-class Sasrec final : public Model {
+// What every model built on the SASRec encoder shares, as RecBole's SequentialRecommender: the sampler's window and
+// negatives, user vectors from histories (the last position's representation), item vectors (the item embedding
+// shared with the output layer). A derived model creates the encoder (inside its own module if it has more
+// parameters) and hands it to set_encoder().
+class SasrecBase : public Model {
  public:
-  Sasrec(const SasrecConfig& config, const ModelContext& context);
-  std::string name() const override { return "sasrec"; }
   bool trainable() const override { return true; }
   data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
-  torch::nn::Module& module() override { return *encoder_; }
-  LossParts loss(const TensorBatch& batch) override;
-  int64_t dim() const override { return config_.dim; }
+  int64_t dim() const override { return encoder_config_.dim; }
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
   bool encodes_histories() const override { return true; }
   torch::Tensor item_vectors() override;
 
   SasrecEncoder& encoder() { return encoder_; }
 
- private:
-  SasrecConfig config_;
+ protected:
+  SasrecBase(const SasrecConfig& encoder_config, const ModelContext& context)
+      : encoder_config_(encoder_config), context_(context) {}
+  void set_encoder(SasrecEncoder encoder) { encoder_ = std::move(encoder); }
+
+  SasrecConfig encoder_config_;
   ModelContext context_;
+
+ private:
   SasrecEncoder encoder_{nullptr};
+};
+
+class Sasrec final : public SasrecBase {
+ public:
+  using Config = SasrecConfig;
+  Sasrec(const SasrecConfig& config, const ModelContext& context);
+  std::string name() const override { return "sasrec"; }
+  torch::nn::Module& module() override { return *encoder(); }
+  LossParts loss(const TensorBatch& batch) override;
 };
 
 // The next-item loss of a SASRec-style encoder output, shared by the models built on it: hidden [B, L, d] with

@@ -13,12 +13,10 @@ torch::Tensor info_nce(const torch::Tensor& anchors, const torch::Tensor& positi
   if (!(options.temperature > 0)) fail("info_nce: temperature must be positive, got {}", options.temperature);
   const int64_t batch = anchors.size(0);
   auto a = anchors, p = positives, e = extra_negatives;
-  if (options.similarity == "cosine") {
+  if (options.similarity == Similarity::Cosine) {
     a = torch::nn::functional::normalize(a, torch::nn::functional::NormalizeFuncOptions().dim(1));
     p = torch::nn::functional::normalize(p, torch::nn::functional::NormalizeFuncOptions().dim(1));
     if (e.defined()) e = torch::nn::functional::normalize(e, torch::nn::functional::NormalizeFuncOptions().dim(1));
-  } else if (options.similarity != "dot") {
-    fail("info_nce: unknown similarity '{}' (dot, cosine)", options.similarity);
   }
   const double inverse_temperature = 1.0 / options.temperature;
   auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(anchors.device());

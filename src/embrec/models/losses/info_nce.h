@@ -6,12 +6,14 @@
 
 #include <string>
 
+#include "embrec/models/similarity.h"
+
 namespace embrec::models::losses {
 
 struct InfoNceOptions {
   double temperature = 1.0;
-  // "dot": raw inner products (the CL4SRec / ICLRec reference code); "cosine": L2-normalised first (SimCLR).
-  std::string similarity = "dot";
+  // Dot: raw inner products (the CL4SRec / ICLRec reference code); Cosine: L2-normalised first (SimCLR).
+  Similarity similarity = Similarity::Dot;
   // Also contrast each anchor with the other anchors (the 2B - 2 negatives of SimCLR / CL4SRec), not only with the
   // other positives.
   bool anchor_negatives = true;

@@ -63,13 +63,13 @@ TEST(InfoNce, HandCheckedTwoRows) {
 TEST(InfoNce, GradientMatchesFiniteDifferencesWithPrototypeNegatives) {
   torch::manual_seed(3);
   auto exclude = torch::tensor({{true, false, false}, {false, true, false}, {false, false, true}, {true, false, false}});
-  for (const char* similarity : {"dot", "cosine"}) {
+  for (Similarity similarity : {Similarity::Dot, Similarity::Cosine}) {
     InfoNceOptions options;
     options.temperature = 0.5;
     options.similarity = similarity;
     Loss loss = [&](const std::vector<torch::Tensor>& x) { return info_nce(x[0], x[1], options, x[2], exclude); };
     EXPECT_LT(gradient_error(loss, {torch::randn({4, 5}), torch::randn({4, 5}), torch::randn({3, 5})}), 1e-7)
-        << similarity;
+        << name_of(kSimilarityNames, similarity);
   }
 }
 

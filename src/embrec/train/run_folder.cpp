@@ -1,16 +1,71 @@
-// Run folder -> export folder, and the run's model as a HistoryEncoder.
-#include "embrec/train/export_run.h"
+// Run folder -> the loaded run, its evaluation, its cluster report, its export, and its model as a HistoryEncoder.
+#include "embrec/train/run_folder.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "embrec/train/trainer.h"
+#include "embrec/models/evaluate.h"
+#include "embrec/report/cluster_histogram.h"
+#include "embrec/train/checkpoint.h"
 #include "embrec/util/error.h"
+#include "embrec/util/files.h"
 
 namespace embrec::train {
+
+Experiment load_run(const std::string& run_dir) {
+  const std::string config_path = run_dir + "/config.toml";
+  if (!file_exists(config_path)) fail("{}: not a run folder (no config.toml)", run_dir);
+  Experiment experiment = load_experiment_file(config_path);
+  const std::string best_path = run_dir + "/best.pt";
+  if (!file_exists(best_path)) fail("{}: no trained model yet (no best.pt)", run_dir);
+  models::Model& model = *experiment.model;
+  model.restore(experiment.data.split);
+  load_module(model.module(), best_path);
+  model.module().eval();
+  return experiment;
+}
+
+eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage) {
+  Experiment experiment = load_run(run_dir);
+  set_threads(experiment.train_config);
+  models::Model& model = *experiment.model;
+  const eval::UserGroups groups =
+      eval::head_tail_groups(experiment.data.split.train, experiment.train_config.head_share);
+  const data::EvalTask task = data::make_eval_task(experiment.data.split, test_stage);
+  eval::EvalResult result =
+      models::evaluate_model(model, task, experiment.data.dataset.item_count(), experiment.eval_config, &groups);
+  write_file_atomic(run_dir + (test_stage ? "/eval-test.json" : "/eval-valid.json"), result.to_json().dump(2) + "\n");
+  return result;
+}
+
+void write_cluster_report(models::Model& model, const data::Split& split, double head_share,
+                          const std::string& dataset_name, const std::string& run_dir) {
+  // Users are represented by their training history, as during training; users without one are left out.
+  std::vector<int32_t> users;
+  for (int32_t u = 0; u < split.train.user_count(); ++u)
+    if (split.train.length(u) > 0) users.push_back(u);
+  const std::vector<int32_t> assigned =
+      model.cluster_assignments(split.train, users.data(), static_cast<int32_t>(users.size()));
+  std::vector<int32_t> assignment(split.train.user_count(), -1);
+  for (size_t i = 0; i < users.size(); ++i) assignment[users[i]] = assigned[i];
+  const report::ClusterHistogram histogram =
+      report::cluster_histogram(assignment, data::head_users(split.train, head_share), model.cluster_count());
+  write_file_atomic(run_dir + "/clusters.json", histogram.to_json().dump(2) + "\n");
+  write_file_atomic(run_dir + "/clusters.svg",
+                    report::cluster_histogram_svg(
+                        histogram, fmt::format("{} on {}: cluster assignments of head and tail users", model.name(),
+                                               dataset_name)));
+  spdlog::info("cluster histogram of head and tail users: {}/clusters.svg", run_dir);
+}
+
+std::string results_table(const eval::EvalResult& result, const eval::EvalConfig& config) {
+  return result.to_table(config.ks, config.metrics);
+}
 
 namespace {
 

@@ -1,5 +1,5 @@
-// Model -> ScoreSource adapters and head/tail user groups.
-#include "embrec/train/evaluate.h"
+// Model -> ScoreSource adapters: a model evaluated by the one full-ranking evaluator.
+#include "embrec/models/evaluate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,13 +7,13 @@
 
 #include "embrec/eval/metrics.h"
 
-namespace embrec::train {
+namespace embrec::models {
 
 namespace {
 // Count-based models fill their own blocks.
 class ModelScoreSource final : public eval::ScoreSource {
  public:
-  ModelScoreSource(models::Model& model, const data::Sequences& histories, int32_t item_count)
+  ModelScoreSource(Model& model, const data::Sequences& histories, int32_t item_count)
       : model_(model), histories_(histories), item_count_(item_count) {}
   int32_t item_count() const override { return item_count_; }
   void score_block(const int32_t* users, int32_t count, float* out) override {
@@ -21,13 +21,13 @@ class ModelScoreSource final : public eval::ScoreSource {
   }
 
  private:
-  models::Model& model_;
+  Model& model_;
   const data::Sequences& histories_;
   int32_t item_count_;
 };
 }  // namespace
 
-void add_rating_metrics(models::Model& model, const data::EvalTask& task, eval::EvalResult& result) {
+void add_rating_metrics(Model& model, const data::EvalTask& task, eval::EvalResult& result) {
   const data::Sequences& targets = task.targets;
   if (!model.predicts_ratings() || !targets.has_ratings() || targets.size() == 0) return;
   std::vector<int32_t> users(static_cast<size_t>(targets.size()));
@@ -43,18 +43,8 @@ void add_rating_metrics(models::Model& model, const data::EvalTask& task, eval::
   values["explained_variance"] = eval::explained_variance(truth, predicted.data(), targets.size());
 }
 
-eval::UserGroups head_tail_groups(const data::Sequences& train, double head_share) {
-  const std::vector<uint8_t> head = data::head_users(train, head_share);
-  eval::UserGroups groups;
-  groups.names = {"head", "tail"};
-  groups.user_group.resize(head.size());
-  for (size_t u = 0; u < head.size(); ++u) groups.user_group[u] = head[u] ? 0 : 1;
-  return groups;
-}
-
-eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task, int32_t item_count,
-                                const eval::EvalConfig& config,
-                                const eval::UserGroups* groups) {
+eval::EvalResult evaluate_model(Model& model, const data::EvalTask& task, int32_t item_count,
+                                const eval::EvalConfig& config, const eval::UserGroups* groups) {
   // Reported seconds cover the whole evaluation: encoding the users as well as ranking.
   const auto start = std::chrono::steady_clock::now();
   auto timed = [&](eval::EvalResult result) {
@@ -79,4 +69,4 @@ eval::EvalResult evaluate_model(models::Model& model, const data::EvalTask& task
   return timed(std::move(result));
 }
 
-}  // namespace embrec::train
+}  // namespace embrec::models

@@ -1,9 +1,10 @@
 // A trained run exports to a loadable index and user store, and the online encoder reproduces the exported
 // (offline) user vectors from the same histories.
-#include "embrec/train/export_run.h"
+#include "embrec/train/run_folder.h"
 
 #include <gtest/gtest.h>
 
+#include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "train_fixtures.h"
 

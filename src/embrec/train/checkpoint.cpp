@@ -1,0 +1,130 @@
+// Checkpoint archives (renamed into place, so a killed run never leaves half a file) and the --resume config check.
+#include "embrec/train/checkpoint.h"
+
+#include <fmt/ranges.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include "embrec/util/error.h"
+
+namespace embrec::train {
+
+namespace {
+
+void save_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  archive.save_to(temporary);
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) fail("{}: cannot rename checkpoint into place", path);
+}
+
+// Leaf values of a resolved config as printed TOML, by dotted path.
+void flatten(const toml::table& table, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (auto&& [key, node] : table) {
+    const std::string path = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      flatten(*sub, path, out);
+    } else {
+      std::ostringstream text;
+      node.visit([&](auto&& value) { text << value; });
+      out[path] = text.str();
+    }
+  }
+}
+
+}  // namespace
+
+void save_module(torch::nn::Module& module, const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  module.save(archive);
+  save_atomically(archive, path);
+}
+
+void load_module(torch::nn::Module& module, const std::string& path) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+    module.load(archive);
+  } catch (const c10::Error& error) {
+    fail("{}: cannot load checkpoint: {}", path, error.what_without_backtrace());
+  }
+}
+
+void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const TrainerState& state,
+                     const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive;
+  module.save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  archive.write("next_epoch", torch::tensor(state.next_epoch));
+  archive.write("best_value", torch::full({}, state.best_value, torch::TensorOptions().dtype(torch::kFloat64)));
+  archive.write("best_epoch", torch::tensor(state.best_epoch));
+  archive.write("bad_evaluations", torch::tensor(state.bad_evaluations));
+  archive.write("finished", torch::tensor(static_cast<int64_t>(state.finished)));
+  archive.write("stopped_early", torch::tensor(static_cast<int64_t>(state.stopped_early)));
+  archive.write("train_seconds", torch::full({}, state.train_seconds, torch::TensorOptions().dtype(torch::kFloat64)));
+  save_atomically(archive, path);
+}
+
+TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path) {
+  TrainerState state;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    module.load(model_archive);
+    if (optimizer) {
+      torch::serialize::InputArchive optimizer_archive;
+      if (archive.try_read("optimizer", optimizer_archive)) optimizer->load(optimizer_archive);
+    }
+    // A fresh tensor per read: InputArchive::read into a defined tensor keeps that tensor's dtype.
+    auto read = [&](const char* key) {
+      torch::Tensor value;
+      archive.read(key, value);
+      return value;
+    };
+    state.next_epoch = read("next_epoch").item<int64_t>();
+    state.best_value = read("best_value").item<double>();
+    state.best_epoch = read("best_epoch").item<int64_t>();
+    state.bad_evaluations = read("bad_evaluations").item<int64_t>();
+    state.finished = read("finished").item<int64_t>() != 0;
+    state.stopped_early = read("stopped_early").item<int64_t>() != 0;
+    state.train_seconds = read("train_seconds").item<double>();
+  } catch (const c10::Error& error) {
+    fail("{}: cannot load checkpoint: {}", path, error.what_without_backtrace());
+  }
+  return state;
+}
+
+std::string config_difference(const std::string& saved, const std::string& current) {
+  std::map<std::string, std::string> before, after;
+  try {
+    flatten(toml::parse(saved), "", before);
+    flatten(toml::parse(current), "", after);
+  } catch (const toml::parse_error& error) {
+    return fmt::format("unreadable config: {}", error.description());
+  }
+  std::vector<std::string> changes;
+  for (const auto& [path, value] : before) {
+    if (path == "train.threads") continue;
+    auto it = after.find(path);
+    if (it == after.end()) {
+      changes.push_back(fmt::format("{} is no longer set (the run has {})", path, value));
+    } else if (it->second != value) {
+      changes.push_back(fmt::format("{}: the run has {}, this config {}", path, value, it->second));
+    }
+  }
+  return fmt::format("{}", fmt::join(changes, "; "));
+}
+
+}  // namespace embrec::train

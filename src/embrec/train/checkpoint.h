@@ -1,0 +1,37 @@
+// Checkpoints, written atomically: a module's tensors alone (best.pt), or with the optimiser and the trainer's
+// state (checkpoint.pt, what --resume continues from); and whether a run may be resumed under a given config.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace embrec::train {
+
+// What the training loop carries across a --resume, saved in checkpoint.pt beside the module and the optimiser.
+struct TrainerState {
+  int64_t next_epoch = 0;  // epochs completed
+  double best_value = -1.0;
+  int64_t best_epoch = 0;
+  int64_t bad_evaluations = 0;
+  bool finished = false;
+  bool stopped_early = false;
+  double train_seconds = 0.0;
+};
+
+void save_module(torch::nn::Module& module, const std::string& path);
+void load_module(torch::nn::Module& module, const std::string& path);
+
+// `optimizer` may be null (count-based models have none); a checkpoint without one loads into any optimiser
+// unchanged.
+void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const TrainerState& state,
+                     const std::string& path);
+TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path);
+
+// Empty when a run begun with the resolved config `saved` may go on under `current`; else what differs. [train]
+// threads changes speed, not the run; a key only `current` has is an option added since the run began, whose
+// default is the old behaviour (the rule for adding keys), so it does not count either.
+std::string config_difference(const std::string& saved, const std::string& current);
+
+}  // namespace embrec::train

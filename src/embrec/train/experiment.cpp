@@ -1,0 +1,108 @@
+// Loading an experiment: the whole config is read and checked, then the data is loaded and the model built.
+#include "embrec/train/experiment.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "embrec/util/error.h"
+
+namespace embrec::train {
+
+namespace fs = std::filesystem;
+
+TrainConfig TrainConfig::from(ConfigTable& table) {
+  TrainConfig c;
+  c.epochs = table.get_at_least("epochs", c.epochs, int64_t{0});
+  c.batch_size = table.get_positive("batch_size", c.batch_size);
+  c.learning_rate = table.get_positive("learning_rate", c.learning_rate);
+  c.weight_decay = table.get_at_least("weight_decay", c.weight_decay, 0.0);
+  c.adam_beta1 = table.get("adam_beta1", c.adam_beta1);
+  c.adam_beta2 = table.get("adam_beta2", c.adam_beta2);
+  c.seed = table.get("seed", c.seed);
+  c.eval_every = table.get_positive("eval_every", c.eval_every);
+  c.patience = table.get_positive("patience", c.patience);
+  c.threads = table.get_at_least("threads", c.threads, int64_t{0});
+  c.length_bucketing = table.get("length_bucketing", c.length_bucketing);
+  c.device = table.get("device", c.device);
+  c.head_share = table.get_in_range("head_share", c.head_share, "(0, 1)");
+  try {
+    (void)torch::Device(c.device);
+  } catch (const std::exception&) {
+    table.fail_key("device", fmt::format("names an unknown device '{}' (cpu, cuda, cuda:N)", c.device));
+  }
+  return c;
+}
+
+void set_threads(const TrainConfig& config) {
+  const int threads = config.threads > 0 ? static_cast<int>(config.threads)
+                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+}
+
+namespace {
+
+// The resolved config as written next to every checkpoint and result. Paths are written absolute so the run
+// folder's config works from anywhere.
+std::string resolved_toml(const ConfigTable& root, const data::DataConfig& data_config) {
+  toml::table resolved = root.resolved();
+  if (auto* data_table = resolved["data"].as_table(); data_table && !data_config.path.empty())
+    data_table->insert_or_assign("path", fs::absolute(data_config.path).lexically_normal().string());
+  std::ostringstream text;
+  text << resolved << '\n';
+  return text.str();
+}
+
+}  // namespace
+
+CheckedConfig check_config(ConfigTable& root) {
+  CheckedConfig checked;
+  checked.data_config = data::DataConfig::from(root.sub("data"));
+  checked.train_config = TrainConfig::from(root.sub("train"));
+  checked.eval_config = eval::EvalConfig::from(root.sub("eval"));
+  if (!root.has("model")) fail("{}: missing [model] table (with name = \"sasrec\", \"pop\", ...)", root.source());
+  checked.build_model = models::configure_model(root.sub("model"));
+  root.finish();
+  return checked;
+}
+
+Experiment load_experiment(ConfigTable& root) {
+  CheckedConfig checked = check_config(root);
+  Experiment experiment;
+  experiment.config_source = root.source();
+  experiment.data_config = std::move(checked.data_config);
+  experiment.train_config = std::move(checked.train_config);
+  experiment.eval_config = std::move(checked.eval_config);
+  experiment.data = data::load_data(experiment.data_config);
+  models::ModelContext context;
+  context.item_count = experiment.data.dataset.item_count();
+  context.user_count = experiment.data.dataset.user_count();
+  context.device = torch::Device(experiment.train_config.device);
+  context.seed = static_cast<uint64_t>(experiment.train_config.seed);
+  torch::manual_seed(context.seed);
+  experiment.model = checked.build_model(context);
+  experiment.resolved_toml = resolved_toml(root, experiment.data_config);
+  return experiment;
+}
+
+Experiment load_experiment_file(const std::string& config_path, const std::vector<std::string>& overrides) {
+  if (overrides.empty()) {
+    ConfigTable root = ConfigTable::parse_file(config_path);
+    return load_experiment(root);
+  }
+  toml::table document;
+  try {
+    document = toml::parse_file(config_path);
+  } catch (const toml::parse_error& error) {
+    fail("{}:{}:{}: {}", config_path, error.source().begin.line, error.source().begin.column, error.description());
+  }
+  for (const std::string& assignment : overrides) apply_override(document, assignment);
+  ConfigTable root = ConfigTable::from_document(std::move(document), config_path);
+  return load_experiment(root);
+}
+
+}  // namespace embrec::train
