@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -38,18 +39,92 @@ EvalConfig config_with(std::vector<int64_t> ks, std::vector<std::string> metrics
   return config;
 }
 
-TEST(Evaluator, HistoryItemsAreExcludedButTargetsNeverAre) {
-  // Scores: item 0 highest but in history -> excluded; target 2 is also in history but stays ranked.
+EvalConfig excluding(Exclude exclude, std::vector<int64_t> ks, std::vector<std::string> metrics) {
+  EvalConfig config = config_with(std::move(ks), std::move(metrics));
+  config.exclude = exclude;
+  return config;
+}
+
+TEST(Evaluator, UnderHistoryEveryHistoryItemIsExcludedSoARepeatedTargetIsAMiss) {
+  // Item 0 scores highest but is in the history; the target 2 is in the history too.
   TableScores scores({{9.f, 1.f, 5.f, 7.f}});
   data::EvalTask task{lists({{0, 2}}), lists({{2}})};
-  EvalResult result = evaluate(scores, task, config_with({1, 2}, {"hr", "mrr"}));
-  // Candidates: 3 (7.0), 2 (5.0), 1 (1.0): the target is second.
-  EXPECT_EQ(result.value("hr@1"), 0.0);
-  EXPECT_EQ(result.value("hr@2"), 1.0);
-  EXPECT_EQ(result.value("mrr@2"), 0.5);
-  EvalConfig keep = config_with({1, 2}, {"hr", "mrr"});
-  keep.exclude_history = false;
-  EXPECT_NEAR(evaluate(scores, task, keep).value("mrr@2"), 0.0, 1e-12);  // now 0 and 3 beat it: rank 3
+  EvalResult result = evaluate(scores, task, config_with({1, 2, 4}, {"hr", "mrr"}));
+  EXPECT_EQ(result.exclude, "history");
+  EXPECT_EQ(result.value("hr@4"), 0.0);  // only 3 and 1 are ranked: the target can never be found
+  EXPECT_EQ(result.value("mrr@4"), 0.0);
+  EXPECT_EQ(result.targets, 1);
+  EXPECT_EQ(result.repeat_targets, 1);
+  // The diagnostic that keeps a target in the ranking finds it second: 3 (7.0), 2 (5.0), 1 (1.0).
+  EvalResult diagnostic = evaluate(scores, task, excluding(Exclude::HistoryExceptTarget, {1, 2}, {"hr", "mrr"}));
+  EXPECT_EQ(diagnostic.value("hr@1"), 0.0);
+  EXPECT_EQ(diagnostic.value("hr@2"), 1.0);
+  EXPECT_EQ(diagnostic.value("mrr@2"), 0.5);
+}
+
+TEST(Evaluator, UnderNoneARepeatedTargetIsRankedNormallyAndReportedApart) {
+  TableScores scores({{9.f, 1.f, 5.f, 7.f}, {9.f, 1.f, 5.f, 7.f}});
+  data::EvalTask task{lists({{0, 2}, {0}}), lists({{2}, {3}})};
+  EvalResult result = evaluate(scores, task, excluding(Exclude::None, {2, 3}, {"hr", "mrr"}));
+  // User 0: 0 (9.0), 3 (7.0), 2 (5.0): its repeated target is third. User 1: its new target 3 is second.
+  EXPECT_NEAR(result.value("mrr@3"), (1.0 / 3 + 0.5) / 2, 1e-12);
+  EXPECT_EQ(result.group_names, (std::vector<std::string>{"all", "repeat", "new"}));
+  EXPECT_EQ(result.groups[1].users, 1);
+  EXPECT_NEAR(result.value("mrr@3", "repeat"), 1.0 / 3, 1e-12);
+  EXPECT_EQ(result.value("hr@2", "repeat"), 0.0);
+  EXPECT_NEAR(result.value("mrr@3", "new"), 0.5, 1e-12);
+  EXPECT_EQ(result.value("hr@2", "new"), 1.0);
+  EXPECT_EQ(result.repeat_targets, 1);
+  EXPECT_EQ(result.targets, 2);
+}
+
+TEST(Evaluator, TheMaskIsAFunctionOfTheInputHistoryAlone) {
+  const std::vector<int32_t> history{4, 1, 6};
+  auto masked = [&](Exclude mode, std::vector<int32_t> targets) {
+    std::vector<float> row(8, 1.0f);
+    apply_exclusion(mode, history.data(), 3, targets.data(), static_cast<int64_t>(targets.size()), row.data());
+    return row;
+  };
+  // The same user with two different answers (one repeats a history item) gets the same mask.
+  EXPECT_EQ(masked(Exclude::History, {1}), masked(Exclude::History, {7}));
+  const std::vector<float> expected{1, -INFINITY, 1, 1, -INFINITY, 1, -INFINITY, 1};
+  EXPECT_EQ(masked(Exclude::History, {1}), expected);
+  EXPECT_EQ(masked(Exclude::None, {1}), std::vector<float>(8, 1.0f));
+  // Why the old rule is only a diagnostic: its mask changes with the answer.
+  EXPECT_NE(masked(Exclude::HistoryExceptTarget, {1}), masked(Exclude::HistoryExceptTarget, {7}));
+}
+
+TEST(Evaluator, MultiTargetSetsWithATargetInTheHistory) {
+  TableScores scores({{9.f, 8.f, 7.f, 6.f, 5.f}});
+  data::EvalTask task{lists({{0, 1}}), lists({{1, 3}})};
+  // history: 2 (7), 3 (6), 4 (5) are ranked; target 1 is excluded (a miss), target 3 is second.
+  EvalResult history = evaluate(scores, task, config_with({2}, {"recall", "hr", "precision"}));
+  EXPECT_EQ(history.value("recall@2"), 0.5);
+  EXPECT_EQ(history.value("hr@2"), 1.0);
+  EXPECT_EQ(history.value("precision@2"), 0.5);
+  // none: 0 (9), 1 (8), 2, 3, 4: target 1 is second, target 3 fourth.
+  EvalResult none = evaluate(scores, task, excluding(Exclude::None, {2, 4}, {"recall"}));
+  EXPECT_EQ(none.value("recall@2"), 0.5);
+  EXPECT_EQ(none.value("recall@4"), 1.0);
+  EXPECT_EQ(none.value("recall@2", "repeat"), 1.0);  // {1}: found at 2
+  EXPECT_EQ(none.value("recall@2", "new"), 0.0);     // {3}: at 4
+  EXPECT_EQ(none.value("recall@4", "new"), 1.0);
+  EXPECT_EQ(none.repeat_targets, 1);
+}
+
+TEST(Evaluator, RepeatShareCountsTargetsThatOccurInTheInputHistory) {
+  TableScores scores({{1.f, 2.f, 3.f, 4.f}, {1.f, 2.f, 3.f, 4.f}, {1.f, 2.f, 3.f, 4.f}, {1.f, 2.f, 3.f, 4.f}});
+  // u0 repeats, u1 does not, u2 has two targets of which one repeats, u3 has no targets (not evaluated).
+  data::EvalTask task{lists({{0, 1}, {2}, {3, 0}, {1}}), lists({{1}, {3}, {0, 2}, {}})};
+  EvalResult result = evaluate(scores, task, config_with({2}, {"hr"}));
+  EXPECT_EQ(result.targets, 4);
+  EXPECT_EQ(result.repeat_targets, 2);
+  EXPECT_EQ(result.repeat_share(), 0.5);
+  const std::string table = result.to_table({2}, {"hr"});
+  EXPECT_NE(table.find("4 targets, 2 (50.00 %) repeat an item of the user's input history (exclude = history: they "
+                       "count as misses)"),
+            std::string::npos)
+      << table;
 }
 
 TEST(Evaluator, TiesGoToTheLowerItemId) {
@@ -169,6 +244,9 @@ TEST(Evaluator, JsonRoundTripAndTable) {
   EXPECT_NE(table.find("all (n=2)"), std::string::npos) << table;
   EXPECT_NE(table.find("hr@1"), std::string::npos) << table;
   EXPECT_NE(table.find("0.5000"), std::string::npos) << table;
+  EXPECT_EQ(back.exclude, "history");
+  EXPECT_EQ(back.targets, 2);
+  EXPECT_EQ(back.repeat_targets, 0);
   EXPECT_THROW(EvalResult::from_json(nlohmann::json::parse("{\"seconds\": 1}")), Error);
 }
 
@@ -186,6 +264,22 @@ TEST(Evaluator, ConfigErrorsNameTheKey) {
   EXPECT_NE(error_of("select = 'ndcg@50'").find("e.toml: key 'select'"), std::string::npos);
   EXPECT_NE(error_of("ks = [0]").find("e.toml: key 'ks'"), std::string::npos);
   EXPECT_EQ(error_of("ks = [5, 10]\nselect = 'hr@5'"), "(no error)");
+  EXPECT_EQ(error_of("exclude = 'seen'"),
+            "e.toml: key 'exclude' must be one of {history, none, history_except_target}, got 'seen'");
+  EXPECT_EQ(error_of("exclude = 'none'\nexclude_history = true"),
+            "e.toml: key 'exclude_history' is the older name of 'exclude': give one of them");
+}
+
+TEST(Evaluator, ConfigReadsExcludeAndTheOlderRunFoldersKey) {
+  auto exclude_of = [](const std::string& text) {
+    ConfigTable table = ConfigTable::parse_string(text, "e.toml");
+    return EvalConfig::from(table).exclude;
+  };
+  EXPECT_EQ(exclude_of(""), Exclude::History);
+  EXPECT_EQ(exclude_of("exclude = 'none'"), Exclude::None);
+  // Run folders written before `exclude` existed ranked with the history less the targets.
+  EXPECT_EQ(exclude_of("exclude_history = true"), Exclude::HistoryExceptTarget);
+  EXPECT_EQ(exclude_of("exclude_history = false"), Exclude::None);
 }
 
 }  // namespace

@@ -12,15 +12,18 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "../index/synthetic.h"
+#include "embrec/eval/evaluator.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -220,6 +223,81 @@ TEST_F(ServiceTest, HistoryRecommendationsEncodeOnlineAndExcludeTheHistory) {
     for (int32_t d = 0; d < kDim; ++d) mean[d] += data_a_->item_vectors[item * kDim + d] / 3.0f;
   expect_items(reply["items"], expected_items(bundle->data.index.search(mean.data(), 15, {5, 10, 7})));
   for (const json& item : reply["items"]) EXPECT_TRUE(item["item"] != "105" && item["item"] != "110" && item["item"] != "107");
+}
+
+// The service and `embrec eval` agree: on histories whose next item often repeats an earlier one, a history
+// request ranks exactly as the evaluator does -- with exclude_seen = true as under exclude = "history" (a repeated
+// target is a miss in both), with exclude_seen = false as under exclude = "none".
+TEST_F(ServiceTest, HistoryRequestsRankAsTheEvaluatorOnHistoriesWithRepeats) {
+  const std::shared_ptr<const Bundle> bundle = service_->bundle();
+  httplib::Client http = client();
+  constexpr int32_t kUsersHere = 40;
+  constexpr int64_t k = 10;
+  std::mt19937 random(17);
+  std::uniform_int_distribution<int32_t> any(0, kItems - 1), length(2, 8);
+  MeanEncoder encoder(bundle->data);
+  data::EvalTask task;
+  std::vector<float> user_vectors;
+  std::vector<std::vector<int32_t>> histories;
+  for (int32_t u = 0; u < kUsersHere; ++u) {
+    std::vector<int32_t> history(static_cast<size_t>(length(random)));
+    for (int32_t& item : history) item = any(random);
+    const std::vector<float> vector = encoder.encode(history);
+    // Every other user's next item repeats one of its history items; the others' is a new item placed around the
+    // top 10 by the user's vector (so that hits and misses both occur).
+    int32_t target = history[static_cast<size_t>(any(random)) % history.size()];
+    if (u % 2 == 1) {
+      std::vector<std::pair<float, int32_t>> ranked;
+      for (int32_t item = 0; item < kItems; ++item) {
+        if (std::find(history.begin(), history.end(), item) != history.end()) continue;
+        float dot = 0;
+        for (int32_t d = 0; d < kDim; ++d) dot += vector[d] * data_a_->item_vectors[item * kDim + d];
+        ranked.emplace_back(-dot, item);
+      }
+      std::sort(ranked.begin(), ranked.end());
+      target = ranked[static_cast<size_t>(u % 13)].second;
+    }
+    task.history.push_user(history.data(), static_cast<int64_t>(history.size()));
+    task.targets.push_user(&target, 1);
+    user_vectors.insert(user_vectors.end(), vector.begin(), vector.end());
+    histories.push_back(history);
+  }
+  // One group per user, so the evaluator's result holds each user's own metrics.
+  eval::UserGroups each;
+  for (int32_t u = 0; u < kUsersHere; ++u) each.names.push_back("u" + std::to_string(u)), each.user_group.push_back(u);
+  eval::EmbeddingScorer scorer(user_vectors.data(), kUsersHere, data_a_->item_vectors.data(), kItems, kDim);
+  for (const auto& [exclude_seen, exclude] : {std::pair{true, eval::Exclude::History}, {false, eval::Exclude::None}}) {
+    SCOPED_TRACE(exclude_seen);
+    eval::EvalConfig config;
+    config.ks = {k};
+    config.metrics = {"hr", "ndcg", "mrr"};
+    config.select = "hr@10";
+    config.exclude = exclude;
+    const eval::EvalResult offline = eval::evaluate(scorer, task, config, &each);
+    EXPECT_GE(offline.repeat_targets, kUsersHere / 2);
+    int64_t hits = 0;
+    for (int32_t u = 0; u < kUsersHere; ++u) {
+      json request = {{"history", json::array()}, {"k", k}, {"exclude_seen", exclude_seen}};
+      for (int32_t item : histories[u]) request["history"].push_back(data_a_->item_external_ids[item]);
+      const json reply = body(http.Post("/v1/recommendations", request.dump(), "application/json"));
+      ASSERT_EQ(reply["items"].size(), static_cast<size_t>(k)) << reply.dump();
+      const std::string target = data_a_->item_external_ids[*task.targets.begin(u)];
+      int64_t position = k;  // the target's place in the served list; k = absent
+      for (int64_t p = 0; p < k; ++p)
+        if (reply["items"][p]["item"] == target) position = p;
+      const std::string group = "u" + std::to_string(u);
+      EXPECT_EQ(offline.value("hr@10", group), position < k ? 1.0 : 0.0) << group;
+      EXPECT_NEAR(offline.value("ndcg@10", group), position < k ? 1.0 / std::log2(position + 2.0) : 0.0, 1e-12)
+          << group;
+      EXPECT_NEAR(offline.value("mrr@10", group), position < k ? 1.0 / (position + 1.0) : 0.0, 1e-12) << group;
+      hits += position < k;
+      if (exclude_seen && u % 2 == 0) EXPECT_EQ(position, k) << group << ": a repeated target is never served";
+    }
+    EXPECT_GT(hits, 0);  // the comparison is not all misses
+  }
+  const json bad = body(http.Post("/v1/recommendations", R"({"history": [105], "exclude_seen": "yes"})",
+                                  "application/json"));
+  EXPECT_NE(bad["error"].get<std::string>().find("field 'exclude_seen' must be true or false"), std::string::npos);
 }
 
 TEST_F(ServiceTest, SimilarItemsExcludeTheItemItself) {

@@ -21,7 +21,14 @@ EvalConfig EvalConfig::from(ConfigTable& table) {
   c.ks = table.get("ks", c.ks);
   c.metrics = table.get("metrics", c.metrics);
   c.chunk_users = table.get_positive("chunk_users", c.chunk_users);
-  c.exclude_history = table.get("exclude_history", c.exclude_history);
+  // exclude_history (boolean) is how run folders written before `exclude` existed say it; those runs ranked with
+  // the history less the targets, so they are read as that to reproduce their figures.
+  table.check(!(table.has("exclude") && table.has("exclude_history")), "exclude_history",
+              "is the older name of 'exclude': give one of them");
+  if (table.has("exclude_history"))
+    c.exclude = table.get("exclude_history", true) ? Exclude::HistoryExceptTarget : Exclude::None;
+  else
+    c.exclude = table.get_one_of("exclude", c.exclude, kExcludeNames);
   c.select = table.get("select", c.select);
   table.check(!c.ks.empty(), "ks", "must not be empty");
   for (int64_t k : c.ks) table.check(k > 0, "ks", fmt::format("must hold positive values, got {}", k));
@@ -67,8 +74,13 @@ double EvalResult::value(const std::string& key, const std::string& group) const
   fail("no group '{}' in the evaluation result", group);
 }
 
+double EvalResult::repeat_share() const {
+  return targets > 0 ? static_cast<double>(repeat_targets) / static_cast<double>(targets) : 0.0;
+}
+
 nlohmann::json EvalResult::to_json() const {
-  nlohmann::json out = {{"seconds", seconds}, {"group_order", group_names}};
+  nlohmann::json out = {{"seconds", seconds}, {"group_order", group_names}, {"exclude", exclude},
+                        {"targets", targets}, {"repeat_targets", repeat_targets}};
   for (size_t g = 0; g < groups.size(); ++g)
     out["groups"][group_names[g]] = {{"users", groups[g].users}, {"metrics", groups[g].values}};
   return out;
@@ -78,6 +90,10 @@ EvalResult EvalResult::from_json(const nlohmann::json& json) {
   EvalResult result;
   try {
     result.seconds = json.at("seconds").get<double>();
+    // Absent from results written before the repeat report existed.
+    result.exclude = json.value("exclude", std::string());
+    result.targets = json.value("targets", int64_t{0});
+    result.repeat_targets = json.value("repeat_targets", int64_t{0});
     result.group_names = json.at("group_order").get<std::vector<std::string>>();
     for (const std::string& name : result.group_names) {
       const auto& group = json.at("groups").at(name);
@@ -120,6 +136,11 @@ std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vect
     }
     table += "\n";
   }
+  if (targets > 0) {
+    const bool misses = exclude == name_of(kExcludeNames, Exclude::History) && repeat_targets > 0;
+    table += fmt::format("{} targets, {} ({:.2f} %) repeat an item of the user's input history (exclude = {}{})\n",
+                         targets, repeat_targets, 100.0 * repeat_share(), exclude, misses ? ": they count as misses" : "");
+  }
   return table;
 }
 
@@ -161,26 +182,56 @@ std::vector<int32_t> users_with_targets(const data::EvalTask& task, int32_t item
 
 constexpr float kExcluded = -std::numeric_limits<float>::infinity();
 
-// One user's metric values, in `keys` order, from the scores of all items. History items are removed from the
-// ranking (unless they are targets) when the config asks; ties go to the lower item id.
-void rank_metrics(float* row_scores, int32_t items, const data::EvalTask& task, int32_t u, bool single_target,
-                  const MetricKeys& keys, int64_t max_k, bool exclude_history, double* out) {
+bool contains(const int32_t* begin, int64_t count, int32_t item) {
+  return std::find(begin, begin + count, item) != begin + count;
+}
+
+// A user's targets split by whether they repeat an item of the input history.
+struct TargetSplit {
+  std::vector<int32_t> repeat, fresh;
+};
+
+TargetSplit split_targets(const data::EvalTask& task, int32_t u) {
+  TargetSplit split;
+  for (const int32_t* t = task.targets.begin(u); t != task.targets.end(u); ++t)
+    (contains(task.history.begin(u), task.history.length(u), *t) ? split.repeat : split.fresh).push_back(*t);
+  return split;
+}
+
+// Where one user's metric values go, in `keys` order: for all targets, and -- with exclude = none -- for the
+// repeated and the new targets alone (has_* = 0 where the user has none of that kind).
+struct UserOut {
+  double* all;
+  double* repeat;
+  double* fresh;
+  uint8_t* has_repeat;
+  uint8_t* has_fresh;
+};
+
+// One user's metric values from the scores of all items, ranked after exclusion; ties go to the lower item id.
+// Returns how many of the user's targets repeat an item of the input history.
+int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& task, int32_t u, bool single_target,
+                     const MetricKeys& keys, int64_t max_k, Exclude exclude, const UserOut& out) {
   const int32_t* target_begin = task.targets.begin(u);
   const int64_t target_count = task.targets.length(u);
-  if (exclude_history) {
-    for (const int32_t* it = task.history.begin(u); it != task.history.end(u); ++it)
-      if (std::find(target_begin, target_begin + target_count, *it) == target_begin + target_count)
-        row_scores[*it] = kExcluded;
-  }
+  const TargetSplit split = split_targets(task, u);
+  apply_exclusion(exclude, task.history.begin(u), task.history.length(u), target_begin, target_count, row_scores);
+  const bool by_kind = exclude == Exclude::None;
   if (single_target) {
     const int32_t target = target_begin[0];
     const float target_score = row_scores[target];
     int64_t rank = 0;
     for (int32_t j = 0; j < items; ++j) rank += row_scores[j] > target_score;
     for (int32_t j = 0; j < target; ++j) rank += row_scores[j] == target_score;
-    if (std::isnan(target_score)) rank = items;  // a NaN score is a miss, never a hit
-    for (size_t m = 0; m < keys.size(); ++m) out[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
-    return;
+    // A NaN score is a miss, never a hit; so is an excluded target (exclude = history and a repeated target).
+    if (std::isnan(target_score) || (exclude == Exclude::History && !split.repeat.empty())) rank = items;
+    for (size_t m = 0; m < keys.size(); ++m) out.all[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
+    if (by_kind) {
+      const bool repeated = !split.repeat.empty();
+      std::copy(out.all, out.all + keys.size(), repeated ? out.repeat : out.fresh);
+      *(repeated ? out.has_repeat : out.has_fresh) = 1;
+    }
+    return static_cast<int64_t>(split.repeat.size());
   }
   std::vector<int32_t> candidates;
   candidates.reserve(items);
@@ -190,40 +241,71 @@ void rank_metrics(float* row_scores, int32_t items, const data::EvalTask& task, 
   Better better{row_scores};
   std::nth_element(candidates.begin(), candidates.begin() + depth, candidates.end(), better);
   std::sort(candidates.begin(), candidates.begin() + depth, better);
-  for (size_t m = 0; m < keys.size(); ++m)
-    out[m] = metric_at_k(keys[m].first, candidates.data(), depth, target_begin, target_count, keys[m].second);
+  auto fill = [&](const int32_t* relevant, int64_t relevant_count, double* values) {
+    for (size_t m = 0; m < keys.size(); ++m)
+      values[m] = metric_at_k(keys[m].first, candidates.data(), depth, relevant, relevant_count, keys[m].second);
+  };
+  fill(target_begin, target_count, out.all);
+  if (by_kind) {
+    *out.has_repeat = !split.repeat.empty();
+    *out.has_fresh = !split.fresh.empty();
+    if (*out.has_repeat) fill(split.repeat.data(), static_cast<int64_t>(split.repeat.size()), out.repeat);
+    if (*out.has_fresh) fill(split.fresh.data(), static_cast<int64_t>(split.fresh.size()), out.fresh);
+  }
+  return static_cast<int64_t>(split.repeat.size());
 }
 
-// Means of the per-user values (users x keys, in user order, so results do not depend on thread count or chunk
-// size) over all users and over each group.
-EvalResult group_means(const std::vector<double>& values, const std::vector<int32_t>& users, const MetricKeys& keys,
-                       const UserGroups* groups) {
+// The mean over the users that `member` admits (all when null) of per-user rows (users x keys, summed in user
+// order, so results do not depend on thread count or chunk size).
+GroupMetrics mean_over(const std::vector<double>& values, const MetricKeys& keys, const std::vector<uint8_t>* member) {
+  std::vector<double> sums(keys.size(), 0.0);
+  GroupMetrics metrics;
+  const size_t users = keys.empty() ? 0 : values.size() / keys.size();
+  for (size_t i = 0; i < users; ++i) {
+    if (member && !(*member)[i]) continue;
+    ++metrics.users;
+    for (size_t m = 0; m < keys.size(); ++m) sums[m] += values[i * keys.size() + m];
+  }
+  for (size_t m = 0; m < keys.size(); ++m)
+    metrics.values[keys[m].first + "@" + std::to_string(keys[m].second)] =
+        metrics.users > 0 ? sums[m] / static_cast<double>(metrics.users) : 0.0;
+  return metrics;
+}
+
+// Per-user values of the three target sets, and which users have repeated / new targets.
+struct UserValues {
+  std::vector<double> all, repeat, fresh;
+  std::vector<uint8_t> has_repeat, has_fresh;
+};
+
+// "all", then the user groups (head, tail), then -- when measured -- "repeat" and "new" targets.
+EvalResult group_means(const UserValues& values, const std::vector<int32_t>& users, const MetricKeys& keys,
+                       const UserGroups* groups, bool by_kind) {
   EvalResult result;
   result.group_names.push_back("all");
-  if (groups) result.group_names.insert(result.group_names.end(), groups->names.begin(), groups->names.end());
-  std::vector<std::vector<double>> sums(result.group_names.size(), std::vector<double>(keys.size(), 0.0));
-  std::vector<int64_t> counts(result.group_names.size(), 0);
-  for (size_t i = 0; i < users.size(); ++i) {
-    const double* row = values.data() + i * keys.size();
-    const int32_t group = groups ? groups->user_group[users[i]] : -1;
-    for (int32_t g : {0, group >= 0 ? group + 1 : -1}) {
-      if (g < 0) continue;
-      ++counts[g];
-      for (size_t m = 0; m < keys.size(); ++m) sums[g][m] += row[m];
-    }
+  result.groups.push_back(mean_over(values.all, keys, nullptr));
+  for (size_t g = 0; groups && g < groups->names.size(); ++g) {
+    std::vector<uint8_t> member(users.size());
+    for (size_t i = 0; i < users.size(); ++i) member[i] = groups->user_group[users[i]] == static_cast<int32_t>(g);
+    result.group_names.push_back(groups->names[g]);
+    result.groups.push_back(mean_over(values.all, keys, &member));
   }
-  for (size_t g = 0; g < result.group_names.size(); ++g) {
-    GroupMetrics metrics;
-    metrics.users = counts[g];
-    for (size_t m = 0; m < keys.size(); ++m)
-      metrics.values[keys[m].first + "@" + std::to_string(keys[m].second)] =
-          counts[g] > 0 ? sums[g][m] / static_cast<double>(counts[g]) : 0.0;
-    result.groups.push_back(std::move(metrics));
+  if (by_kind) {
+    result.group_names.insert(result.group_names.end(), {"repeat", "new"});
+    result.groups.push_back(mean_over(values.repeat, keys, &values.has_repeat));
+    result.groups.push_back(mean_over(values.fresh, keys, &values.has_fresh));
   }
   return result;
 }
 
 }  // namespace
+
+void apply_exclusion(Exclude mode, const int32_t* history, int64_t history_count, const int32_t* targets,
+                     int64_t target_count, float* row_scores) {
+  if (mode == Exclude::None) return;
+  for (const int32_t* it = history; it != history + history_count; ++it)
+    if (mode == Exclude::History || !contains(targets, target_count, *it)) row_scores[*it] = kExcluded;
+}
 
 EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalConfig& config, const UserGroups* groups) {
   const auto start = std::chrono::steady_clock::now();
@@ -236,7 +318,16 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
   for (const std::string& metric : config.metrics)
     for (int64_t k : config.ks) keys.emplace_back(metric, k);
   const int64_t max_k = *std::max_element(config.ks.begin(), config.ks.end());
-  std::vector<double> values(users.size() * keys.size());
+  const bool by_kind = config.exclude == Exclude::None;
+  UserValues values;
+  values.all.resize(users.size() * keys.size());
+  if (by_kind) {
+    values.repeat.resize(values.all.size());
+    values.fresh.resize(values.all.size());
+    values.has_repeat.resize(users.size());
+    values.has_fresh.resize(users.size());
+  }
+  std::vector<int64_t> repeats(users.size());
 
   // Scores in blocks of chunk users x all items, one reused buffer.
   const int32_t chunk = std::max<int32_t>(1, config.chunk_users);
@@ -245,11 +336,19 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
     const int32_t count = static_cast<int32_t>(std::min<size_t>(chunk, users.size() - begin));
     source.score_block(users.data() + begin, count, scores.data());
 #pragma omp parallel for schedule(dynamic, 4)
-    for (int32_t row = 0; row < count; ++row)
-      rank_metrics(scores.data() + static_cast<size_t>(row) * items, items, task, users[begin + row], single_target,
-                   keys, max_k, config.exclude_history, values.data() + (begin + row) * keys.size());
+    for (int32_t row = 0; row < count; ++row) {
+      const size_t i = begin + row, at = i * keys.size();
+      const UserOut out{values.all.data() + at, by_kind ? values.repeat.data() + at : nullptr,
+                        by_kind ? values.fresh.data() + at : nullptr, by_kind ? &values.has_repeat[i] : nullptr,
+                        by_kind ? &values.has_fresh[i] : nullptr};
+      repeats[i] = rank_metrics(scores.data() + static_cast<size_t>(row) * items, items, task, users[i],
+                                single_target, keys, max_k, config.exclude, out);
+    }
   }
-  EvalResult result = group_means(values, users, keys, groups);
+  EvalResult result = group_means(values, users, keys, groups, by_kind);
+  result.exclude = name_of(kExcludeNames, config.exclude);
+  for (int32_t u : users) result.targets += task.targets.length(u);
+  for (int64_t r : repeats) result.repeat_targets += r;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

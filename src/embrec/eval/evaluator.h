@@ -2,8 +2,9 @@
 // masks each user's history, and computes metrics @K. Never materialises the users x items matrix; no torch.
 //
 // Order and ties: items are ranked by score descending, ties broken by internal item id ascending; the rank of a
-// single target counts the candidates that beat it under that order. Excluded (history) items are never
-// candidates; a target is never excluded, even when it also occurs in the history.
+// single target counts the candidates that beat it under that order. What is excluded is decided by the input
+// history alone (`exclude`), never by the answer: under the default "history" every item of the input history is
+// removed, so a target that repeats a history item is a miss, as the service's history request behaves.
 #pragma once
 
 #include <cstdint>
@@ -44,11 +45,25 @@ class EmbeddingScorer final : public ScoreSource {
   std::vector<float> gathered_;  // reused: the block's user vectors, contiguous
 };
 
+// What is removed from a user's ranking. History: every item of the input history (the papers' protocol, and
+// what the service does with exclude_seen = true). None: nothing, for repeat-aware use (re-buying, re-listening);
+// metrics are then also reported for repeated and new targets separately. HistoryExceptTarget: the history less
+// the targets -- a diagnostic only, since it depends on the answer (a repeated target is then the one familiar
+// item left among unfamiliar ones), never a protocol.
+enum class Exclude { History, None, HistoryExceptTarget };
+inline const Names<Exclude> kExcludeNames = {
+    {"history", Exclude::History}, {"none", Exclude::None}, {"history_except_target", Exclude::HistoryExceptTarget}};
+
+// Sets the scores of what `mode` excludes to -infinity in `row_scores` (all items' scores for one user). Only
+// HistoryExceptTarget reads the targets.
+void apply_exclusion(Exclude mode, const int32_t* history, int64_t history_count, const int32_t* targets,
+                     int64_t target_count, float* row_scores);
+
 struct EvalConfig {
   std::vector<int64_t> ks{5, 10, 20};
   std::vector<std::string> metrics{"hr", "ndcg", "mrr", "map", "precision", "recall"};
   int32_t chunk_users = 256;
-  bool exclude_history = true;
+  Exclude exclude = Exclude::History;
   // Which metric/k early stopping and "best" use, e.g. "ndcg@10".
   std::string select = "ndcg@10";
 
@@ -63,14 +78,20 @@ struct GroupMetrics {
 
 struct EvalResult {
   std::vector<std::string> group_names;   // "all" first, then the groups asked for (e.g. "head", "tail")
-  std::vector<GroupMetrics> groups;       // parallel to group_names
+  std::vector<GroupMetrics> groups;       // parallel to group_names; with exclude = none also "repeat" and "new":
+                                          // the metrics over repeated / new targets alone, of users that have them
   double seconds = 0.0;
+  std::string exclude;                    // the exclusion it ranked under ("history", "none", ...)
+  int64_t targets = 0;                    // targets evaluated (all users)
+  int64_t repeat_targets = 0;             // of them, items that occur in their user's input history
+
+  double repeat_share() const;
 
   const GroupMetrics& all() const { return groups.front(); }
   double value(const std::string& key, const std::string& group = "all") const;
   nlohmann::json to_json() const;
   static EvalResult from_json(const nlohmann::json& json);
-  // A fixed-width table: one row per metric@k, one column per group.
+  // A fixed-width table: one row per metric@k, one column per group, then the share of repeated targets.
   std::string to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const;
 };
 

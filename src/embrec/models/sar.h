@@ -82,8 +82,8 @@ CsrMatrix sar_affinity(const data::Sequences& train, int32_t item_count, const S
 // score(user, j) = sum_i affinity(user, i) similarity(i, j), MS's recommend_k_items. The affinity is the training
 // split's, learned in fit() and checkpointed: score_block ignores the histories it is given (at the test stage of a
 // split with a validation part, valid events do not enter the affinity, as MS has no such stage). MS's
-// remove_seen = true is the evaluator's exclude_history, not done here; MS's `normalize` rescales each user's scores
-// by a positive affine map, which leaves rankings unchanged, so it is not offered.
+// remove_seen = true is the evaluator's exclude = "history", not done here; MS's `normalize` rescales each user's
+// scores by a positive affine map, which leaves rankings unchanged, so it is not offered.
 class Sar final : public Model {
  public:
   using Config = SarConfig;

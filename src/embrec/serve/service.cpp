@@ -149,6 +149,20 @@ bool k_from_field(const json& body, const ServeConfig& config, int64_t& k, Servi
   return check_k(k, config.max_k, refusal);
 }
 
+// The optional boolean field 'exclude_seen' (default true).
+bool exclude_seen_from_field(const json& body, bool& exclude_seen, Service::Reply& refusal) {
+  auto it = body.find("exclude_seen");
+  exclude_seen = true;
+  if (it == body.end()) return true;
+  if (!it->is_boolean()) {
+    refusal = error_reply(400, fmt::format("field 'exclude_seen' must be true or false, got {} {}", json_type(*it),
+                                           dump(*it)));
+    return false;
+  }
+  exclude_seen = it->get<bool>();
+  return true;
+}
+
 }  // namespace
 
 bool is_loopback_address(const std::string& address) {
@@ -405,7 +419,8 @@ Service::Reply Service::history_recommendations(const httplib::Request& request)
   const std::shared_ptr<const Bundle> bundle = this->bundle();
   Reply refusal;
   json body;
-  if (!parse_object(request, body, refusal) || !only_fields(body, {"history", "k"}, refusal)) return refusal;
+  if (!parse_object(request, body, refusal) || !only_fields(body, {"history", "k", "exclude_seen"}, refusal))
+    return refusal;
   if (!bundle->encoder)
     return error_reply(501, fmt::format("export '{}' (model '{}') has no history encoder; ask "
                                         "/v1/users/{{user}}/recommendations for known users",
@@ -421,7 +436,9 @@ Service::Reply Service::history_recommendations(const httplib::Request& request)
   if (limit > 0 && static_cast<int64_t>(history->size()) > limit)
     return error_reply(400, fmt::format("field 'history' has {} items; at most {} are accepted", history->size(), limit));
   int64_t k = 0;
-  if (!k_from_field(body, config_, k, refusal)) return refusal;
+  bool exclude_seen = true;
+  if (!k_from_field(body, config_, k, refusal) || !exclude_seen_from_field(body, exclude_seen, refusal))
+    return refusal;
 
   std::vector<std::string> externals;
   externals.reserve(history->size());
@@ -444,7 +461,9 @@ Service::Reply Service::history_recommendations(const httplib::Request& request)
   if (static_cast<int32_t>(vector.size()) != bundle->data.index.dim())
     return error_reply(500, fmt::format("the encoder returned {} floats, the index expects {}", vector.size(),
                                         bundle->data.index.dim()));
-  const std::vector<index::ScoredItem> found = bundle->data.index.search(vector.data(), k, items);
+  // exclude_seen: every history item is left out (the evaluator's exclude = "history"); otherwise none is.
+  const std::vector<index::ScoredItem> found =
+      bundle->data.index.search(vector.data(), k, exclude_seen ? items : std::vector<int32_t>{});
   json out = json::array();
   for (const index::ScoredItem& hit : found)
     out.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});

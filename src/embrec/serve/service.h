@@ -3,7 +3,8 @@
 //
 // Routes (ids are the original, external ids; every response is JSON, errors are {"error": "..."}):
 //   GET  /v1/users/{user}/recommendations?k=20&exclude_seen=true
-//   POST /v1/recommendations   {"history": [item, ...oldest first], "k": 20}   (history items are excluded)
+//   POST /v1/recommendations   {"history": [item, ...oldest first], "k": 20, "exclude_seen": true}
+//                              (history items are excluded unless exclude_seen is false)
 //   POST /v1/items/similar     {"item": item, "k": 10}                        (the item itself is excluded)
 //   GET  /healthz              {"status": "ok", "version": ..., ...}
 //   GET  /metrics              Prometheus text: requests by route and status, latency histograms, model info
