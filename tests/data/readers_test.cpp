@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "file_fixture.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -15,18 +17,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class ReadersTest : public ::testing::Test {
+class ReadersTest : public testing::FileTest {
  protected:
-  void SetUp() override {
-    folder_ = fs::temp_directory_path() / ("embrec-readers-" + std::to_string(::getpid()));
-    fs::create_directories(folder_);
-  }
-  void TearDown() override { fs::remove_all(folder_); }
-  std::string write(const std::string& name, const std::string& text) {
-    const std::string path = (folder_ / name).string();
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
+  ReadersTest() : FileTest("readers") {}
   std::string error_of(const std::string& path, const ReadOptions& options) {
     try {
       read_log(path, options);
@@ -35,7 +28,6 @@ class ReadersTest : public ::testing::Test {
     }
     return "(no error)";
   }
-  fs::path folder_;
 };
 
 ReadOptions format(const std::string& name) {

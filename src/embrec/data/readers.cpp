@@ -12,52 +12,13 @@
 #include <filesystem>
 #include <string_view>
 
+#include "embrec/data/text.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
 namespace embrec::data {
 
 namespace {
-
-// Splits text into lines (\n or \r\n), calling visit(line, line_number) for each; a final line without \n counts.
-template <typename Visit>
-void for_each_line(std::string_view text, Visit&& visit) {
-  int64_t number = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    visit(line, ++number);
-    start = end + 1;
-  }
-}
-
-void split_by(std::string_view line, std::string_view separator, std::vector<std::string_view>& fields) {
-  fields.clear();
-  size_t start = 0;
-  while (true) {
-    const size_t end = line.find(separator, start);
-    if (end == std::string_view::npos) {
-      fields.push_back(line.substr(start));
-      return;
-    }
-    fields.push_back(line.substr(start, end - start));
-    start = end + separator.size();
-  }
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-std::string_view trim_end(std::string_view text) {
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
 
 // One csv/tsv record: fields split at `delimiter`, RFC 4180 quoting ("a,b" is one field, "" inside quotes is a
 // quote) so that files written by pandas or spreadsheets read as written. Quoted fields lose their quotes and are
@@ -124,29 +85,6 @@ std::string quote_if_needed(const std::string& field, char delimiter) {
   }
   out += '"';
   return out;
-}
-
-std::string display_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
-
-struct LineContext {
-  const std::string& file;
-  int64_t line;
-};
-
-int64_t parse_integer(std::string_view text, const char* field, const LineContext& where) {
-  int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size())
-    fail("{}:{}: field '{}': cannot parse '{}' as an integer", where.file, where.line, field, text);
-  return value;
-}
-
-double parse_number(std::string_view text, const char* field, const LineContext& where) {
-  double value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || !std::isfinite(value))
-    fail("{}:{}: field '{}': cannot parse '{}' as a number", where.file, where.line, field, text);
-  return value;
 }
 
 // Integer ids are checked as integers but kept as written (the original id is what users see again).
