@@ -10,6 +10,7 @@ PACKAGES=(
   librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   libgoogle-perftools-dev
+  libtinyxml2-dev libpng-dev chromium
 )
 
 SUDO=""

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@
 #include "embrec/serve/service.h"
 #include "embrec/train/experiment.h"
 #include "embrec/train/run_folder.h"
+#include "embrec/train/run_report.h"
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -311,6 +313,35 @@ void add_eval_command(CLI::App& app) {
   });
 }
 
+// `embrec report`: run folders as one self-contained page.
+void add_report_command(CLI::App& app) {
+  auto* report_command = app.add_subcommand(
+      "report", "Write a self-contained HTML page (or Markdown tables) for a run, or comparing several runs");
+  auto runs = std::make_shared<std::vector<std::string>>();
+  auto o = std::make_shared<train::ReportOptions>();
+  auto no_maps = std::make_shared<bool>(false);
+  report_command->add_option("RUN_DIR", *runs, "Run folder(s) written by train or demo")->required();
+  report_command->add_option("--out", o->out, "Output file (default: RUN_DIR/report.html, or report.html for several)");
+  const std::map<std::string, report::Format> formats(report::kFormatNames.begin(), report::kFormatNames.end());
+  report_command->add_option("--format", o->format, "html, or md (the tables as Markdown)")
+      ->transform(CLI::CheckedTransformer(formats, CLI::ignore_case))
+      ->default_str("html");
+  report_command->add_option("--baseline", o->baseline, "Comparison: the run the others are compared with (default: the first)");
+  report_command->add_flag("--no-maps", *no_maps, "Leave out the t-SNE maps (no model is loaded)");
+  report_command->add_option("--items", o->map_items, "Items in the item maps (0 = all)")->capture_default_str();
+  report_command->add_option("--users", o->map_users, "Users sampled for the user maps")->capture_default_str();
+  report_command->add_option("--item-attributes", o->item_attributes,
+                             "Colour items by attribute: *_item2attributes.json, movies.dat, u.item or item|attr|... text");
+  report_command->add_option("--item-map", o->item_map, "For movies.dat / u.item: item<TAB>movie_id lines");
+  report_command->add_option("--perplexity", o->tsne.perplexity, "t-SNE perplexity")->capture_default_str();
+  report_command->add_option("--iterations", o->tsne.iterations, "t-SNE gradient steps")->capture_default_str();
+  report_command->add_option("--seed", o->tsne.seed, "t-SNE and sampling seed")->capture_default_str();
+  report_command->callback([runs, o, no_maps] {
+    o->maps = !*no_maps;
+    std::printf("report: %s\n", train::write_report(*runs, *o).c_str());
+  });
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app) {
@@ -320,6 +351,7 @@ void register_commands(CLI::App& app) {
   add_export_command(app);
   add_serve_command(app);
   add_eval_command(app);
+  add_report_command(app);
 }
 
 }  // namespace embrec::cli
