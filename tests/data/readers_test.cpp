@@ -166,6 +166,17 @@ TEST_F(ReadersTest, IdsAndTimestampsThatDoNotParseNameTheirField) {
             "x.log: unknown format 'parquet' (seq, movielens, udata, csv, tsv)");
 }
 
+TEST_F(ReadersTest, AByteOrderMarkIsSkippedInEveryFormat) {
+  const std::string mark = "\xEF\xBB\xBF";
+  RawLog csv = read_log(write("excel.csv", mark + "user_id,item_id\r\na,b\r\n"), format("csv"));
+  ASSERT_EQ(csv.size(), 1);
+  EXPECT_EQ(csv.users.external(csv.user[0]), "a");
+  RawLog seq = read_log(write("bom.txt", mark + "1 2 3\n"), format("seq"));
+  EXPECT_EQ(seq.users.external(seq.user[0]), "1");
+  RawLog dat = read_log(write("bom.dat", mark + "1::10::5::100\n"), format("movielens"));
+  EXPECT_EQ(dat.users.external(dat.user[0]), "1");
+}
+
 TEST_F(ReadersTest, BlankLinesAreSkippedInEveryFormatAndLineNumbersStayTrue) {
   RawLog dat = read_log(write("ratings.dat", "\n1::10::5::100\r\n  \r\n\n2::10::4::50\n\n"), format("movielens"));
   EXPECT_EQ(dat.line, (std::vector<int64_t>{2, 5}));

@@ -195,7 +195,9 @@ size_t estimated_interactions(std::string_view text, const std::string& format) 
 }  // namespace
 
 RawLog read_log(const std::string& path, const ReadOptions& options) {
-  const std::string text = read_file(path);
+  const std::string storage = read_file(path);
+  // Spreadsheet programs begin a CSV with a byte-order mark; it would otherwise stick to the first column's name.
+  const std::string_view text = without_byte_order_mark(storage);
   const std::string name = display_name(path);
   RawLog log;
   log.source = path;
