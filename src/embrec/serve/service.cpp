@@ -91,7 +91,8 @@ bool parse_object(const httplib::Request& request, json& body, Service::Reply& r
   }
   try {
     body = json::parse(request.body);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {
+    // Syntax errors, and numbers the parser cannot hold (1e999, -1e400, a 400-digit integer): the client's fault.
     refusal = error_reply(400, fmt::format("malformed JSON: {}", error.what()));
     return false;
   }
