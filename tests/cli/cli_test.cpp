@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace {
@@ -41,7 +42,7 @@ void write(const std::string& path, const std::string& text) { std::ofstream(pat
 TEST(Cli, HelpListsTheCommands) {
   Outcome outcome = run("--help");
   EXPECT_EQ(outcome.exit_code, 0);
-  for (const char* command : {"demo", "data", "train", "eval", "export", "serve"})
+  for (const char* command : {"demo", "data", "train", "eval", "export", "serve", "report"})
     EXPECT_NE(outcome.output.find(command), std::string::npos) << command;
   EXPECT_EQ(run("train --help").exit_code, 0);
 }
@@ -89,6 +90,17 @@ TEST(Cli, DemoThenEvalThenExportThenServe) {
   EXPECT_NE(demo.output.find("popularity baseline"), std::string::npos) << demo.output;
   for (const char* file : {"config.toml", "best.pt", "checkpoint.pt", "metrics.jsonl", "results.json"})
     EXPECT_TRUE(fs::exists(dir + "/run/" + file)) << file;
+  // The run folder's config says what ran: --epochs 1, not the demo config's 40.
+  std::ifstream config_file(dir + "/run/config.toml");
+  const std::string config((std::istreambuf_iterator<char>(config_file)), std::istreambuf_iterator<char>());
+  EXPECT_NE(config.find("epochs = 1\n"), std::string::npos) << config;
+  EXPECT_EQ(config.find("epochs = 40"), std::string::npos) << config;
+  Outcome reported = run("report " + dir + "/run --iterations 50 --users 100");
+  ASSERT_EQ(reported.exit_code, 0) << reported.output;
+  EXPECT_TRUE(fs::exists(dir + "/run/report.html")) << reported.output;
+  Outcome not_finished = run("report " + dir);
+  EXPECT_EQ(not_finished.exit_code, 1);
+  EXPECT_NE(not_finished.output.find("not a run folder (no config.toml)"), std::string::npos) << not_finished.output;
   Outcome evaluated = run("eval " + dir + "/run");
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
   EXPECT_NE(evaluated.output.find("hr@10"), std::string::npos) << evaluated.output;

@@ -76,13 +76,11 @@ std::string default_run_dir(const std::string& config_path) {
 }
 
 void run_demo(const std::string& out, int64_t epochs) {
-  ConfigTable root = ConfigTable::parse_string(kDemoConfig, "<built-in demo config>");
+  // --epochs is applied to the config before it is read, so the run folder's config.toml says what ran.
+  toml::table document = toml::parse(std::string_view(kDemoConfig), std::string_view("<built-in demo config>"));
+  if (epochs > 0) apply_override(document, fmt::format("train.epochs={}", epochs));
+  ConfigTable root = ConfigTable::from_document(std::move(document), "<built-in demo config>");
   train::Experiment experiment = train::load_experiment(root);
-  if (epochs > 0) {
-    experiment.train_config.epochs = epochs;
-    // Keep the resolved config truthful about the override.
-    experiment.resolved_toml += fmt::format("# overridden on the command line: train.epochs = {}\n", epochs);
-  }
   const auto& dataset = experiment.data.dataset;
   spdlog::info("demo data: {} users, {} items, {} interactions", dataset.user_count(), dataset.item_count(),
                dataset.interactions.size());
