@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <sstream>
 
@@ -110,6 +114,69 @@ TEST(Config, RulesOverSeveralKeysNameTheKey) {
   EXPECT_EQ(error_of([&] { model.check(false, "heads", "(3) must divide key 'm.dim' (64)"); }),
             "f.toml: key 'm.heads' (3) must divide key 'm.dim' (64)");
   EXPECT_EQ(error_of([&] { model.fail_key("heads", ": unknown thing 'x'"); }), "f.toml: key 'm.heads': unknown thing 'x'");
+}
+
+// Files written by a test into a fresh folder, removed afterwards.
+class ConfigFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() / ("embrec-config-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_ / "ablations");
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string path = (root_ / name).string();
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::filesystem::path root_;
+};
+
+TEST_F(ConfigFiles, AnOverlayStatesOnlyWhatDiffersFromItsBase) {
+  write("base.toml", "[data]\npath = 'logs/a.txt'\n[model]\nname = 's4rec'\ntau3 = 1.0\nks = [5, 10]\n"
+                     "[model.inner]\nx = 1\ny = 2\n");
+  const std::string overlay =
+      write("ablations/no-ckd.toml", "extends = '../base.toml'\n[model]\nbeta2 = 0.0\nks = [20]\n[model.inner]\ny = 3\n");
+  ConfigTable root = ConfigTable::parse_file(overlay);
+  ConfigTable& model = root.sub("model");
+  EXPECT_EQ(model.get("name", ""), "s4rec");
+  EXPECT_EQ(model.get("tau3", 0.0), 1.0);
+  EXPECT_EQ(model.get("beta2", 0.1), 0.0);
+  EXPECT_EQ(model.get("ks", std::vector<int64_t>{}), (std::vector<int64_t>{20}));  // arrays are replaced
+  EXPECT_EQ(model.sub("inner").get("x", int64_t{0}), 1);                          // tables merge key by key
+  EXPECT_EQ(model.sub("inner").get("y", int64_t{0}), 3);
+  // A relative path is taken against the folder of the file that wrote it: the base's, not the overlay's.
+  EXPECT_EQ(root.sub("data").get_path("path", ""), (root_ / "logs/a.txt").lexically_normal().string());
+  // Errors name the file that wrote the key.
+  EXPECT_EQ(error_of([&] { model.get_positive("tau3", 1.0); model.check(false, "tau3", "is wrong"); }),
+            (root_ / "base.toml").lexically_normal().string() + ": key 'model.tau3' is wrong");
+  EXPECT_EQ(error_of([&] { model.check(false, "beta2", "is wrong"); }), overlay + ": key 'model.beta2' is wrong");
+  std::ostringstream text;
+  text << root.resolved();
+  EXPECT_EQ(text.str().find("extends"), std::string::npos) << text.str();  // the resolved config is the merged one
+}
+
+TEST_F(ConfigFiles, BasesChainAndCyclesOrMissingBasesAreErrorsNamingTheFiles) {
+  write("a.toml", "extends = 'b.toml'\n[model]\nname = 'a'\n");
+  write("b.toml", "extends = 'c.toml'\n[model]\ndim = 32\n");
+  write("c.toml", "[model]\ndim = 64\nlayers = 2\n");
+  ConfigTable chained = ConfigTable::parse_file((root_ / "a.toml").string());
+  EXPECT_EQ(chained.sub("model").get("dim", int64_t{0}), 32);
+  EXPECT_EQ(chained.sub("model").get("layers", int64_t{0}), 2);
+  EXPECT_EQ(chained.sub("model").origin("layers"), (root_ / "c.toml").lexically_normal().string());
+
+  write("x.toml", "extends = 'y.toml'\n");
+  write("y.toml", "extends = 'x.toml'\n");
+  const std::string cycle = error_of([&] { ConfigTable::parse_file((root_ / "x.toml").string()); });
+  EXPECT_NE(cycle.find("key 'extends' makes a cycle: "), std::string::npos) << cycle;
+  EXPECT_NE(cycle.find("y.toml -> "), std::string::npos) << cycle;
+  const std::string missing = write("m.toml", "extends = 'nope.toml'\n");
+  EXPECT_EQ(error_of([&] { ConfigTable::parse_file(missing); }),
+            missing + ": key 'extends': no such config file " + (root_ / "nope.toml").string());
+  const std::string typed = write("t.toml", "extends = 3\n");
+  EXPECT_EQ(error_of([&] { ConfigTable::parse_file(typed); }),
+            typed + ": key 'extends' must be a string (the base config's path)");
 }
 
 }  // namespace

@@ -24,19 +24,12 @@ DemoOptions demo_options_from(ConfigTable& table) {
   return options;
 }
 
-// Relative paths are taken against the folder of the config file that names them.
-std::string resolve(const std::string& path, const std::string& config_source) {
-  if (path.empty() || fs::path(path).is_absolute()) return path;
-  const fs::path base = fs::path(config_source).parent_path();
-  if (config_source.empty() || config_source.front() == '<') return fs::absolute(path).lexically_normal().string();
-  return fs::absolute(base / path).lexically_normal().string();
-}
 }  // namespace
 
 DataConfig DataConfig::from(ConfigTable& table) {
   DataConfig c;
   const std::string source = table.source();
-  c.path = resolve(table.get("path", c.path), source);
+  c.path = table.get_path("path", c.path);
   c.demo = table.get("demo", c.demo);
   c.read.format = table.get_choice("format", c.read.format, {"seq", "movielens", "udata", "csv", "tsv"});
   c.read.user_column = table.get("user_column", c.read.user_column);
@@ -53,8 +46,7 @@ DataConfig DataConfig::from(ConfigTable& table) {
   c.prepare.dedup = table.get_choice("dedup", c.prepare.dedup, {"keep", "first", "last"});
   c.prepare.user_core = table.get_at_least("user_core", c.prepare.user_core, 0);
   c.prepare.item_core = table.get_at_least("item_core", c.prepare.item_core, 0);
-  const std::string cache_dir = table.get("cache_dir", std::string());
-  c.cache_dir = resolve(cache_dir, source);
+  c.cache_dir = table.get_path("cache_dir", std::string());
   ConfigTable& split = table.sub("split");
   c.split.method = split.get_choice("method", c.split.method, {"leave_one_out", "chrono", "stratified", "random"});
   c.split.train_ratio = split.get_in_range("train_ratio", c.split.train_ratio, "(0, 1]");

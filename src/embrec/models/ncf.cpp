@@ -31,13 +31,6 @@ uint64_t mix(uint64_t seed, uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
-// Relative paths are taken against the folder of the config file that names them (as data.path is).
-std::string resolve_path(const std::string& path, const std::string& config_source) {
-  if (path.empty() || fs::path(path).is_absolute()) return path;
-  if (config_source.empty() || config_source.front() == '<') return fs::absolute(path).lexically_normal().string();
-  return fs::absolute(fs::path(config_source).parent_path() / path).lexically_normal().string();
-}
-
 // score_block runs about this many (user, item) pairs through the tower at once: the widest workspace of the paper's
 // tower (32 floats a pair) is then 2 MiB, allocated once and reused, not a fresh [users x items x width] block.
 // Not tuned: ML-100K's test stage (943 users x 1,682 items, layers [64, 32, 16, 8], 1 thread) took 0.17-0.44 s in
@@ -65,8 +58,8 @@ NcfConfig NcfConfig::from(ConfigTable& table) {
   // Pre-training is on when either folder is named; then both are needed, and only NeuMF takes them.
   const bool pretrain = table.has("pretrain_gmf") || table.has("pretrain_mlp");
   auto neumf_only = table.only(pretrain && c.variant == NcfVariant::NeuMf, "to variant = \"neumf\"");
-  c.pretrain_gmf = resolve_path(neumf_only.get("pretrain_gmf", c.pretrain_gmf), table.source());
-  c.pretrain_mlp = resolve_path(neumf_only.get("pretrain_mlp", c.pretrain_mlp), table.source());
+  c.pretrain_gmf = neumf_only.get_path("pretrain_gmf", c.pretrain_gmf);
+  c.pretrain_mlp = neumf_only.get_path("pretrain_mlp", c.pretrain_mlp);
   table.check(!pretrain || !c.pretrain_gmf.empty(), "pretrain_gmf",
               "is needed with pretrain_mlp (a variant = \"gmf\" run folder)");
   table.check(!pretrain || !c.pretrain_mlp.empty(), "pretrain_mlp",

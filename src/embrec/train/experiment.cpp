@@ -94,13 +94,8 @@ Experiment load_experiment_file(const std::string& config_path, const std::vecto
     ConfigTable root = ConfigTable::parse_file(config_path);
     return load_experiment(root);
   }
-  toml::table document;
-  try {
-    document = toml::parse_file(config_path);
-  } catch (const toml::parse_error& error) {
-    fail("{}:{}:{}: {}", config_path, error.source().begin.line, error.source().begin.column, error.description());
-  }
-  for (const std::string& assignment : overrides) apply_override(document, assignment);
+  ConfigDocument document = read_config_document(config_path);
+  for (const std::string& assignment : overrides) apply_override(document.table, assignment);
   ConfigTable root = ConfigTable::from_document(std::move(document), config_path);
   return load_experiment(root);
 }

@@ -1,6 +1,7 @@
 // ConfigTable: typed, checked reads from TOML with a record of the resolved values.
 #include "embrec/util/config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -8,6 +9,8 @@
 #include "embrec/util/error.h"
 
 namespace embrec {
+
+namespace fs = std::filesystem;
 
 const toml::table ConfigTable::empty_table_{};
 
@@ -46,6 +49,99 @@ ConfigTable ConfigTable::from_document(toml::table document, std::string source)
   return table;
 }
 
+ConfigTable ConfigTable::from_document(ConfigDocument document, std::string source) {
+  ConfigTable table = from_document(std::move(document.table), std::move(source));
+  table.origins_ = std::move(document.origins);
+  return table;
+}
+
+namespace {
+
+toml::table parse_toml_file(const std::string& file) {
+  std::ifstream probe(file);
+  if (!probe) fail("{}: cannot open config file", file);
+  std::stringstream text;
+  text << probe.rdbuf();
+  try {
+    return toml::parse(text.str(), file);
+  } catch (const toml::parse_error& error) {
+    fail("{}:{}:{}: {}", file, error.source().begin.line, error.source().begin.column, error.description());
+  }
+}
+
+// Lays `overlay` over `base`: tables merge key by key, other values (arrays included) are replaced.
+void merge(toml::table& base, const toml::table& overlay) {
+  for (auto&& [key, node] : overlay) {
+    toml::node* existing = base.get(key.str());
+    if (existing && existing->is_table() && node.is_table()) {
+      merge(*existing->as_table(), *node.as_table());
+    } else {
+      base.insert_or_assign(key.str(), node);
+    }
+  }
+}
+
+// The dotted paths of a table's values (not of its sub-tables).
+void leaves(const toml::table& table, const std::string& prefix, std::vector<std::string>& out) {
+  for (auto&& [key, node] : table) {
+    const std::string path = prefix + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      leaves(*sub, path + ".", out);
+    } else {
+      out.push_back(path);
+    }
+  }
+}
+
+// `file` merged over its bases; `origins` gets the file of every value that a base wrote.
+toml::table read_with_bases(const std::string& file, std::vector<std::string>& chain,
+                            std::map<std::string, std::string>& origins) {
+  const std::string canonical = fs::weakly_canonical(file).string();
+  for (const std::string& seen : chain)
+    if (seen == canonical) {
+      std::string cycle;
+      for (const std::string& link : chain) cycle += link + " -> ";
+      fail("{}: key 'extends' makes a cycle: {}{}", file, cycle, canonical);
+    }
+  chain.push_back(canonical);
+  toml::table table = parse_toml_file(file);
+  const toml::node* extends = table.get("extends");
+  if (!extends) return table;
+  if (!extends->is_string()) fail("{}: key 'extends' must be a string (the base config's path)", file);
+  const fs::path base_file = (fs::path(file).parent_path() / extends->as_string()->get()).lexically_normal();
+  if (!fs::is_regular_file(base_file)) fail("{}: key 'extends': no such config file {}", file, base_file.string());
+  table.erase("extends");
+  std::map<std::string, std::string> base_origins;
+  toml::table merged = read_with_bases(base_file.string(), chain, base_origins);
+  std::vector<std::string> paths;
+  leaves(merged, "", paths);
+  for (const std::string& path : paths) {
+    auto known = base_origins.find(path);
+    origins[path] = known != base_origins.end() ? known->second : base_file.string();
+  }
+  merge(merged, table);
+  paths.clear();
+  leaves(table, "", paths);
+  for (const std::string& path : paths) {
+    origins.erase(path);
+    // A value that replaced a base's table: the table's keys are gone with it.
+    for (auto it = origins.lower_bound(path + "."); it != origins.end() && it->first.rfind(path + ".", 0) == 0;)
+      it = origins.erase(it);
+  }
+  return merged;
+}
+
+}  // namespace
+
+ConfigDocument read_config_document(const std::string& file) {
+  ConfigDocument document;
+  std::vector<std::string> chain;
+  auto origins = std::make_shared<std::map<std::string, std::string>>();
+  document.table = read_with_bases(file, chain, *origins);
+  document.origins = std::move(origins);
+  return document;
+}
+
 void apply_override(toml::table& document, std::string_view assignment) {
   const size_t equals = assignment.find('=');
   auto trim = [](std::string_view text) {
@@ -74,12 +170,22 @@ void apply_override(toml::table& document, std::string_view assignment) {
   table->insert_or_assign(path.substr(start), std::move(*holder.get("value")));
 }
 
-ConfigTable ConfigTable::parse_file(const std::string& file) {
-  std::ifstream probe(file);
-  if (!probe) fail("{}: cannot open config file", file);
-  std::stringstream text;
-  text << probe.rdbuf();
-  return parse_string(text.str(), file);
+ConfigTable ConfigTable::parse_file(const std::string& file) { return from_document(read_config_document(file), file); }
+
+const std::string& ConfigTable::origin(std::string_view key) const {
+  if (origins_) {
+    auto it = origins_->find(key_path(key));
+    if (it != origins_->end()) return it->second;
+  }
+  return source_;
+}
+
+std::string ConfigTable::get_path(std::string_view key, const std::string& default_value) {
+  const std::string value = get(key, default_value);
+  if (value.empty() || fs::path(value).is_absolute()) return value;
+  const std::string& file = origin(key);
+  if (file.empty() || file.front() == '<') return fs::absolute(value).lexically_normal().string();
+  return fs::absolute(fs::path(file).parent_path() / value).lexically_normal().string();
 }
 
 std::string ConfigTable::key_path(std::string_view key) const {
@@ -191,8 +297,9 @@ std::string ConfigTable::get_choice(std::string_view key, const std::string& def
 }
 
 void ConfigTable::fail_key(std::string_view key, std::string_view what) const {
-  // "key 'x' must be ..." or, for a message that lists something, "key 'x': unknown metric ...".
-  fail("{}: key '{}'{}{}", source_, key_path(key), !what.empty() && what.front() == ':' ? "" : " ", what);
+  // "key 'x' must be ..." or, for a message that lists something, "key 'x': unknown metric ...". A key written by a
+  // base config is named with that file.
+  fail("{}: key '{}'{}{}", origin(key), key_path(key), !what.empty() && what.front() == ':' ? "" : " ", what);
 }
 
 template <typename T>
@@ -246,6 +353,7 @@ ConfigTable& ConfigTable::sub(std::string_view key) {
     child = node->as_table();
   }
   subs_.emplace_back(std::string(key), std::make_unique<ConfigTable>(child, source_, key_path(key)));
+  subs_.back().second->origins_ = origins_;
   return *subs_.back().second;
 }
 

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -27,16 +28,30 @@ const std::string& name_of(const Names<Enum>& names, Enum value) {
   throw std::logic_error("name_of: a value without a name");
 }
 
+// A config document before any key is read: the merged TOML of a file and the files it extends, and for each key
+// (dotted path) written by another file than the top one, that file, so paths and messages refer to it.
+struct ConfigDocument {
+  toml::table table;
+  std::shared_ptr<const std::map<std::string, std::string>> origins;
+};
+
+// Reads `file` and, when it starts from another config (`extends = "base.toml"`, relative to the file), that base
+// first, with this file's keys laid over it: tables merge key by key, other values are replaced. A base may extend
+// another. A missing base, a cycle and a non-string `extends` are errors naming the files; a syntax error names the
+// file, line and column.
+ConfigDocument read_config_document(const std::string& file);
+
 class ConfigTable {
  public:
   // `source` names the file in messages; `path` is the dotted path of this table ("" for the root).
   ConfigTable(const toml::table* table, std::string source, std::string path);
 
-  // Parses a TOML file; a syntax error names the file, line and column.
+  // read_config_document(file), ready to read.
   static ConfigTable parse_file(const std::string& file);
   static ConfigTable parse_string(std::string_view text, std::string source);
   // Takes ownership of an already parsed (and possibly overridden) document.
   static ConfigTable from_document(toml::table document, std::string source);
+  static ConfigTable from_document(ConfigDocument document, std::string source);
 
   bool has(std::string_view key) const;
 
@@ -83,6 +98,14 @@ class ConfigTable {
   // A string that must be present.
   std::string require_string(std::string_view key);
 
+  // A path: relative ones are taken against the folder of the file that wrote the key (the current directory for
+  // configs that are not files, e.g. "<built-in demo config>"), and returned absolute. The resolved config keeps the
+  // text as written.
+  std::string get_path(std::string_view key, const std::string& default_value);
+
+  // The file that wrote `key` (a base file for keys an overlay did not set), else source().
+  const std::string& origin(std::string_view key) const;
+
   // A nested table; an empty one when the key is absent (so defaults apply). Marks the key as used.
   ConfigTable& sub(std::string_view key);
 
@@ -100,6 +123,7 @@ class ConfigTable {
   [[noreturn]] void type_error(std::string_view key, std::string_view expected, const toml::node& node) const;
 
   std::shared_ptr<toml::table> owned_;  // the parsed document when this is a root
+  std::shared_ptr<const std::map<std::string, std::string>> origins_;  // shared by the root and its sub-tables
   const toml::table* table_;
   std::string source_;
   std::string path_;
@@ -128,6 +152,9 @@ class ConfigTable::Conditional {
   }
   double get_in_range(std::string_view key, double default_value, std::string_view interval) {
     return applies_ ? table_.get_in_range(key, default_value, interval) : absent(key, default_value);
+  }
+  std::string get_path(std::string_view key, const std::string& default_value) {
+    return applies_ ? table_.get_path(key, default_value) : absent(key, default_value);
   }
   template <typename Enum>
   Enum get_one_of(std::string_view key, Enum default_value, const Names<Enum>& names) {
