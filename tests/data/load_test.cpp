@@ -69,7 +69,7 @@ TEST_F(LoadTest, EveryKeyIsRead) {
       "user_core = 5\nitem_core = 4\ncache_dir = 'cache'\n"
       "[data.split]\nmethod = 'stratified'\ntrain_ratio = 0.8\nvalid_ratio = 0.1\nseed = 7\ndrop_unseen = false\n");
   EXPECT_EQ(c.path, "/abs/ratings.csv");
-  EXPECT_EQ(c.read.format, "csv");
+  EXPECT_EQ(c.read.format, LogFormat::Csv);
   EXPECT_EQ(c.read.user_column, "u");
   EXPECT_EQ(c.read.item_column, "i");
   EXPECT_EQ(c.read.rating_column, "r");
@@ -77,11 +77,11 @@ TEST_F(LoadTest, EveryKeyIsRead) {
   EXPECT_EQ(c.read.delimiter, ';');
   EXPECT_TRUE(c.prepare.has_min_rating);
   EXPECT_EQ(c.prepare.min_rating, 3.5);
-  EXPECT_EQ(c.prepare.dedup, "last");
+  EXPECT_EQ(c.prepare.dedup, Dedup::Last);
   EXPECT_EQ(c.prepare.user_core, 5);
   EXPECT_EQ(c.prepare.item_core, 4);
   EXPECT_EQ(c.cache_dir, (folder_ / "configs" / "cache").string());
-  EXPECT_EQ(c.split.method, "stratified");
+  EXPECT_EQ(c.split.method, SplitMethod::Stratified);
   EXPECT_EQ(c.split.train_ratio, 0.8);
   EXPECT_EQ(c.split.valid_ratio, 0.1);
   EXPECT_EQ(c.split.seed, 7u);
@@ -91,12 +91,12 @@ TEST_F(LoadTest, EveryKeyIsRead) {
 TEST_F(LoadTest, DefaultsWhenOnlyThePathIsGiven) {
   DataConfig c = config("[data]\npath = 'log.txt'\n");
   EXPECT_EQ(c.path, (folder_ / "configs" / "log.txt").string());
-  EXPECT_EQ(c.read.format, "seq");
+  EXPECT_EQ(c.read.format, LogFormat::Seq);
   EXPECT_EQ(c.read.delimiter, 0);
   EXPECT_FALSE(c.prepare.has_min_rating);
-  EXPECT_EQ(c.prepare.dedup, "keep");
+  EXPECT_EQ(c.prepare.dedup, Dedup::Keep);
   EXPECT_TRUE(c.cache_dir.empty());
-  EXPECT_EQ(c.split.method, "leave_one_out");
+  EXPECT_EQ(c.split.method, SplitMethod::LeaveOneOut);
 }
 
 TEST_F(LoadTest, TheDemoIsChosenByNameWithItsOptions) {

@@ -106,22 +106,20 @@ TEST(Prepare, RatingThresholdMakesImplicitFeedback) {
 TEST(Prepare, DedupTiesInTimeKeepFileOrder) {
   auto log = make_log({{"u", "a", 1, 10}, {"u", "a", 2, 10}, {"u", "a", 3, 10}});
   PrepareOptions options;
-  options.dedup = "first";
+  options.dedup = Dedup::First;
   EXPECT_EQ(prepare_dataset(log, options).interactions.ratings, (std::vector<float>{1}));
-  options.dedup = "last";
+  options.dedup = Dedup::Last;
   EXPECT_EQ(prepare_dataset(log, options).interactions.ratings, (std::vector<float>{3}));
-  options.dedup = "newest";
-  EXPECT_THROW(prepare_dataset(log, options), Error);
 }
 
 TEST(Prepare, DedupPolicies) {
   auto log = make_log({{"u", "a", 1, 20}, {"u", "b", 2, 15}, {"u", "a", 3, 10}});
   PrepareOptions options;
   EXPECT_EQ(prepare_dataset(log, options).interactions.size(), 3);
-  options.dedup = "first";
+  options.dedup = Dedup::First;
   Dataset first = prepare_dataset(log, options);
   EXPECT_EQ(first.interactions.ratings, (std::vector<float>{3, 2}));  // a at t=10 kept, then b at 15
-  options.dedup = "last";
+  options.dedup = Dedup::Last;
   Dataset last = prepare_dataset(log, options);
   EXPECT_EQ(last.interactions.ratings, (std::vector<float>{2, 1}));  // b at 15, then a at 20
 }

@@ -131,7 +131,7 @@ TEST(Split, LeaveOneOutKeepsShortUsersInTrain) {
 TEST(Split, ChronoPutsTheEarliestShareInTrain) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
-  options.method = "chrono";
+  options.method = SplitMethod::Chrono;
   options.drop_unseen = false;
   Split s = make_split(d, options);
   expect_partition(d, s);
@@ -159,7 +159,7 @@ TEST(Split, RoundingIsHalfToEvenAsInNumpy) {
     }
     d.interactions.push_user(items.data(), n, nullptr, times.data());
     SplitOptions options;
-    options.method = "chrono";
+    options.method = SplitMethod::Chrono;
     options.drop_unseen = false;
     EXPECT_EQ(make_split(d, options).train.length(0), expected) << n;
   }
@@ -167,25 +167,25 @@ TEST(Split, RoundingIsHalfToEvenAsInNumpy) {
 
 TEST(Split, StratifiedAndRandomAreSeededAndDeterministic) {
   Dataset d = synthetic_dataset();
-  for (const char* method : {"stratified", "random"}) {
+  for (SplitMethod method : {SplitMethod::Stratified, SplitMethod::Random}) {
     SplitOptions options;
     options.method = method;
     options.drop_unseen = false;
     Split a = make_split(d, options), b = make_split(d, options);
     expect_partition(d, a);
-    EXPECT_EQ(a.train.items, b.train.items) << method;
-    EXPECT_EQ(a.test.items, b.test.items) << method;
+    EXPECT_EQ(a.train.items, b.train.items) << name_of(kSplitMethodNames, method);
+    EXPECT_EQ(a.test.items, b.test.items) << name_of(kSplitMethodNames, method);
     options.seed = 43;
-    EXPECT_NE(make_split(d, options).test.items, a.test.items) << method;
+    EXPECT_NE(make_split(d, options).test.items, a.test.items) << name_of(kSplitMethodNames, method);
     const double share = static_cast<double>(a.train.size()) / d.interactions.size();
-    EXPECT_NEAR(share, 0.75, 0.02) << method;
+    EXPECT_NEAR(share, 0.75, 0.02) << name_of(kSplitMethodNames, method);
   }
 }
 
 TEST(Split, StratifiedGivesEveryUserTheirShare) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
-  options.method = "stratified";
+  options.method = SplitMethod::Stratified;
   options.drop_unseen = false;
   Split s = make_split(d, options);
   for (int32_t u = 0; u < d.user_count(); ++u)
@@ -199,10 +199,10 @@ TEST(Split, ByItemGivesEveryItemItsShareInTimeOrderForChrono) {
   std::vector<std::vector<int64_t>> item_times(d.item_count());
   for (size_t p = 0; p < all.items.size(); ++p) item_times[all.items[p]].push_back(all.timestamps[p]);
   for (auto& times : item_times) std::sort(times.begin(), times.end());
-  for (const char* method : {"stratified", "chrono"}) {
+  for (SplitMethod method : {SplitMethod::Stratified, SplitMethod::Chrono}) {
     SplitOptions options;
     options.method = method;
-    options.stratify_by = "item";
+    options.stratify_by = StratifyBy::Item;
     options.drop_unseen = false;
     Split s = make_split(d, options);
     expect_partition(d, s);  // still a partition of every user's interactions, each part in time order
@@ -211,8 +211,8 @@ TEST(Split, ByItemGivesEveryItemItsShareInTimeOrderForChrono) {
     for (int32_t i = 0; i < d.item_count(); ++i) {
       const int64_t n = static_cast<int64_t>(item_times[i].size());
       ASSERT_EQ(static_cast<int64_t>(train_times[i].size()), static_cast<int64_t>(std::nearbyint(0.75 * n)))
-          << method << " item " << i;
-      if (std::string(method) == "chrono") {
+          << name_of(kSplitMethodNames, method) << " item " << i;
+      if (method == SplitMethod::Chrono) {
         std::sort(train_times[i].begin(), train_times[i].end());
         EXPECT_TRUE(std::equal(train_times[i].begin(), train_times[i].end(), item_times[i].begin())) << "item " << i;
       }
@@ -220,8 +220,8 @@ TEST(Split, ByItemGivesEveryItemItsShareInTimeOrderForChrono) {
   }
   // Per user the shares now vary: some user gets a train share other than round(0.75 n).
   SplitOptions options;
-  options.method = "stratified";
-  options.stratify_by = "item";
+  options.method = SplitMethod::Stratified;
+  options.stratify_by = StratifyBy::Item;
   Split s = make_split(d, options);
   bool some_user_differs = false;
   for (int32_t u = 0; u < d.user_count(); ++u)
@@ -232,7 +232,7 @@ TEST(Split, ByItemGivesEveryItemItsShareInTimeOrderForChrono) {
 TEST(Split, ValidIsCarvedFromTrain) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
-  options.method = "chrono";
+  options.method = SplitMethod::Chrono;
   options.valid_ratio = 0.15;
   options.drop_unseen = false;
   Split s = make_split(d, options);
@@ -252,7 +252,7 @@ TEST(Split, ValidIsCarvedFromTrain) {
 TEST(Split, RandomPutsTheRoundedShareOfAllInteractionsInTrain) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
-  options.method = "random";
+  options.method = SplitMethod::Random;
   options.valid_ratio = 0.1;
   options.drop_unseen = false;
   Split s = make_split(d, options);
@@ -276,7 +276,7 @@ TEST(Split, ASeedGivesTheSameSplitOnEveryStandardLibrary) {
   }
   d.interactions.push_user(items.data(), 8, nullptr, times.data());
   SplitOptions options;
-  options.method = "stratified";
+  options.method = SplitMethod::Stratified;
   options.train_ratio = 0.5;
   options.drop_unseen = false;
   Split s = make_split(d, options);
@@ -295,7 +295,7 @@ TEST(Split, DropUnseenRemovesTargetsWhoseItemIsNotInTrain) {
   d.interactions.push_user(u, 4, nullptr, t);
   d.interactions.push_user(v, 4, nullptr, t);
   SplitOptions options;
-  options.method = "chrono";
+  options.method = SplitMethod::Chrono;
   Split s = make_split(d, options);
   // Train: u {a,b,c}, v {a,b,c}; tests: u {d} (never in train: dropped), v {b} (kept).
   EXPECT_EQ(s.test.length(0), 0);
@@ -316,7 +316,7 @@ TEST(Split, DropUnseenRemovesTargetsOfUsersWithoutTrain) {
   d.interactions.push_user(u, 1, nullptr, t);
   d.interactions.push_user(v, 2, nullptr, t);
   SplitOptions options;
-  options.method = "chrono";
+  options.method = SplitMethod::Chrono;
   options.train_ratio = 0.5;
   Split s = make_split(d, options);
   EXPECT_EQ(s.train.length(0), 0);
@@ -329,7 +329,7 @@ TEST(Split, DropUnseenRemovesTargetsOfUsersWithoutTrain) {
 TEST(Split, TestStageHistoriesKeepRatingsAndTimesWhenTheValidStageIsEmpty) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
-  options.method = "stratified";
+  options.method = SplitMethod::Stratified;
   options.valid_ratio = 0.0;
   Split s = make_split(d, options);
   ASSERT_TRUE(s.valid.items.empty());
@@ -342,14 +342,11 @@ TEST(Split, TestStageHistoriesKeepRatingsAndTimesWhenTheValidStageIsEmpty) {
 TEST(Split, BadOptionsAreErrors) {
   Dataset d = synthetic_dataset();
   SplitOptions options;
-  options.method = "chrono";
+  options.method = SplitMethod::Chrono;
   options.train_ratio = 1.5;
   EXPECT_THROW(make_split(d, options), Error);
-  options.method = "sideways";
   options.train_ratio = 0.5;
-  EXPECT_THROW(make_split(d, options), Error);
-  options.method = "stratified";
-  options.stratify_by = "session";
+  options.valid_ratio = 0.5;  // must be below train_ratio
   EXPECT_THROW(make_split(d, options), Error);
 }
 

@@ -31,7 +31,7 @@ DataConfig DataConfig::from(ConfigTable& table) {
   const std::string source = table.source();
   c.path = table.get_path("path", c.path);
   c.demo = table.get("demo", c.demo);
-  c.read.format = table.get_choice("format", c.read.format, {"seq", "movielens", "udata", "csv", "tsv"});
+  c.read.format = table.get_one_of("format", c.read.format, kLogFormatNames);
   c.read.user_column = table.get("user_column", c.read.user_column);
   c.read.item_column = table.get("item_column", c.read.item_column);
   c.read.rating_column = table.get("rating_column", c.read.rating_column);
@@ -43,17 +43,17 @@ DataConfig DataConfig::from(ConfigTable& table) {
     c.prepare.has_min_rating = true;
     c.prepare.min_rating = table.get("min_rating", 0.0);
   }
-  c.prepare.dedup = table.get_choice("dedup", c.prepare.dedup, {"keep", "first", "last"});
+  c.prepare.dedup = table.get_one_of("dedup", c.prepare.dedup, kDedupNames);
   c.prepare.user_core = table.get_at_least("user_core", c.prepare.user_core, 0);
   c.prepare.item_core = table.get_at_least("item_core", c.prepare.item_core, 0);
   c.cache_dir = table.get_path("cache_dir", std::string());
   ConfigTable& split = table.sub("split");
-  c.split.method = split.get_choice("method", c.split.method, {"leave_one_out", "chrono", "stratified", "random"});
+  c.split.method = split.get_one_of("method", c.split.method, kSplitMethodNames);
   c.split.train_ratio = split.get_in_range("train_ratio", c.split.train_ratio, "(0, 1]");
   c.split.valid_ratio = split.get("valid_ratio", c.split.valid_ratio);
   c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
   c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
-  c.split.stratify_by = split.get_choice("stratify_by", c.split.stratify_by, {"user", "item"});
+  c.split.stratify_by = split.get_one_of("stratify_by", c.split.stratify_by, kStratifyByNames);
   split.check(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio, "valid_ratio",
               fmt::format("must be in [0, train_ratio), got {}", c.split.valid_ratio));
   if (c.demo.empty() && c.path.empty())
@@ -73,9 +73,9 @@ LoadedData load_data(const DataConfig& config) {
     if (!file_exists(config.path)) fail("{}: no such file", config.path);
     const std::string options_text =
         fmt::format("format={};user={};item={};rating={};time={};delimiter={};min_rating={}:{};dedup={};cores={},{}",
-                    config.read.format, config.read.user_column, config.read.item_column, config.read.rating_column,
+                    name_of(kLogFormatNames, config.read.format), config.read.user_column, config.read.item_column, config.read.rating_column,
                     config.read.timestamp_column, static_cast<int>(config.read.delimiter),
-                    config.prepare.has_min_rating, config.prepare.min_rating, config.prepare.dedup,
+                    config.prepare.has_min_rating, config.prepare.min_rating, name_of(kDedupNames, config.prepare.dedup),
                     config.prepare.user_core, config.prepare.item_core);
     std::optional<Dataset> cached;
     std::string cache_path;

@@ -37,14 +37,12 @@ std::vector<bool> kcore_mask(const std::vector<int32_t>& user, const std::vector
 
 Dataset prepare_dataset(const RawLog& log, const PrepareOptions& options) {
   const std::string name = std::filesystem::path(log.source).filename().string();
-  if (options.dedup != "keep" && options.dedup != "first" && options.dedup != "last")
-    fail("{}: unknown dedup policy '{}' (keep, first, last)", name, options.dedup);
   const size_t n = static_cast<size_t>(log.size());
   std::vector<bool> keep(n, true);
   if (options.has_min_rating) {
     for (size_t i = 0; i < n; ++i) keep[i] = log.rating[i] >= options.min_rating;
   }
-  if (options.dedup != "keep") {
+  if (options.dedup != Dedup::Keep) {
     // Per (user, item) pair, the kept entry: earliest (first) or latest (last) by time, file order on ties.
     std::unordered_map<uint64_t, size_t> chosen;
     chosen.reserve(n);
@@ -56,7 +54,7 @@ Dataset prepare_dataset(const RawLog& log, const PrepareOptions& options) {
       const uint64_t key = (static_cast<uint64_t>(log.user[i]) << 32) | static_cast<uint32_t>(log.item[i]);
       auto [it, inserted] = chosen.try_emplace(key, i);
       if (inserted) continue;
-      const bool replace = options.dedup == "first" ? earlier(i, it->second) : earlier(it->second, i);
+      const bool replace = options.dedup == Dedup::First ? earlier(i, it->second) : earlier(it->second, i);
       keep[replace ? it->second : i] = false;
       if (replace) it->second = i;
     }

@@ -7,15 +7,20 @@
 
 #include "embrec/data/dataset.h"
 #include "embrec/data/readers.h"
+#include "embrec/util/config.h"
 
 namespace embrec::data {
+
+// Repeated (user, item) pairs: all kept, or only the first or the last by time.
+enum class Dedup { Keep, First, Last };
+inline const Names<Dedup> kDedupNames = {{"keep", Dedup::Keep}, {"first", Dedup::First}, {"last", Dedup::Last}};
 
 struct PrepareOptions {
   // Keep only interactions with rating >= min_rating (implicit feedback); disabled when has_min_rating is false.
   bool has_min_rating = false;
   double min_rating = 0.0;
   // Repeated (user, item) pairs: "keep" all, keep the "first" or the "last" by time.
-  std::string dedup = "keep";
+  Dedup dedup = Dedup::Keep;
   // Iterative k-core: drop users with fewer than user_core and items with fewer than item_core interactions,
   // repeated until nothing changes. 0 disables.
   int user_core = 0;

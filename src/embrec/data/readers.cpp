@@ -187,8 +187,13 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
 }
 
 // Interactions in a file, over-estimated from its separators, so the five columns grow once.
-size_t estimated_interactions(std::string_view text, const std::string& format) {
-  const char separator = format == "seq" ? ' ' : '\n';
+// csv / tsv: the configured delimiter, else ',' for csv and a tab for tsv.
+char delimiter_of(const ReadOptions& options) {
+  return options.delimiter ? options.delimiter : (options.format == LogFormat::Csv ? ',' : '\t');
+}
+
+size_t estimated_interactions(std::string_view text, LogFormat format) {
+  const char separator = format == LogFormat::Seq ? ' ' : '\n';
   return static_cast<size_t>(std::count(text.begin(), text.end(), separator)) + 1;
 }
 
@@ -207,32 +212,24 @@ RawLog read_log(const std::string& path, const ReadOptions& options) {
   log.rating.reserve(estimate);
   log.timestamp.reserve(estimate);
   log.line.reserve(estimate);
-  if (options.format == "seq") {
-    read_sequences(name, text, log);
-  } else if (options.format == "movielens") {
-    read_movielens(name, text, "::", "::", log);
-    log.has_rating = log.has_timestamp = true;
-  } else if (options.format == "udata") {
-    read_movielens(name, text, "\t", "\\t", log);
-    log.has_rating = log.has_timestamp = true;
-  } else if (options.format == "csv" || options.format == "tsv") {
-    const char delimiter = options.delimiter ? options.delimiter : (options.format == "csv" ? ',' : '\t');
-    read_delimited(name, text, options, delimiter, log);
-    log.has_rating = !options.rating_column.empty();
-    log.has_timestamp = !options.timestamp_column.empty();
-  } else {
-    fail("{}: unknown format '{}' (seq, movielens, udata, csv, tsv)", name, options.format);
+  const bool delimited = options.format == LogFormat::Csv || options.format == LogFormat::Tsv;
+  switch (options.format) {
+    case LogFormat::Seq: read_sequences(name, text, log); break;
+    case LogFormat::Movielens: read_movielens(name, text, "::", "::", log); break;
+    case LogFormat::Udata: read_movielens(name, text, "\t", "\\t", log); break;
+    case LogFormat::Csv:
+    case LogFormat::Tsv: read_delimited(name, text, options, delimiter_of(options), log); break;
   }
-  if (log.size() == 0)
-    fail("{}: no interactions (empty file{})", name,
-         options.format == "csv" || options.format == "tsv" ? " or header only" : "");
+  log.has_rating = delimited ? !options.rating_column.empty() : options.format != LogFormat::Seq;
+  log.has_timestamp = delimited ? !options.timestamp_column.empty() : options.format != LogFormat::Seq;
+  if (log.size() == 0) fail("{}: no interactions (empty file{})", name, delimited ? " or header only" : "");
   return log;
 }
 
 void write_log(const std::string& path, const Dataset& dataset, const ReadOptions& options) {
   const Sequences& all = dataset.interactions;
   std::string out;
-  if (options.format == "seq") {
+  if (options.format == LogFormat::Seq) {
     for (int32_t u = 0; u < all.user_count(); ++u) {
       if (all.length(u) == 0) continue;
       out += dataset.users.external(u);
@@ -242,8 +239,8 @@ void write_log(const std::string& path, const Dataset& dataset, const ReadOption
       }
       out += '\n';
     }
-  } else if (options.format == "movielens" || options.format == "udata") {
-    const std::string separator = options.format == "movielens" ? "::" : "\t";
+  } else if (options.format == LogFormat::Movielens || options.format == LogFormat::Udata) {
+    const std::string separator = options.format == LogFormat::Movielens ? "::" : "\t";
     for (int32_t u = 0; u < all.user_count(); ++u) {
       for (int64_t i = all.offsets[u]; i < all.offsets[u + 1]; ++i) {
         const float rating = all.has_ratings() ? all.ratings[i] : 1.0f;
@@ -252,9 +249,9 @@ void write_log(const std::string& path, const Dataset& dataset, const ReadOption
                fmt::format("{}", rating) + separator + std::to_string(timestamp) + '\n';
       }
     }
-  } else if (options.format == "csv" || options.format == "tsv") {
+  } else {
     // The same delimiter rule as read_log, so write_log then read_log with one ReadOptions round-trips.
-    const char delimiter = options.delimiter ? options.delimiter : (options.format == "csv" ? ',' : '\t');
+    const char delimiter = delimiter_of(options);
     const bool rating_column = !options.rating_column.empty();
     const bool timestamp_column = !options.timestamp_column.empty();
     out += quote_if_needed(options.user_column, delimiter) + delimiter;
@@ -271,8 +268,6 @@ void write_log(const std::string& path, const Dataset& dataset, const ReadOption
         out += '\n';
       }
     }
-  } else {
-    fail("{}: unknown format '{}'", path, options.format);
   }
   write_file_atomic(path, out);
 }

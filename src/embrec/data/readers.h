@@ -7,11 +7,21 @@
 #include <vector>
 
 #include "embrec/data/dataset.h"
+#include "embrec/util/config.h"
 
 namespace embrec::data {
 
+// seq: one line per user (the sequential-recommendation papers); movielens: ratings.dat (`::`); udata: u.data
+// (tabs); csv / tsv: named columns in a header row.
+enum class LogFormat { Seq, Movielens, Udata, Csv, Tsv };
+inline const Names<LogFormat> kLogFormatNames = {{"seq", LogFormat::Seq},
+                                                 {"movielens", LogFormat::Movielens},
+                                                 {"udata", LogFormat::Udata},
+                                                 {"csv", LogFormat::Csv},
+                                                 {"tsv", LogFormat::Tsv}};
+
 struct ReadOptions {
-  std::string format = "seq";  // seq | movielens | udata | csv | tsv
+  LogFormat format = LogFormat::Seq;
   // csv/tsv only: the header row names the columns; user and item columns are required.
   std::string user_column = "user_id";
   std::string item_column = "item_id";

@@ -49,13 +49,13 @@ void shuffle(std::vector<T>& values, std::mt19937_64& random) {
 }
 
 // part[p] for each position p of dataset.interactions: 0 train, 1 valid, 2 test.
-Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, const std::string& method, bool drop_unseen) {
+Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, SplitMethod method, bool drop_unseen) {
   const Sequences& all = dataset.interactions;
   std::vector<bool> in_train(dataset.item_count(), false);
   for (size_t p = 0; p < part.size(); ++p)
     if (part[p] == 0) in_train[all.items[p]] = true;
   Split split;
-  split.method = method;
+  split.method = name_of(kSplitMethodNames, method);
   Sequences* outputs[3] = {&split.train, &split.valid, &split.test};
   for (Sequences* out : outputs) {
     out->offsets.assign(1, 0);
@@ -95,7 +95,7 @@ int8_t part_of_rank(int64_t rank, int64_t count, const SplitOptions& options) {
 Split make_split(const Dataset& dataset, const SplitOptions& options) {
   const Sequences& all = dataset.interactions;
   std::vector<int8_t> part(all.items.size(), 0);
-  if (options.method == "leave_one_out") {
+  if (options.method == SplitMethod::LeaveOneOut) {
     for (int32_t u = 0; u < all.user_count(); ++u) {
       if (all.length(u) < 3) continue;
       part[all.offsets[u + 1] - 2] = 1;
@@ -105,12 +105,10 @@ Split make_split(const Dataset& dataset, const SplitOptions& options) {
   }
   check_ratios(options);
   std::mt19937_64 random(options.seed);
-  if (options.method == "chrono" || options.method == "stratified") {
-    if (options.stratify_by != "user" && options.stratify_by != "item")
-      fail("split: stratify_by must be \"user\" or \"item\", got '{}'", options.stratify_by);
+  if (options.method == SplitMethod::Chrono || options.method == SplitMethod::Stratified) {
     // Each group's interaction positions, in log order (a user's are time-ordered already).
     std::vector<std::vector<int64_t>> groups;
-    if (options.stratify_by == "user") {
+    if (options.stratify_by == StratifyBy::User) {
       groups.resize(all.user_count());
       for (int32_t u = 0; u < all.user_count(); ++u) {
         groups[u].resize(all.length(u));
@@ -119,24 +117,22 @@ Split make_split(const Dataset& dataset, const SplitOptions& options) {
     } else {
       groups.resize(dataset.item_count());
       for (size_t p = 0; p < all.items.size(); ++p) groups[all.items[p]].push_back(static_cast<int64_t>(p));
-      if (options.method == "chrono" && all.has_timestamps())
+      if (options.method == SplitMethod::Chrono && all.has_timestamps())
         for (auto& order : groups)
           std::stable_sort(order.begin(), order.end(),
                            [&](int64_t a, int64_t b) { return all.timestamps[a] < all.timestamps[b]; });
     }
     for (std::vector<int64_t>& order : groups) {
       const int64_t count = static_cast<int64_t>(order.size());
-      if (options.method == "stratified") shuffle(order, random);
+      if (options.method == SplitMethod::Stratified) shuffle(order, random);
       for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
     }
-  } else if (options.method == "random") {
+  } else {  // SplitMethod::Random
     std::vector<int64_t> order(all.items.size());
     std::iota(order.begin(), order.end(), 0);
     shuffle(order, random);
     const int64_t count = static_cast<int64_t>(order.size());
     for (int64_t r = 0; r < count; ++r) part[order[r]] = part_of_rank(r + 1, count, options);
-  } else {
-    fail("split: unknown method '{}' (leave_one_out, chrono, stratified, random)", options.method);
   }
   return assemble(dataset, part, options.method, options.drop_unseen);
 }

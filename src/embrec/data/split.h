@@ -6,17 +6,26 @@
 #include <string>
 
 #include "embrec/data/dataset.h"
+#include "embrec/util/config.h"
 
 namespace embrec::data {
 
+enum class SplitMethod { LeaveOneOut, Chrono, Stratified, Random };
+inline const Names<SplitMethod> kSplitMethodNames = {{"leave_one_out", SplitMethod::LeaveOneOut},
+                                                     {"chrono", SplitMethod::Chrono},
+                                                     {"stratified", SplitMethod::Stratified},
+                                                     {"random", SplitMethod::Random}};
+// chrono / stratified: the groups whose interactions are split by the ratios: each user's, or each item's (as
+// Microsoft Recommenders' filter_by; its benchmark notebook splits ML-100K by item).
+enum class StratifyBy { User, Item };
+inline const Names<StratifyBy> kStratifyByNames = {{"user", StratifyBy::User}, {"item", StratifyBy::Item}};
+
 struct SplitOptions {
-  std::string method = "leave_one_out";  // leave_one_out | chrono | stratified | random
+  SplitMethod method = SplitMethod::LeaveOneOut;
   double train_ratio = 0.75;              // chrono / stratified / random: share of interactions in train
   double valid_ratio = 0.0;               // chrono / stratified / random: share carved out of train for valid
   uint64_t seed = 42;
-  // chrono / stratified: the groups whose interactions are split by the ratios: "user" (each user's) or "item"
-  // (each item's), as Microsoft Recommenders' filter_by; its benchmark notebook splits ML-100K by item.
-  std::string stratify_by = "user";
+  StratifyBy stratify_by = StratifyBy::User;
   // chrono / stratified / random: drop test (and valid) interactions whose item never occurs in train, as
   // Microsoft Recommenders does (users without train interactions have no history, so theirs are dropped too).
   bool drop_unseen = true;
