@@ -108,27 +108,34 @@ EvalResult EvalResult::from_json(const nlohmann::json& json) {
   return result;
 }
 
+std::vector<std::string> EvalResult::row_keys(const std::vector<int64_t>& ks,
+                                              const std::vector<std::string>& metrics) const {
+  std::vector<std::string> keys;
+  for (const std::string& metric : metrics)
+    for (int64_t k : ks) keys.push_back(metric + "@" + std::to_string(k));
+  // Rating metrics (models that predict ratings, on stages whose targets carry ratings) have no cut-off.
+  for (const std::string& key : rating_metric_names()) {
+    bool present = false;
+    for (const GroupMetrics& group : groups) present |= group.values.count(key) > 0;
+    if (present) keys.push_back(key);
+  }
+  return keys;
+}
+
+std::string EvalResult::repeat_summary() const {
+  if (targets == 0) return "";
+  const bool misses = exclude == name_of(kExcludeNames, Exclude::History) && repeat_targets > 0;
+  return fmt::format("{} targets, {} ({:.2f} %) repeat an item of the user's input history (exclude = {}{})", targets,
+                     repeat_targets, 100.0 * repeat_share(), exclude.empty() ? "?" : exclude,
+                     misses ? ": they count as misses" : "");
+}
+
 std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const {
   std::string table = fmt::format("{:<12}", "metric");
   for (size_t g = 0; g < groups.size(); ++g)
     table += fmt::format("{:>18}", fmt::format("{} (n={})", group_names[g], groups[g].users));
   table += "\n";
-  for (const std::string& metric : metrics) {
-    for (int64_t k : ks) {
-      const std::string key = metric + "@" + std::to_string(k);
-      table += fmt::format("{:<12}", key);
-      for (const GroupMetrics& group : groups) {
-        auto it = group.values.find(key);
-        table += it == group.values.end() ? fmt::format("{:>18}", "-") : fmt::format("{:>18.4f}", it->second);
-      }
-      table += "\n";
-    }
-  }
-  // Rating metrics (models that predict ratings, on stages whose targets carry ratings) have no cut-off.
-  for (const std::string& key : rating_metric_names()) {
-    bool present = false;
-    for (const GroupMetrics& group : groups) present |= group.values.count(key) > 0;
-    if (!present) continue;
+  for (const std::string& key : row_keys(ks, metrics)) {
     table += fmt::format("{:<12}", key == "explained_variance" ? "expl. var." : key);
     for (const GroupMetrics& group : groups) {
       auto it = group.values.find(key);
@@ -136,11 +143,7 @@ std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vect
     }
     table += "\n";
   }
-  if (targets > 0) {
-    const bool misses = exclude == name_of(kExcludeNames, Exclude::History) && repeat_targets > 0;
-    table += fmt::format("{} targets, {} ({:.2f} %) repeat an item of the user's input history (exclude = {}{})\n",
-                         targets, repeat_targets, 100.0 * repeat_share(), exclude, misses ? ": they count as misses" : "");
-  }
+  if (targets > 0) table += repeat_summary() + "\n";
   return table;
 }
 
@@ -186,16 +189,12 @@ bool contains(const int32_t* begin, int64_t count, int32_t item) {
   return std::find(begin, begin + count, item) != begin + count;
 }
 
-// A user's targets split by whether they repeat an item of the input history.
-struct TargetSplit {
-  std::vector<int32_t> repeat, fresh;
-};
-
-TargetSplit split_targets(const data::EvalTask& task, int32_t u) {
-  TargetSplit split;
+// How many of user u's targets occur in the input history.
+int64_t repeat_count(const data::EvalTask& task, int32_t u) {
+  int64_t count = 0;
   for (const int32_t* t = task.targets.begin(u); t != task.targets.end(u); ++t)
-    (contains(task.history.begin(u), task.history.length(u), *t) ? split.repeat : split.fresh).push_back(*t);
-  return split;
+    count += contains(task.history.begin(u), task.history.length(u), *t);
+  return count;
 }
 
 // Where one user's metric values go, in `keys` order: for all targets, and -- with exclude = none -- for the
@@ -214,7 +213,7 @@ int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& tas
                      const MetricKeys& keys, int64_t max_k, Exclude exclude, const UserOut& out) {
   const int32_t* target_begin = task.targets.begin(u);
   const int64_t target_count = task.targets.length(u);
-  const TargetSplit split = split_targets(task, u);
+  const int64_t repeats = repeat_count(task, u);
   apply_exclusion(exclude, task.history.begin(u), task.history.length(u), target_begin, target_count, row_scores);
   const bool by_kind = exclude == Exclude::None;
   if (single_target) {
@@ -224,14 +223,13 @@ int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& tas
     for (int32_t j = 0; j < items; ++j) rank += row_scores[j] > target_score;
     for (int32_t j = 0; j < target; ++j) rank += row_scores[j] == target_score;
     // A NaN score is a miss, never a hit; so is an excluded target (exclude = history and a repeated target).
-    if (std::isnan(target_score) || (exclude == Exclude::History && !split.repeat.empty())) rank = items;
+    if (std::isnan(target_score) || (exclude == Exclude::History && repeats > 0)) rank = items;
     for (size_t m = 0; m < keys.size(); ++m) out.all[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
     if (by_kind) {
-      const bool repeated = !split.repeat.empty();
-      std::copy(out.all, out.all + keys.size(), repeated ? out.repeat : out.fresh);
-      *(repeated ? out.has_repeat : out.has_fresh) = 1;
+      std::copy(out.all, out.all + keys.size(), repeats > 0 ? out.repeat : out.fresh);
+      *(repeats > 0 ? out.has_repeat : out.has_fresh) = 1;
     }
-    return static_cast<int64_t>(split.repeat.size());
+    return repeats;
   }
   std::vector<int32_t> candidates;
   candidates.reserve(items);
@@ -247,12 +245,16 @@ int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& tas
   };
   fill(target_begin, target_count, out.all);
   if (by_kind) {
-    *out.has_repeat = !split.repeat.empty();
-    *out.has_fresh = !split.fresh.empty();
-    if (*out.has_repeat) fill(split.repeat.data(), static_cast<int64_t>(split.repeat.size()), out.repeat);
-    if (*out.has_fresh) fill(split.fresh.data(), static_cast<int64_t>(split.fresh.size()), out.fresh);
+    // The targets split by whether they repeat an item of the input history, each set scored on its own.
+    std::vector<int32_t> repeated, fresh;
+    for (const int32_t* t = target_begin; t != target_begin + target_count; ++t)
+      (contains(task.history.begin(u), task.history.length(u), *t) ? repeated : fresh).push_back(*t);
+    *out.has_repeat = !repeated.empty();
+    *out.has_fresh = !fresh.empty();
+    if (*out.has_repeat) fill(repeated.data(), static_cast<int64_t>(repeated.size()), out.repeat);
+    if (*out.has_fresh) fill(fresh.data(), static_cast<int64_t>(fresh.size()), out.fresh);
   }
-  return static_cast<int64_t>(split.repeat.size());
+  return repeats;
 }
 
 // The mean over the users that `member` admits (all when null) of per-user rows (users x keys, summed in user

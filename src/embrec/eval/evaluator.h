@@ -91,6 +91,10 @@ struct EvalResult {
   double value(const std::string& key, const std::string& group = "all") const;
   nlohmann::json to_json() const;
   static EvalResult from_json(const nlohmann::json& json);
+  // The rows of a metric table: metric@k in the given order, then the rating metrics the result holds.
+  std::vector<std::string> row_keys(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const;
+  // "N targets, R (x %) repeat an item of the user's input history (exclude = ...)"; empty without targets.
+  std::string repeat_summary() const;
   // A fixed-width table: one row per metric@k, one column per group, then the share of repeated targets.
   std::string to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const;
 };

@@ -33,16 +33,6 @@ std::string html_open(const std::string& title) {
       escape_xml(title), kStyle);
 }
 
-// The rows a metric table shows: metric@k in the config's order, then the rating metrics a result holds.
-std::vector<std::string> metric_keys(const eval::EvalConfig& config, const eval::EvalResult& result) {
-  std::vector<std::string> keys;
-  for (const std::string& metric : config.metrics)
-    for (int64_t k : config.ks) keys.push_back(metric + "@" + std::to_string(k));
-  for (const std::string& metric : eval::rating_metric_names())
-    if (!result.groups.empty() && result.all().values.count(metric)) keys.push_back(metric);
-  return keys;
-}
-
 double value_of(const eval::GroupMetrics& group, const std::string& key) {
   auto it = group.values.find(key);
   return it == group.values.end() ? kMissing : it->second;
@@ -51,7 +41,8 @@ double value_of(const eval::GroupMetrics& group, const std::string& key) {
 std::string number(double value) { return std::isnan(value) ? "-" : fmt::format("{:.4f}", value); }
 
 // Rows metric@k, columns the result's groups (all, head, tail, ...).
-std::string metric_table(const eval::EvalResult& result, const std::vector<std::string>& keys, Format format) {
+std::string metric_table(const eval::EvalResult& result, const eval::EvalConfig& config, Format format) {
+  const std::vector<std::string> keys = result.row_keys(config.ks, config.metrics);
   std::string out;
   if (format == Format::Html) {
     out = "<table><tr><th class=\"name\">metric</th>";
@@ -77,12 +68,6 @@ std::string metric_table(const eval::EvalResult& result, const std::vector<std::
     out += "\n";
   }
   return out;
-}
-
-std::string repeat_line(const eval::EvalResult& result) {
-  if (result.targets == 0) return "";
-  return fmt::format("{} targets, {} ({:.2f} %) repeat an item of the input history; exclude = {}.", result.targets,
-                     result.repeat_targets, 100.0 * result.repeat_share(), result.exclude.empty() ? "?" : result.exclude);
 }
 
 // A series over the epochs of one run: `pick` returns the epoch's value or NaN.
@@ -155,10 +140,10 @@ std::string run_html(const RunPage& page) {
   html += fmt::format("<p class=\"meta\">run folder <code>{}</code>; best epoch {} of {}; {:.1f} s training</p>\n",
                       escape_xml(run.dir), run.best_epoch, run.epochs_run, run.train_seconds);
   for (const std::string& note : page.notes) html += "<p class=\"note\">" + escape_xml(note) + "</p>\n";
-  html += "<h2>Test metrics</h2>\n" + metric_table(run.test, metric_keys(run.eval_config, run.test), Format::Html);
-  html += "<p class=\"meta\">" + escape_xml(repeat_line(run.test)) + "</p>\n";
+  html += "<h2>Test metrics</h2>\n" + metric_table(run.test, run.eval_config, Format::Html);
+  html += "<p class=\"meta\">" + escape_xml(run.test.repeat_summary()) + "</p>\n";
   html += "<h2>Validation metrics (best epoch)</h2>\n" +
-          metric_table(run.valid, metric_keys(run.eval_config, run.valid), Format::Html);
+          metric_table(run.valid, run.eval_config, Format::Html);
   if (!run.epochs.empty()) html += "<h2>Training curves</h2>\n" + run_curves(run);
   html += cluster_section(page);
   if (!page.maps.empty()) {
@@ -176,9 +161,9 @@ std::string run_markdown(const RunPage& page) {
   const RunRecord& run = page.run;
   std::string md = fmt::format("## {} on {}\n\nRun folder `{}`; best epoch {} of {}; {:.1f} s training.\n\n",
                                run.model, run.dataset, run.dir, run.best_epoch, run.epochs_run, run.train_seconds);
-  md += "Test metrics:\n\n" + metric_table(run.test, metric_keys(run.eval_config, run.test), Format::Markdown);
-  md += "\n" + repeat_line(run.test) + "\n\nValidation metrics (best epoch):\n\n" +
-        metric_table(run.valid, metric_keys(run.eval_config, run.valid), Format::Markdown);
+  md += "Test metrics:\n\n" + metric_table(run.test, run.eval_config, Format::Markdown);
+  md += "\n" + run.test.repeat_summary() + "\n\nValidation metrics (best epoch):\n\n" +
+        metric_table(run.valid, run.eval_config, Format::Markdown);
   return md;
 }
 
@@ -262,7 +247,7 @@ Comparison compare_runs(const std::vector<RunRecord>& runs, int64_t baseline) {
   for (const std::string& dataset : datasets) {
     // The rows of a dataset: the metric@k of its first run's config (the papers' layout: HR@5, HR@10, ...).
     const RunRecord& first = *std::find_if(runs.begin(), runs.end(), [&](const RunRecord& r) { return r.dataset == dataset; });
-    for (const std::string& key : metric_keys(first.eval_config, first.test)) {
+    for (const std::string& key : first.test.row_keys(first.eval_config.ks, first.eval_config.metrics)) {
       ComparisonRow row{dataset, key, {}, -1};
       const bool lower = eval::lower_is_better(key);
       for (size_t c = 0; c < runs.size(); ++c) {

@@ -464,7 +464,7 @@ Service::Reply Service::history_recommendations(const httplib::Request& request)
                                         bundle->data.index.dim()));
   // exclude_seen: every history item is left out (the evaluator's exclude = "history"); otherwise none is.
   const std::vector<index::ScoredItem> found =
-      bundle->data.index.search(vector.data(), k, exclude_seen ? items : std::vector<int32_t>{});
+      exclude_seen ? bundle->data.index.search(vector.data(), k, items) : bundle->data.index.search(vector.data(), k);
   json out = json::array();
   for (const index::ScoredItem& hit : found)
     out.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});

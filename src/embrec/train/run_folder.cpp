@@ -43,18 +43,20 @@ eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage) {
   return result;
 }
 
+std::vector<int32_t> user_clusters(models::Model& model, const data::Sequences& train) {
+  std::vector<int32_t> users;
+  for (int32_t u = 0; u < train.user_count(); ++u)
+    if (train.length(u) > 0) users.push_back(u);
+  const std::vector<int32_t> assigned = model.cluster_assignments(train, users.data(), static_cast<int32_t>(users.size()));
+  std::vector<int32_t> assignment(static_cast<size_t>(train.user_count()), -1);
+  for (size_t i = 0; i < users.size(); ++i) assignment[users[i]] = assigned[i];
+  return assignment;
+}
+
 void write_cluster_report(models::Model& model, const data::Split& split, double head_share,
                           const std::string& dataset_name, const std::string& run_dir) {
-  // Users are represented by their training history, as during training; users without one are left out.
-  std::vector<int32_t> users;
-  for (int32_t u = 0; u < split.train.user_count(); ++u)
-    if (split.train.length(u) > 0) users.push_back(u);
-  const std::vector<int32_t> assigned =
-      model.cluster_assignments(split.train, users.data(), static_cast<int32_t>(users.size()));
-  std::vector<int32_t> assignment(split.train.user_count(), -1);
-  for (size_t i = 0; i < users.size(); ++i) assignment[users[i]] = assigned[i];
-  const report::ClusterHistogram histogram =
-      report::cluster_histogram(assignment, data::head_users(split.train, head_share), model.cluster_count());
+  const report::ClusterHistogram histogram = report::cluster_histogram(
+      user_clusters(model, split.train), data::head_users(split.train, head_share), model.cluster_count());
   write_file_atomic(run_dir + "/clusters.json", histogram.to_json().dump(2) + "\n");
   write_file_atomic(run_dir + "/clusters.svg",
                     report::cluster_histogram_svg(

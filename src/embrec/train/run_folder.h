@@ -22,6 +22,10 @@ Experiment load_run(const std::string& run_dir);
 // eval-valid.json).
 eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage = true);
 
+// For models with clusters: each user's cluster, from the user's training history as during training; -1 for users
+// without one.
+std::vector<int32_t> user_clusters(models::Model& model, const data::Sequences& train);
+
 // For models with clusters: each user's cluster, as clusters.json (head/tail counts per cluster) and clusters.svg.
 void write_cluster_report(models::Model& model, const data::Split& split, double head_share,
                           const std::string& dataset_name, const std::string& run_dir);

@@ -78,6 +78,10 @@ void top_categories(const std::vector<std::string>& labels, report::EmbeddingMap
 
 // Item maps: by popularity decile of the training interactions, and by attribute when a file is given.
 void add_item_maps(Experiment& experiment, const ReportOptions& options, report::RunPage& page) {
+  // Read first: a wrong attribute file fails before the t-SNE's seconds, not after them.
+  const data::ItemAttributes attributes = options.item_attributes.empty()
+                                              ? data::ItemAttributes{}
+                                              : data::read_item_attributes(options.item_attributes, options.item_map);
   models::Model& model = *experiment.model;
   const int32_t items = experiment.data.dataset.item_count();
   const torch::Tensor vectors = model.item_vectors().contiguous();
@@ -100,7 +104,6 @@ void add_item_maps(Experiment& experiment, const ReportOptions& options, report:
   for (int32_t item : ids) by_popularity.category.push_back(decile[item]);
   page.maps.push_back(std::move(by_popularity));
   if (options.item_attributes.empty()) return;
-  const data::ItemAttributes attributes = data::read_item_attributes(options.item_attributes, options.item_map);
   std::vector<std::string> labels;
   for (int32_t item : ids) {
     const std::vector<std::string>& of = attributes.of(experiment.data.dataset.items.external(item));
@@ -113,19 +116,18 @@ void add_item_maps(Experiment& experiment, const ReportOptions& options, report:
   page.maps.push_back(std::move(by_attribute));
 }
 
-// User maps from a sample of users' training histories: head vs tail, and by cluster for models with clusters.
-void add_user_maps(Experiment& experiment, const ReportOptions& options, report::RunPage& page) {
+// User maps from a sample of users' training histories: head vs tail, and by cluster (`clusters`: each user's, as
+// user_clusters gives; empty for models without clusters).
+void add_user_maps(Experiment& experiment, const ReportOptions& options, const std::vector<int32_t>& clusters,
+                   report::RunPage& page) {
   models::Model& model = *experiment.model;
   const data::Sequences& train = experiment.data.split.train;
-  std::vector<int32_t> users;
+  std::vector<int32_t> with_history;
   for (int32_t u = 0; u < train.user_count(); ++u)
-    if (train.length(u) > 0) users.push_back(u);
-  std::mt19937_64 random(options.tsne.seed + 1);
-  if (options.map_users > 0 && static_cast<int64_t>(users.size()) > options.map_users) {
-    std::shuffle(users.begin(), users.end(), random);
-    users.resize(static_cast<size_t>(options.map_users));
-    std::sort(users.begin(), users.end());
-  }
+    if (train.length(u) > 0) with_history.push_back(u);
+  std::vector<int32_t> users;
+  for (int32_t i : sample_ids(static_cast<int32_t>(with_history.size()), options.map_users, options.tsne.seed + 1))
+    users.push_back(with_history[i]);
   const int32_t count = static_cast<int32_t>(users.size());
   const torch::Tensor vectors = model.user_vectors(train, users.data(), count).contiguous();
   const int64_t dim = vectors.size(1);
@@ -137,10 +139,9 @@ void add_user_maps(Experiment& experiment, const ReportOptions& options, report:
                                 points, {}, {"head", "tail"}};
   for (int32_t u : users) by_group.category.push_back(head[u] ? 0 : 1);
   page.maps.push_back(std::move(by_group));
-  if (model.cluster_count() == 0) return;
-  const std::vector<int32_t> clusters = model.cluster_assignments(train, users.data(), count);
+  if (clusters.empty()) return;
   std::vector<std::string> labels;
-  for (int32_t k : clusters) labels.push_back(fmt::format("cluster {}", k));
+  for (int32_t u : users) labels.push_back(fmt::format("cluster {}", clusters[u]));
   report::EmbeddingMap by_cluster{fmt::format("{} users by cluster (the {} largest)", count, kMapCategories), points,
                                   {}, {}};
   top_categories(labels, by_cluster);
@@ -148,17 +149,11 @@ void add_user_maps(Experiment& experiment, const ReportOptions& options, report:
 }
 
 // Test metrics per cluster: users grouped by the cluster of their training history, as the cluster report does.
-eval::EvalResult metrics_by_cluster(Experiment& experiment) {
+eval::EvalResult metrics_by_cluster(Experiment& experiment, const std::vector<int32_t>& clusters) {
   models::Model& model = *experiment.model;
-  const data::Sequences& train = experiment.data.split.train;
-  std::vector<int32_t> users;
-  for (int32_t u = 0; u < train.user_count(); ++u)
-    if (train.length(u) > 0) users.push_back(u);
-  const std::vector<int32_t> assigned = model.cluster_assignments(train, users.data(), static_cast<int32_t>(users.size()));
   eval::UserGroups groups;
   for (int64_t k = 0; k < model.cluster_count(); ++k) groups.names.push_back(fmt::format("cluster {}", k));
-  groups.user_group.assign(static_cast<size_t>(train.user_count()), -1);
-  for (size_t i = 0; i < users.size(); ++i) groups.user_group[users[i]] = assigned[i];
+  groups.user_group = clusters;
   eval::EvalResult result = models::evaluate_model(model, data::make_eval_task(experiment.data.split, true),
                                                    experiment.data.dataset.item_count(), experiment.eval_config,
                                                    &groups);
@@ -190,9 +185,13 @@ report::RunPage make_run_page(const std::string& run_dir, const ReportOptions& o
                                      page.run.model));
     return page;
   }
+  // Each user's cluster once, for the user map and the per-cluster metrics.
+  const std::vector<int32_t> clusters =
+      experiment.model->cluster_count() > 0 ? user_clusters(*experiment.model, experiment.data.split.train)
+                                             : std::vector<int32_t>{};
   add_item_maps(experiment, options, page);
-  add_user_maps(experiment, options, page);
-  if (experiment.model->cluster_count() > 0) page.by_cluster = metrics_by_cluster(experiment);
+  add_user_maps(experiment, options, clusters, page);
+  if (!clusters.empty()) page.by_cluster = metrics_by_cluster(experiment, clusters);
   return page;
 }
 

@@ -31,15 +31,20 @@ std::string type_name(const toml::node& node) {
 ConfigTable::ConfigTable(const toml::table* table, std::string source, std::string path)
     : table_(table ? table : &empty_table_), source_(std::move(source)), path_(std::move(path)) {}
 
-ConfigTable ConfigTable::parse_string(std::string_view text, std::string source) {
+namespace {
+// TOML text parsed; a syntax error names the source, line and column.
+toml::table parse_toml(std::string_view text, const std::string& source) {
   try {
-    auto document = std::make_shared<toml::table>(toml::parse(text, source));
-    ConfigTable table(document.get(), source, "");
-    table.owned_ = std::move(document);
-    return table;
+    return toml::parse(text, source);
   } catch (const toml::parse_error& error) {
     fail("{}:{}:{}: {}", source, error.source().begin.line, error.source().begin.column, error.description());
   }
+}
+}  // namespace
+
+ConfigTable ConfigTable::parse_string(std::string_view text, std::string source) {
+  toml::table document = parse_toml(text, source);
+  return from_document(std::move(document), std::move(source));
 }
 
 ConfigTable ConfigTable::from_document(toml::table document, std::string source) {
@@ -62,11 +67,7 @@ toml::table parse_toml_file(const std::string& file) {
   if (!probe) fail("{}: cannot open config file", file);
   std::stringstream text;
   text << probe.rdbuf();
-  try {
-    return toml::parse(text.str(), file);
-  } catch (const toml::parse_error& error) {
-    fail("{}:{}:{}: {}", file, error.source().begin.line, error.source().begin.column, error.description());
-  }
+  return parse_toml(text.str(), file);
 }
 
 // Lays `overlay` over `base`: tables merge key by key, other values (arrays included) are replaced.
