@@ -40,21 +40,32 @@ std::string creation_error(const std::string& toml_text, int32_t users = 3, int3
   return "(no error)";
 }
 
-// Batch tensors from the sampler's arrays, as the trainer makes them (on the CPU).
+// Batch tensors from the sampler's arrays, as the trainer makes them (on the CPU), copied so they outlive `batch`.
 inline TensorBatch batch_tensors(const data::SequenceBatch& batch, int64_t epoch = 0, int64_t batch_index = 0) {
-  TensorBatch out;
-  auto longs = [&](const std::vector<int64_t>& values, std::vector<int64_t> shape) {
-    return torch::tensor(values, torch::kLong).view(shape);
-  };
-  out.users = longs(batch.users, {batch.size});
-  out.input = longs(batch.input, {batch.size, batch.length});
-  out.target = longs(batch.target, {batch.size, batch.length});
-  if (!batch.negative.empty()) out.negative = longs(batch.negative, {batch.size, batch.length});
-  if (!batch.rating.empty()) out.rating = torch::tensor(batch.rating).view({batch.size, batch.length});
+  TensorBatch out = tensor_batch(batch, 0, torch::kCPU);
+  for (torch::Tensor* t : {&out.users, &out.input, &out.target, &out.negative, &out.rating, &out.shared_negative})
+    if (t->defined()) *t = t->clone();
   out.epoch = epoch;
   out.batch_index = batch_index;
   return out;
 }
+
+// `inner` with torch's generator reseeded before each loss(), so that a loss that draws (cloze masks, negatives)
+// draws the same at every evaluation of a finite-difference check.
+class Reseeded final : public Model {
+ public:
+  Reseeded(Model& inner, uint64_t seed) : inner_(inner), seed_(seed) {}
+  std::string name() const override { return inner_.name(); }
+  torch::nn::Module& module() override { return inner_.module(); }
+  LossParts loss(const TensorBatch& batch) override {
+    torch::manual_seed(seed_);
+    return inner_.loss(batch);
+  }
+
+ private:
+  Model& inner_;
+  uint64_t seed_;
+};
 
 // Largest |autograd - central difference| over every parameter entry of the model's loss on `batch` (run the model
 // in float64 for a tight bound).

@@ -14,7 +14,10 @@ namespace {
 TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
   const std::string run_dir = temporary_folder("export-run"), out = run_dir + "/export";
   for (const char* model : {"name = 'sasrec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20",
-                            "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4"}) {
+                            "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4",
+                            "name = 'gru4rec'\ndim = 16\nmax_length = 20",
+                            "name = 'bert4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20",
+                            "name = 'caser'\ndim = 8\nuser_embedding = false"}) {
     std::filesystem::remove_all(run_dir);
     Experiment experiment = experiment_from(small_config(model, 1));
     train(experiment, {run_dir, false, -1});

@@ -30,8 +30,10 @@ const char* kSmallIclrec =
     "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4\nclustering = 'kmeans'\n"
     "alpha = 0.0\nbeta2 = 0.0\nlambda = 0.0\nicl_weight = 0.1\nprototype_negatives = false";
 
-void expect_resume_equals_uninterrupted(const std::string& model_text) {
-  const std::string text = small_config(model_text, 4);
+// `train_keys` are extra lines of the [train] table.
+void expect_resume_equals_uninterrupted(const std::string& model_text, const std::string& train_keys = "") {
+  std::string text = small_config(model_text, 4);
+  text.replace(text.find("[train]\n"), 8, "[train]\n" + train_keys);
   const std::string straight_dir = temporary_folder("straight"), resumed_dir = temporary_folder("resumed");
 
   Experiment straight = experiment_from(text);
@@ -72,6 +74,20 @@ TEST(Trainer, ResumeReachesTheSameResultAsAnUninterruptedRun) { expect_resume_eq
 TEST(Trainer, ResumeIsExactForS4recAndItsKmeansVariant) {
   expect_resume_equals_uninterrupted(kSmallS4rec);
   expect_resume_equals_uninterrupted(kSmallIclrec);
+}
+
+TEST(Trainer, ResumeIsExactForGru4recInBothBatchingModesAndWithAdagrad) {
+  // Session-parallel batches carry each slot's state from batch to batch; an epoch starts afresh, so a resumed
+  // run replays exactly. Adagrad's accumulators travel in the checkpoint as Adam's moments do.
+  expect_resume_equals_uninterrupted("name = 'gru4rec'\ndim = 8\nloss = 'bpr_max'\nshared_negatives = 16",
+                                     "optimizer = 'adagrad'\nlearning_rate = 0.05\n");
+  expect_resume_equals_uninterrupted("name = 'gru4rec'\ndim = 8\nbatching = 'padded'\nmax_length = 20");
+}
+
+TEST(Trainer, ResumeIsExactForBert4recAndCaserWhoseLossesDraw) {
+  // The cloze masks and Caser's negatives come from torch's generator, seeded per epoch by the trainer.
+  expect_resume_equals_uninterrupted("name = 'bert4rec'\ndim = 8\nheads = 1\nlayers = 1\nmax_length = 20");
+  expect_resume_equals_uninterrupted("name = 'caser'\ndim = 8");
 }
 
 TEST(Trainer, S4recWritesTheClusterHistogramOfHeadAndTailUsers) {

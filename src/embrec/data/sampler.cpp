@@ -2,6 +2,7 @@
 #include "embrec/data/sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 #include <unordered_set>
@@ -20,17 +21,70 @@ uint64_t mix(uint64_t seed, uint64_t a, uint64_t b = 0) {
 }
 }  // namespace
 
-SequenceSampler::SequenceSampler(const Sequences& train, int32_t item_count, const SamplerOptions& options)
-    : train_(train), item_count_(item_count), options_(options) {
+PopularitySampler::PopularitySampler(const Sequences& train, int32_t item_count, double alpha) {
+  if (item_count <= 0) fail("sampler: no items to draw negatives from");
+  if (!(alpha >= 0.0)) fail("sampler: negative_alpha must be >= 0, got {}", alpha);
+  std::vector<double> counts(static_cast<size_t>(item_count), 0.0);
+  for (int32_t item : train.items) counts[static_cast<size_t>(item)] += 1.0;
+  cumulative_.resize(counts.size());
+  double total = 0.0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    total += alpha == 0.0 ? 1.0 : std::pow(counts[i], alpha);
+    cumulative_[i] = total;
+  }
+  if (total <= 0.0) fail("sampler: no training interactions to draw popular negatives from");
+  for (double& c : cumulative_) c /= total;
+  cumulative_.back() = 1.0;
+}
+
+void PopularitySampler::draw(uint64_t seed, int32_t count, std::vector<int64_t>& out) const {
+  std::mt19937_64 random(seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  out.resize(static_cast<size_t>(count));
+  for (int64_t& item : out) {
+    // The first item whose cumulative probability exceeds u (items of probability 0 are never chosen).
+    const auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), uniform(random));
+    item = std::min<int64_t>(it - cumulative_.begin(), static_cast<int64_t>(cumulative_.size()) - 1) + 1;
+  }
+}
+
+std::vector<double> PopularitySampler::probabilities() const {
+  std::vector<double> p(cumulative_.size());
+  for (size_t i = 0; i < p.size(); ++i) p[i] = cumulative_[i] - (i == 0 ? 0.0 : cumulative_[i - 1]);
+  return p;
+}
+
+namespace {
+// Users with at least `least` training items, or an error.
+std::vector<int32_t> users_with(const Sequences& train, const SamplerOptions& options, int64_t least) {
   if (options.batch_size <= 0) fail("sampler: batch_size must be positive, got {}", options.batch_size);
   if (options.max_length <= 0) fail("sampler: max_length must be positive, got {}", options.max_length);
+  std::vector<int32_t> users;
+  for (int32_t u = 0; u < train.user_count(); ++u)
+    if (train.length(u) >= least) users.push_back(u);
+  if (users.empty()) fail("sampler: no user has {} or more training interactions", least);
+  return users;
+}
+
+// The batch's shared negatives, when asked for, seeded apart from the per-row negatives.
+void draw_shared_negatives(const PopularitySampler& sampler, const SamplerOptions& options, int64_t epoch,
+                           int64_t batch_index, SequenceBatch& out) {
+  out.shared_negative.clear();
+  if (options.shared_negatives > 0)
+    sampler.draw(mix(options.seed ^ 0x5A5A5A5AULL, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)),
+                 options.shared_negatives, out.shared_negative);
+}
+}  // namespace
+
+SequenceSampler::SequenceSampler(const Sequences& train, int32_t item_count, const SamplerOptions& options)
+    : train_(train),
+      item_count_(item_count),
+      options_(options),
+      users_(users_with(train, options, options.all_items ? 1 : 2)),
+      negatives_(train, item_count, options.negative_alpha) {
   if (options.ratings && !train.has_ratings())
     fail("sampler: ratings are asked for (a rating loss) but the training data has none (its format has no rating "
          "column)");
-  const int64_t least = options.all_items ? 1 : 2;
-  for (int32_t u = 0; u < train.user_count(); ++u)
-    if (train.length(u) >= least) users_.push_back(u);
-  if (users_.empty()) fail("sampler: no user has {} or more training interactions", least);
 }
 
 std::vector<std::vector<int32_t>> SequenceSampler::epoch_plan(int64_t epoch) const {
@@ -82,6 +136,8 @@ void SequenceSampler::fill(const std::vector<int32_t>& users, int64_t epoch, int
   } else {
     out.rating.clear();
   }
+  out.reset.clear();
+  draw_shared_negatives(negatives_, options_, epoch, batch_index, out);
   std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index) + 1));
   std::uniform_int_distribution<int32_t> any_item(0, item_count_ - 1);
   std::unordered_set<int32_t> seen;
@@ -113,6 +169,91 @@ void SequenceSampler::fill(const std::vector<int32_t>& users, int64_t epoch, int
       }
     }
   }
+}
+
+SessionParallelSampler::SessionParallelSampler(const Sequences& train, int32_t item_count,
+                                               const SamplerOptions& options)
+    : train_(train),
+      options_(options),
+      users_(users_with(train, options, 2)),
+      negatives_(train, item_count, options.negative_alpha) {
+  if (options.steps <= 0) fail("sampler: steps must be positive, got {}", options.steps);
+  if (options.negatives || options.all_items || options.ratings)
+    fail("sampler: session-parallel batches have no per-position negatives, all_items or ratings");
+}
+
+int64_t SessionParallelSampler::begin_epoch(int64_t epoch) {
+  epoch_ = epoch;
+  std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch)));
+  std::vector<int32_t> queue = users_;
+  std::shuffle(queue.begin(), queue.end(), random);
+  const size_t slots = static_cast<size_t>(options_.batch_size);
+  // Per slot: its user (-1 idle) and the index of its next pair's input item.
+  std::vector<int32_t> user(slots, -1);
+  std::vector<int64_t> next(slots, 0), end(slots, 0);
+  size_t queued = 0;
+  step_input_.clear(), step_target_.clear(), step_user_.clear(), step_reset_.clear();
+  step_count_ = 0;
+  for (;;) {
+    bool any = false;
+    for (size_t s = 0; s < slots; ++s) {
+      uint8_t reset = 0;
+      if (user[s] < 0 || next[s] >= end[s]) {  // the slot's sequence has ended: the next user starts here
+        user[s] = -1;
+        if (queued < queue.size()) {
+          user[s] = queue[queued++];
+          const int64_t length = train_.length(user[s]);
+          const int64_t pairs = std::min<int64_t>(length - 1, options_.max_length);
+          next[s] = length - 1 - pairs;
+          end[s] = length - 1;
+          reset = 1;
+        }
+      }
+      if (user[s] < 0) {
+        step_input_.push_back(0), step_target_.push_back(0), step_user_.push_back(-1), step_reset_.push_back(0);
+        continue;
+      }
+      any = true;
+      const int32_t* items = train_.begin(user[s]);
+      step_input_.push_back(items[next[s]] + 1);
+      step_target_.push_back(items[next[s] + 1] + 1);
+      step_user_.push_back(user[s]);
+      step_reset_.push_back(reset);
+      ++next[s];
+    }
+    if (!any) {  // the step just laid out is idle everywhere: drop it
+      for (size_t s = 0; s < slots; ++s)
+        step_input_.pop_back(), step_target_.pop_back(), step_user_.pop_back(), step_reset_.pop_back();
+      break;
+    }
+    ++step_count_;
+  }
+  return (step_count_ + options_.steps - 1) / options_.steps;
+}
+
+void SessionParallelSampler::fill(int64_t batch_index, SequenceBatch& out) const {
+  const int64_t slots = options_.batch_size;
+  const int64_t first = batch_index * options_.steps;
+  if (batch_index < 0 || first >= step_count_) fail("sampler: batch {} is past the epoch's end", batch_index);
+  const int64_t length = std::min<int64_t>(options_.steps, step_count_ - first);
+  out.size = static_cast<int32_t>(slots);
+  out.length = static_cast<int32_t>(length);
+  out.users.assign(static_cast<size_t>(slots), 0);
+  out.input.resize(static_cast<size_t>(slots * length));
+  out.target.resize(out.input.size());
+  out.reset.resize(out.input.size());
+  out.negative.clear();
+  out.rating.clear();
+  for (int64_t s = 0; s < slots; ++s) {
+    for (int64_t t = 0; t < length; ++t) {
+      const size_t from = static_cast<size_t>((first + t) * slots + s), to = static_cast<size_t>(s * length + t);
+      out.input[to] = step_input_[from];
+      out.target[to] = step_target_[from];
+      out.reset[to] = step_reset_[from];
+      if (step_user_[from] >= 0) out.users[static_cast<size_t>(s)] = step_user_[from];
+    }
+  }
+  draw_shared_negatives(negatives_, options_, epoch_, batch_index, out);
 }
 
 int32_t fill_histories(const Sequences& histories, const int32_t* users, int32_t count, int32_t max_length,

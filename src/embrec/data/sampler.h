@@ -23,6 +23,14 @@ struct SamplerOptions {
   // each batch's longest sequence. Beauty's mean length is 8.9 against a window of 50: most of a padded batch is
   // padding. Off reproduces plain shuffled batches.
   bool length_bucketing = true;
+  // Extra negatives shared by the whole batch (GRU4Rec's sampled losses): `shared_negatives` items drawn per batch
+  // with probability proportional to (training count)^negative_alpha -- 0 uniform over all items, 1 by popularity.
+  int32_t shared_negatives = 0;
+  double negative_alpha = 0.0;
+  // Session-parallel mini-batches (GRU4Rec; SessionParallelSampler): batch_size slots side by side, each running
+  // through one user's sequence after another, `steps` time steps per batch (1 in the GRU4Rec paper).
+  bool session_parallel = false;
+  int32_t steps = 1;
   uint64_t seed = 42;
 };
 
@@ -37,6 +45,25 @@ struct SequenceBatch {
   std::vector<int64_t> negative;  // [size x length] when negatives are asked for, else empty
   std::vector<float> rating;      // [size x length] the target's rating when ratings are asked for (0 where no
                                   // target), else empty
+  std::vector<int64_t> shared_negative;  // [shared_negatives] ids + 1, drawn for this batch, when asked for
+  // Session-parallel batches only: [size x length], 1 where the row's slot starts a new sequence at that column (the
+  // model zeroes the slot's hidden state first). Rows are slots, kept in the same order from batch to batch, and
+  // users[row] is the slot's user at the batch's last column that has one (0 for an idle slot).
+  std::vector<uint8_t> reset;
+};
+
+// Items drawn with probability proportional to (training count)^alpha: alpha = 0 is uniform over all items
+// (items never seen in training included), alpha = 1 follows popularity.
+class PopularitySampler {
+ public:
+  PopularitySampler(const Sequences& train, int32_t item_count, double alpha);
+  // `count` independent draws into `out`, as ids + 1 (as batches hold items), from a generator seeded by `seed`.
+  void draw(uint64_t seed, int32_t count, std::vector<int64_t>& out) const;
+  // The probability of each item.
+  std::vector<double> probabilities() const;
+
+ private:
+  std::vector<double> cumulative_;  // normalised, last entry 1
 };
 
 class SequenceSampler {
@@ -58,6 +85,32 @@ class SequenceSampler {
   int32_t item_count_;
   SamplerOptions options_;
   std::vector<int32_t> users_;
+  PopularitySampler negatives_;
+};
+
+// GRU4Rec's session-parallel mini-batches. An epoch's users (those with 2+ training items, shuffled by (seed,
+// epoch)) are queued; each of batch_size slots takes the next user when its current one ends and walks through that
+// user's (input, target) pairs one time step at a time -- the last max_length pairs, the same pairs the padded
+// layout of SequenceSampler trains on. A slot with nobody left stays idle (input and target 0) until every slot is
+// idle, which ends the epoch. Batch b holds time steps [b * steps, (b + 1) * steps) of every slot.
+class SessionParallelSampler {
+ public:
+  SessionParallelSampler(const Sequences& train, int32_t item_count, const SamplerOptions& options);
+  // Lays out the epoch; returns its number of batches.
+  int64_t begin_epoch(int64_t epoch);
+  void fill(int64_t batch_index, SequenceBatch& out) const;
+
+ private:
+  const Sequences& train_;
+  SamplerOptions options_;
+  std::vector<int32_t> users_;
+  PopularitySampler negatives_;
+  int64_t epoch_ = 0;
+  // The epoch's time steps, slot-major within a step: [steps_ x batch_size].
+  int64_t step_count_ = 0;
+  std::vector<int64_t> step_input_, step_target_;
+  std::vector<int32_t> step_user_;  // -1 where the slot is idle
+  std::vector<uint8_t> step_reset_;
 };
 
 // Left-pads the last `max_length` items of each user's history (ids + 1, right-aligned as above) into

@@ -4,7 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <map>
+#include <numeric>
 
 #include "embrec/util/error.h"
 
@@ -44,6 +46,53 @@ ModelBuilder configure_model(ConfigTable& table) {
 
 std::unique_ptr<Model> create_model(ConfigTable& table, const ModelContext& context) {
   return configure_model(table)(context);
+}
+
+TensorBatch tensor_batch(const data::SequenceBatch& batch, int32_t max_length, torch::Device device) {
+  TensorBatch out;
+  out.max_length = max_length;
+  auto wrap = [&](const auto& values, std::vector<int64_t> shape, torch::ScalarType type) {
+    return torch::from_blob(const_cast<void*>(static_cast<const void*>(values.data())), shape, type).to(device);
+  };
+  out.users = wrap(batch.users, {batch.size}, torch::kLong);
+  out.input = wrap(batch.input, {batch.size, batch.length}, torch::kLong);
+  out.target = wrap(batch.target, {batch.size, batch.length}, torch::kLong);
+  if (!batch.negative.empty()) out.negative = wrap(batch.negative, {batch.size, batch.length}, torch::kLong);
+  if (!batch.rating.empty()) out.rating = wrap(batch.rating, {batch.size, batch.length}, torch::kFloat32);
+  if (!batch.shared_negative.empty())
+    out.shared_negative =
+        wrap(batch.shared_negative, {static_cast<int64_t>(batch.shared_negative.size())}, torch::kLong);
+  if (!batch.reset.empty()) out.reset = wrap(batch.reset, {batch.size, batch.length}, torch::kUInt8).to(torch::kBool);
+  return out;
+}
+
+torch::Tensor encode_history_blocks(const data::Sequences& histories, const int32_t* users, int32_t count,
+                                    int64_t window, int64_t batch_users, int64_t dim, torch::Device device,
+                                    torch::nn::Module& module,
+                                    const std::function<torch::Tensor(const torch::Tensor&)>& encode) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = module.is_training();
+  module.eval();
+  std::vector<int32_t> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return std::min(histories.length(users[a]), window) < std::min(histories.length(users[b]), window);
+  });
+  auto out = torch::empty({count, dim}, torch::kFloat32);
+  std::vector<int32_t> block_users;
+  std::vector<int64_t> padded;
+  for (int32_t start = 0; start < count; start += static_cast<int32_t>(batch_users)) {
+    const int32_t n = std::min<int32_t>(static_cast<int32_t>(batch_users), count - start);
+    block_users.resize(n);
+    for (int32_t i = 0; i < n; ++i) block_users[i] = users[order[start + i]];
+    const int32_t length = data::fill_histories(histories, block_users.data(), n, static_cast<int32_t>(window), padded);
+    auto input = torch::from_blob(padded.data(), {n, length}, torch::kLong).to(device);
+    auto vectors = encode(input).to(torch::kCPU, torch::kFloat32).contiguous();
+    auto rows = torch::from_blob(order.data() + start, {n}, torch::kInt32).to(torch::kLong);
+    out.index_copy_(0, rows, vectors);
+  }
+  module.train(was_training);
+  return out;
 }
 
 LossParts Model::loss(const TensorBatch&) { fail("model '{}' is count-based and has no training loss", name()); }

@@ -38,10 +38,16 @@ struct TensorBatch {
   torch::Tensor target;    // [B, L] int64, 0 = no target
   torch::Tensor negative;  // [B, L] int64 or undefined
   torch::Tensor rating;    // [B, L] float32, the target's rating (0 where no target), or undefined unless asked for
+  torch::Tensor shared_negative;  // [S] int64, negatives shared by the batch, or undefined unless asked for
+  torch::Tensor reset;     // [B, L] bool, session-parallel batches only: the slot's state restarts at this column
   int32_t max_length = 0;  // the model's window; column j is window position max_length - L + j
   int64_t epoch = 0;        // with batch_index: seeds a model's own randomness (augmentations) reproducibly
   int64_t batch_index = 0;
 };
+
+// The sampler's arrays as tensors on `device`. On the CPU they borrow the arrays (no copy): use the batch up (loss
+// and backward) before the arrays change.
+TensorBatch tensor_batch(const data::SequenceBatch& batch, int32_t max_length, torch::Device device);
 
 class Model {
  public:
@@ -92,6 +98,16 @@ class Model {
   // Count-based models: scores for `count` users into out[count x item_count].
   virtual void score_block(const data::Sequences& histories, const int32_t* users, int32_t count, float* out);
 };
+
+// User vectors of a sequence model for `count` users' histories: the last `window` items of each, right-aligned
+// (ids + 1, 0 = padding), encoded by `encode` ([n, length] -> [n, dim]) in blocks of `batch_users` users taken in
+// order of history length, so each block is padded only to its own longest (on Beauty, mean 8.9 of a 50 window,
+// this cuts the tokens of a full pass ~5x). `module` runs in eval mode without autograd. Rows come back in the
+// callers order, as [count, dim] float32 on the CPU.
+torch::Tensor encode_history_blocks(const data::Sequences& histories, const int32_t* users, int32_t count,
+                                    int64_t window, int64_t batch_users, int64_t dim, torch::Device device,
+                                    torch::nn::Module& module,
+                                    const std::function<torch::Tensor(const torch::Tensor&)>& encode);
 
 // A model in two steps, so that a config is checked before any data is read: the factory reads and checks the
 // model's table (no data needed) and returns the builder, which makes the model once the data is known.

@@ -25,6 +25,8 @@ struct SasrecConfig {
   int64_t encode_batch = 512;      // users per forward pass when computing user vectors
 
   static SasrecConfig from(ConfigTable& table);
+  // Reads the table over `defaults` (a model built on the encoder may start from other values, e.g. BERT4Rec's).
+  static SasrecConfig from(ConfigTable& table, const SasrecConfig& defaults);
 };
 
 // The encoder f_theta: [B, L] item ids (0 = padding, right-aligned in a window of max_length) -> [B, L, dim].
@@ -43,6 +45,8 @@ struct SasrecEncoderImpl : torch::nn::Module {
   // losses assume (Sinkhorn equipartition, head/tail adversary, in-batch negatives) -- at about the cost of
   // length-bucketed ones. Off: every row is padded to the batch's longest (tests compare the two).
   bool split_by_length = true;
+  // Causal attention (SASRec: a position sees itself and earlier items); false attends both ways (BERT4Rec).
+  bool causal = true;
   torch::Tensor run_padded(const torch::Tensor& input, bool last_only);
 
   SasrecConfig config;

@@ -19,10 +19,12 @@ TrainConfig TrainConfig::from(ConfigTable& table) {
   TrainConfig c;
   c.epochs = table.get_at_least("epochs", c.epochs, int64_t{0});
   c.batch_size = table.get_positive("batch_size", c.batch_size);
+  c.optimizer = table.get_one_of("optimizer", c.optimizer, kOptimizerNames);
   c.learning_rate = table.get_positive("learning_rate", c.learning_rate);
   c.weight_decay = table.get_at_least("weight_decay", c.weight_decay, 0.0);
-  c.adam_beta1 = table.get("adam_beta1", c.adam_beta1);
-  c.adam_beta2 = table.get("adam_beta2", c.adam_beta2);
+  auto adam = table.only(c.optimizer == OptimizerKind::Adam, "to optimizer = \"adam\"");
+  c.adam_beta1 = adam.get("adam_beta1", c.adam_beta1);
+  c.adam_beta2 = adam.get("adam_beta2", c.adam_beta2);
   c.seed = table.get("seed", c.seed);
   c.eval_every = table.get_positive("eval_every", c.eval_every);
   c.patience = table.get_positive("patience", c.patience);

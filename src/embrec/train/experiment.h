@@ -14,10 +14,15 @@
 
 namespace embrec::train {
 
+// The optimiser: Adam, or Adagrad (GRU4Rec's).
+enum class OptimizerKind { Adam, Adagrad };
+inline const Names<OptimizerKind> kOptimizerNames = {{"adam", OptimizerKind::Adam}, {"adagrad", OptimizerKind::Adagrad}};
+
 // The [train] table: the training loop's settings, and the device, seed and threads of the whole experiment.
 struct TrainConfig {
   int64_t epochs = 200;
   int64_t batch_size = 256;
+  OptimizerKind optimizer = OptimizerKind::Adam;
   double learning_rate = 1e-3;
   double weight_decay = 0.0;  // L2 added to the gradient, as torch.optim.Adam does
   double adam_beta1 = 0.9;

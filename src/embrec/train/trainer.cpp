@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -54,26 +55,6 @@ struct EpochLoss {
   double seconds = 0.0;
 };
 
-models::TensorBatch to_tensors(const data::SequenceBatch& batch, int32_t max_length, torch::Device device) {
-  models::TensorBatch out;
-  out.max_length = max_length;
-  auto options = torch::TensorOptions().dtype(torch::kLong);
-  // from_blob borrows the sampler's buffers (no copy on CPU): the batch must be used up (loss and backward)
-  // before the sampler refills them, which the loop guarantees.
-  auto wrap = [&](const std::vector<int64_t>& values, std::vector<int64_t> shape) {
-    return torch::from_blob(const_cast<int64_t*>(values.data()), shape, options).to(device);
-  };
-  out.users = wrap(batch.users, {batch.size});
-  out.input = wrap(batch.input, {batch.size, batch.length});
-  out.target = wrap(batch.target, {batch.size, batch.length});
-  if (!batch.negative.empty()) out.negative = wrap(batch.negative, {batch.size, batch.length});
-  if (!batch.rating.empty())
-    out.rating = torch::from_blob(const_cast<float*>(batch.rating.data()), {batch.size, batch.length},
-                                  torch::TensorOptions().dtype(torch::kFloat32))
-                     .to(device);
-  return out;
-}
-
 std::string format_parts(const NamedValues& parts) {
   std::string text;
   for (const auto& [name, value] : parts) text += fmt::format("{}{} {:.4f}", text.empty() ? "" : " ", name, value);
@@ -108,7 +89,11 @@ void check_select_metric(const Experiment& experiment) {
          select, experiment.model->name());
 }
 
-std::unique_ptr<torch::optim::Adam> make_optimizer(torch::nn::Module& module, const TrainConfig& config) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(torch::nn::Module& module, const TrainConfig& config) {
+  if (config.optimizer == OptimizerKind::Adagrad)
+    return std::make_unique<torch::optim::Adagrad>(
+        module.parameters(),
+        torch::optim::AdagradOptions(config.learning_rate).weight_decay(config.weight_decay));
   return std::make_unique<torch::optim::Adam>(module.parameters(),
                                               torch::optim::AdamOptions(config.learning_rate)
                                                   .weight_decay(config.weight_decay)
@@ -139,7 +124,10 @@ class EpochLoop {
         valid_task_(valid_task),
         sampler_options_(model_.sampler_options(sampler_defaults(config_))),
         sampler_(experiment.data.split.train, experiment.data.dataset.item_count(), sampler_options_),
-        device_(config_.device) {}
+        device_(config_.device) {
+    if (sampler_options_.session_parallel)
+      session_.emplace(experiment.data.split.train, experiment.data.dataset.item_count(), sampler_options_);
+  }
 
   // Trains until config.epochs or an early stop; false when stop_after_epochs (>= 0) epochs of this call end it
   // first, as if the process were killed.
@@ -172,14 +160,13 @@ class EpochLoop {
     torch::manual_seed(static_cast<uint64_t>(config_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
     model_.begin_epoch(epoch);
     module_.train();
-    const auto plan = sampler_.epoch_plan(epoch);
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), static_cast<int64_t>(plan.size()),
-                      "seq");
+    const int64_t batches = begin_batches(epoch);
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), batches, "seq");
     NamedValues sums;
     double total_sum = 0.0;
     int64_t sequences = 0;
-    for (size_t b = 0; b < plan.size(); ++b) {
-      const BatchLoss loss = train_batch(plan[b], epoch, static_cast<int64_t>(b));
+    for (int64_t b = 0; b < batches; ++b) {
+      const BatchLoss loss = train_batch(epoch, b);
       total_sum += loss.total * batch_.size;
       if (sums.size() != loss.parts.size()) {
         sums.clear();
@@ -198,11 +185,22 @@ class EpochLoop {
     return epoch_loss;
   }
 
-  // One optimiser step on the batch of `users`, stopping on a loss that is not finite (NaN, inf): the checkpoint
+  // Lays out the epoch's batches (a plan of users, or the session-parallel time steps); returns their number.
+  int64_t begin_batches(int64_t epoch) {
+    if (session_) return session_->begin_epoch(epoch);
+    plan_ = sampler_.epoch_plan(epoch);
+    return static_cast<int64_t>(plan_.size());
+  }
+
+  // One optimiser step on the epoch's batch `batch_index`, stopping on a loss that is not finite (NaN, inf): the checkpoint
   // of the last finished epoch stays as it is.
-  BatchLoss train_batch(const std::vector<int32_t>& users, int64_t epoch, int64_t batch_index) {
-    sampler_.fill(users, epoch, batch_index, batch_);
-    models::TensorBatch tensors = to_tensors(batch_, sampler_options_.max_length, device_);
+  BatchLoss train_batch(int64_t epoch, int64_t batch_index) {
+    if (session_) {
+      session_->fill(batch_index, batch_);
+    } else {
+      sampler_.fill(plan_[static_cast<size_t>(batch_index)], epoch, batch_index, batch_);
+    }
+    models::TensorBatch tensors = models::tensor_batch(batch_, sampler_options_.max_length, device_);
     tensors.epoch = epoch;
     tensors.batch_index = batch_index;
     models::LossParts loss = model_.loss(tensors);
@@ -265,6 +263,8 @@ class EpochLoop {
   const data::EvalTask& valid_task_;
   const data::SamplerOptions sampler_options_;
   data::SequenceSampler sampler_;
+  std::optional<data::SessionParallelSampler> session_;  // when the model asks for session-parallel batches
+  std::vector<std::vector<int32_t>> plan_;                // the epoch's batches of users (SequenceSampler)
   const torch::Device device_;
   data::SequenceBatch batch_;  // refilled for every batch; to_tensors borrows its buffers
 };
@@ -323,7 +323,7 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   const double fit_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - fit_start).count();
 
   torch::nn::Module& module = model.module();
-  std::unique_ptr<torch::optim::Adam> optimizer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (model.trainable()) optimizer = make_optimizer(module, config);
   TrainerState state;
   if (options.resume) {

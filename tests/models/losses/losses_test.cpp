@@ -1,11 +1,13 @@
-// The custom losses of S4Rec / ICLRec against finite differences, and their hand-checked values.
+// The custom losses of S4Rec / ICLRec and GRU4Rec's ranking losses against finite differences, and their hand-checked values.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 
 #include "embrec/models/losses/distill.h"
 #include "embrec/models/losses/grad_reverse.h"
 #include "embrec/models/losses/info_nce.h"
+#include "embrec/models/losses/ranking.h"
 #include "embrec/models/losses/sinkhorn.h"
 
 namespace embrec::models::losses {
@@ -133,6 +135,55 @@ TEST(Adversary, CrossEntropyThroughGradientReversalIsTheNegatedScaledGradient) {
   torch::nn::functional::cross_entropy(torch::matmul(grad_reverse(z2, 0.3), w2.t()), labels).backward();
   EXPECT_TRUE(torch::allclose(z2.grad(), -0.3 * z1.grad(), 0, 1e-15));
   EXPECT_TRUE(torch::allclose(w2.grad(), w1.grad(), 0, 1e-15));
+}
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+TEST(RankingLoss, HandCheckedValuesWithMaskedColumnsAndRowsWithoutNegatives) {
+  // Row 0: positive 1, negatives 0 and 2, a third column masked (its 5 must not count). Row 1 has no negative at
+  // all and is left out of the mean.
+  auto positive = torch::tensor({1.0, 7.0}, torch::kFloat64);
+  auto negatives = torch::tensor({{0.0, 2.0, 5.0}, {1.0, 1.0, 1.0}}, torch::kFloat64);
+  auto valid = torch::tensor({{true, true, false}, {false, false, false}});
+  const double s0 = 1.0 / (1.0 + std::exp(2.0)), s1 = 1.0 - s0;  // softmax of the negatives 0 and 2
+  const double lambda = 0.5;
+  const std::vector<std::pair<RankingLoss, double>> expected = {
+      {RankingLoss::Bpr, (std::log1p(std::exp(-1.0)) + std::log1p(std::exp(1.0))) / 2},
+      {RankingLoss::Top1, (sigmoid(-1) + sigmoid(0) + sigmoid(1) + sigmoid(4)) / 2},
+      {RankingLoss::BprMax, -std::log(s0 * sigmoid(1) + s1 * sigmoid(-1)) + lambda * (s0 * 0 + s1 * 4)},
+      {RankingLoss::Top1Max, s0 * (sigmoid(-1) + sigmoid(0)) + s1 * (sigmoid(1) + sigmoid(4))}};
+  for (const auto& [kind, value] : expected)
+    EXPECT_NEAR(ranking_loss(kind, positive, negatives, valid, lambda).item<double>(), value, 1e-12)
+        << name_of(kRankingLossNames, kind);
+}
+
+TEST(RankingLoss, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(5);
+  // Each row loses a different column (its own target's), one row loses two.
+  auto valid = torch::tensor({{false, true, true, true, true},
+                              {true, false, true, true, true},
+                              {true, true, false, false, true},
+                              {true, true, true, true, false}});
+  for (const auto& [name, kind] : kRankingLossNames) {
+    Loss loss = [&, kind = kind](const std::vector<torch::Tensor>& x) {
+      return ranking_loss(kind, x[0], x[1], valid, 0.7);
+    };
+    EXPECT_LT(gradient_error(loss, {torch::randn({4}), torch::randn({4, 5})}), 1e-7) << name;
+  }
+}
+
+TEST(RankingLoss, BprMaxIsFiniteWhereTheSoftmaxWeightsUnderflow) {
+  // Scores far apart make most softmax weights 0 in double; the log-sum-exp form keeps loss and gradient finite.
+  auto positive = torch::tensor({0.0}, torch::kFloat64).requires_grad_(true);
+  auto negatives = torch::tensor({{-900.0, 0.0, 800.0}}, torch::kFloat64).requires_grad_(true);
+  auto valid = torch::ones({1, 3}, torch::kBool);
+  auto value = ranking_loss(RankingLoss::BprMax, positive, negatives, valid, 0.0);
+  value.backward();
+  EXPECT_TRUE(std::isfinite(value.item<double>()));
+  // Weights ~ (0, e^-800, 1): -log(e^-800 sigmoid(0) + sigmoid(-800)) = 800 - log(1.5).
+  EXPECT_NEAR(value.item<double>(), 800.0 - std::log(1.5), 1e-9);
+  EXPECT_TRUE(torch::isfinite(negatives.grad()).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(positive.grad()).all().item<bool>());
 }
 
 }  // namespace
