@@ -37,7 +37,9 @@ Dataset synthetic_dataset() {
 // Per user, the three parts are disjoint and together exactly the user's interactions (positions are named by their
 // unique timestamps), each part is in time order, and ratings and timestamps travel with their items.
 void expect_partition(const Dataset& d, const Split& s) {
-  for (const Sequences* part : {&s.train, &s.valid, &s.test}) {
+  std::vector<const Sequences*> all_parts = {&s.train, &s.valid, &s.test};
+  if (s.method == "user") all_parts.push_back(&s.eval_input);
+  for (const Sequences* part : all_parts) {
     ASSERT_EQ(part->user_count(), d.user_count());
     ASSERT_EQ(part->ratings.size(), part->items.size());
     ASSERT_EQ(part->timestamps.size(), part->items.size());
@@ -46,7 +48,7 @@ void expect_partition(const Dataset& d, const Split& s) {
     std::vector<std::tuple<int64_t, int32_t, float>> all, parts;
     for (int64_t p = d.interactions.offsets[u]; p < d.interactions.offsets[u + 1]; ++p)
       all.emplace_back(d.interactions.timestamps[p], d.interactions.items[p], d.interactions.ratings[p]);
-    for (const Sequences* part : {&s.train, &s.valid, &s.test}) {
+    for (const Sequences* part : all_parts) {
       for (int64_t p = part->offsets[u]; p < part->offsets[u + 1]; ++p) {
         parts.emplace_back(part->timestamps[p], part->items[p], part->ratings[p]);
         if (p > part->offsets[u]) EXPECT_LT(part->timestamps[p - 1], part->timestamps[p]);
@@ -347,6 +349,72 @@ TEST(Split, BadOptionsAreErrors) {
   EXPECT_THROW(make_split(d, options), Error);
   options.train_ratio = 0.5;
   options.valid_ratio = 0.5;  // must be below train_ratio
+  EXPECT_THROW(make_split(d, options), Error);
+}
+
+TEST(Split, ByUserDealsUsersAndCutsEachHeldOutSequenceByTime) {
+  Dataset d = synthetic_dataset();
+  SplitOptions options;
+  options.method = SplitMethod::User;
+  Split s = make_split(d, options);
+  expect_partition(d, s);
+  int valid_users = 0, test_users = 0, train_users = 0;
+  for (int32_t u = 0; u < d.user_count(); ++u) {
+    const int64_t n = d.interactions.length(u), input = s.eval_input.length(u);
+    const int64_t held = s.valid.length(u) + s.test.length(u);
+    // A user is in exactly one part: all of them in train, or input + valid, or input + test.
+    if (input == 0) {
+      EXPECT_EQ(held, 0) << "user " << u;
+      EXPECT_EQ(s.train.length(u), n);
+      ++train_users;
+      continue;
+    }
+    EXPECT_EQ(s.train.length(u), 0) << "a held-out user is never trained on: user " << u;
+    EXPECT_TRUE(s.valid.length(u) == 0 || s.test.length(u) == 0) << "user " << u;
+    (s.valid.length(u) > 0 ? valid_users : test_users) += 1;
+    // The first round(0.8 n) items (1 .. n - 1) are the input; every input item comes before every target.
+    EXPECT_EQ(input, std::clamp<int64_t>(std::llrint(0.8 * static_cast<double>(n)), 1, n - 1)) << "user " << u;
+    const Sequences& targets = s.valid.length(u) > 0 ? s.valid : s.test;
+    EXPECT_LT(s.eval_input.timestamps[s.eval_input.offsets[u + 1] - 1], targets.timestamps[targets.offsets[u]]);
+  }
+  // 160 train users; 20 valid and 20 test users, less those with a single interaction, which stay in train.
+  int short_held_out = 0;
+  for (int32_t u = 0; u < d.user_count(); ++u) short_held_out += d.interactions.length(u) == 1 ? 1 : 0;
+  EXPECT_EQ(valid_users + test_users + train_users, 200);
+  EXPECT_GE(train_users, 160);
+  EXPECT_LE(train_users, 160 + short_held_out);
+  EXPECT_GE(valid_users, 20 - short_held_out);
+  EXPECT_LE(valid_users, 20);
+  EXPECT_LE(test_users, 20);
+  // Both stages condition on the held-out users' inputs.
+  for (bool test_stage : {false, true}) {
+    const EvalTask task = make_eval_task(s, test_stage);
+    EXPECT_EQ(task.history.items, s.eval_input.items);
+    EXPECT_EQ(task.targets.items, (test_stage ? s.test : s.valid).items);
+  }
+}
+
+TEST(Split, ByUserIsSeeded) {
+  Dataset d = synthetic_dataset();
+  SplitOptions options;
+  options.method = SplitMethod::User;
+  const Split a = make_split(d, options), b = make_split(d, options);
+  EXPECT_EQ(a.eval_input.offsets, b.eval_input.offsets);
+  EXPECT_EQ(a.test.items, b.test.items);
+  options.seed = 7;
+  EXPECT_NE(make_split(d, options).eval_input.offsets, a.eval_input.offsets);
+}
+
+TEST(Split, ByUserRejectsBadShares) {
+  Dataset d = synthetic_dataset();
+  SplitOptions options;
+  options.method = SplitMethod::User;
+  options.user_ratios = {0.8, 0.1, 0.2};
+  EXPECT_THROW(make_split(d, options), Error);
+  EXPECT_EQ(user_ratios_problem({0.8, 0.1}), ": must be three shares (train, valid and test users) >= 0 that sum to 1");
+  EXPECT_EQ(user_ratios_problem({0.5, 0.5, 0.0}), "");
+  options.user_ratios = {0.8, 0.1, 0.1};
+  options.input_ratio = 1.0;
   EXPECT_THROW(make_split(d, options), Error);
 }
 

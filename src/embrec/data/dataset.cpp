@@ -62,6 +62,11 @@ Sequences Sequences::concat(const Sequences& a, const Sequences& b) {
 
 EvalTask make_eval_task(const Split& split, bool test_stage) {
   EvalTask task;
+  if (split.method == "user") {
+    task.history = split.eval_input;
+    task.targets = test_stage ? split.test : split.valid;
+    return task;
+  }
   task.history = test_stage ? Sequences::concat(split.train, split.valid) : split.train;
   task.targets = test_stage ? split.test : split.valid;
   return task;

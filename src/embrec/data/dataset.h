@@ -67,6 +67,9 @@ struct Split {
   Sequences train;
   Sequences valid;
   Sequences test;
+  // The "user" split only: each valid or test user's input (the first part of their sequence), from which their
+  // targets in valid or test are predicted; never trained on (their train lists are empty). Empty otherwise.
+  Sequences eval_input;
 };
 
 // One evaluation stage: for each user, the history a model conditions on (also the items excluded from the
@@ -80,7 +83,8 @@ struct EvalTask {
 // longest lists, 0 for the rest; ties at the boundary go by user id so the split is deterministic.
 std::vector<uint8_t> head_users(const Sequences& train, double head_share);
 
-// valid: history = train, targets = valid. test: history = train + valid, targets = test.
+// valid: history = train, targets = valid. test: history = train + valid, targets = test. A "user" split:
+// history = eval_input at both stages.
 EvalTask make_eval_task(const Split& split, bool test_stage);
 
 }  // namespace embrec::data

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+
 #include <filesystem>
 
 #include "embrec/data/cache.h"
@@ -56,6 +57,10 @@ DataConfig DataConfig::from(ConfigTable& table) {
   c.split.stratify_by = split.get_one_of("stratify_by", c.split.stratify_by, kStratifyByNames);
   split.check(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio, "valid_ratio",
               fmt::format("must be in [0, train_ratio), got {}", c.split.valid_ratio));
+  auto by_user = split.only(c.split.method == SplitMethod::User, "to method = \"user\"");
+  c.split.user_ratios = by_user.get("user_ratios", c.split.user_ratios);
+  c.split.input_ratio = by_user.get_in_range("input_ratio", c.split.input_ratio, "(0, 1)");
+  split.check(user_ratios_problem(c.split.user_ratios).empty(), "user_ratios", user_ratios_problem(c.split.user_ratios));
   if (c.demo.empty() && c.path.empty())
     fail("{}: missing key '{}' (the interaction log; or demo = \"default\")", source, table.key_path("path"));
   table.check(c.demo.empty() || c.demo == "default", "demo", fmt::format("must be \"default\", got '{}'", c.demo));

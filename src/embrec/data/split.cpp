@@ -8,6 +8,11 @@
 //   r <= round((train_ratio - valid_ratio) * n), to valid when r <= round(train_ratio * n), else to test. round() is
 //   half-to-even, as numpy's is, so counts match theirs.
 // random: the same thresholds over one seeded shuffle of all interactions.
+// user (the GRU4Rec-with-Faiss protocol of the seed material): users are shuffled (seeded) and dealt into train,
+//   valid and test by user_ratios (counts rounded half-to-even, test takes the rest). A train user's whole sequence
+//   is train; a valid or test user's first round(input_ratio * n) items (at least 1, at most n - 1) are their
+//   eval_input and the rest their valid or test targets, so those users are never trained on. Held-out users with
+//   fewer than 2 interactions cannot be cut and stay in train. Nothing is dropped.
 // Shuffles are Fisher-Yates over std::mt19937_64 with our own unbiased bounded draw, not std::shuffle /
 // std::uniform_int_distribution, whose algorithms differ between standard libraries: a seed gives the same split
 // with libstdc++ and libc++. numpy's generator is not reproduced: counts match Microsoft Recommenders, members not.
@@ -48,7 +53,7 @@ void shuffle(std::vector<T>& values, std::mt19937_64& random) {
   for (size_t i = values.size(); i > 1; --i) std::swap(values[i - 1], values[uniform_below(random, i)]);
 }
 
-// part[p] for each position p of dataset.interactions: 0 train, 1 valid, 2 test.
+// part[p] for each position p of dataset.interactions: 0 train, 1 valid, 2 test, 3 eval_input (user split).
 Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, SplitMethod method, bool drop_unseen) {
   const Sequences& all = dataset.interactions;
   std::vector<bool> in_train(dataset.item_count(), false);
@@ -56,7 +61,8 @@ Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, SplitMet
     if (part[p] == 0) in_train[all.items[p]] = true;
   Split split;
   split.method = name_of(kSplitMethodNames, method);
-  Sequences* outputs[3] = {&split.train, &split.valid, &split.test};
+  std::vector<Sequences*> outputs = {&split.train, &split.valid, &split.test};
+  if (method == SplitMethod::User) outputs.push_back(&split.eval_input);
   for (Sequences* out : outputs) {
     out->offsets.assign(1, 0);
     out->items.clear();
@@ -66,7 +72,7 @@ Split assemble(const Dataset& dataset, const std::vector<int8_t>& part, SplitMet
     for (int64_t p = all.offsets[u]; p < all.offsets[u + 1]; ++p) user_in_train = user_in_train || part[p] == 0;
     for (int64_t p = all.offsets[u]; p < all.offsets[u + 1]; ++p) {
       const int which = part[p];
-      if (which > 0 && drop_unseen && (!user_in_train || !in_train[all.items[p]])) continue;
+      if ((which == 1 || which == 2) && drop_unseen && (!user_in_train || !in_train[all.items[p]])) continue;
       Sequences& out = *outputs[which];
       out.items.push_back(all.items[p]);
       if (all.has_ratings()) out.ratings.push_back(all.ratings[p]);
@@ -90,7 +96,41 @@ int8_t part_of_rank(int64_t rank, int64_t count, const SplitOptions& options) {
   return 2;
 }
 
+Split split_by_user(const Dataset& dataset, const SplitOptions& options) {
+  const Sequences& all = dataset.interactions;
+  const std::vector<double>& ratios = options.user_ratios;
+  if (const std::string problem = user_ratios_problem(ratios); !problem.empty()) fail("split: user_ratios{}", problem);
+  if (!(options.input_ratio > 0 && options.input_ratio < 1))
+    fail("split: input_ratio must be in (0, 1), got {}", options.input_ratio);
+  std::vector<int32_t> users(static_cast<size_t>(all.user_count()));
+  std::iota(users.begin(), users.end(), 0);
+  std::mt19937_64 random(options.seed);
+  shuffle(users, random);
+  const int64_t count = static_cast<int64_t>(users.size());
+  const int64_t train_users = round_half_even(ratios[0] * static_cast<double>(count));
+  const int64_t valid_users = round_half_even(ratios[1] * static_cast<double>(count));
+  std::vector<int8_t> part(all.items.size(), 0);
+  for (int64_t rank = train_users; rank < count; ++rank) {
+    const int32_t u = users[static_cast<size_t>(rank)];
+    const int64_t n = all.length(u);
+    if (n < 2) continue;
+    const int64_t cut = std::clamp<int64_t>(round_half_even(options.input_ratio * static_cast<double>(n)), 1, n - 1);
+    const int8_t target_part = rank < train_users + valid_users ? 1 : 2;
+    for (int64_t i = 0; i < n; ++i) part[static_cast<size_t>(all.offsets[u] + i)] = i < cut ? 3 : target_part;
+  }
+  return assemble(dataset, part, SplitMethod::User, false);
+}
+
 }  // namespace
+
+std::string user_ratios_problem(const std::vector<double>& ratios) {
+  double sum = 0.0;
+  bool negative = false;
+  for (double r : ratios) sum += r, negative = negative || !(r >= 0);
+  if (ratios.size() != 3 || negative || std::abs(sum - 1.0) > 1e-9)
+    return ": must be three shares (train, valid and test users) >= 0 that sum to 1";
+  return "";
+}
 
 Split make_split(const Dataset& dataset, const SplitOptions& options) {
   const Sequences& all = dataset.interactions;
@@ -103,6 +143,7 @@ Split make_split(const Dataset& dataset, const SplitOptions& options) {
     }
     return assemble(dataset, part, options.method, false);
   }
+  if (options.method == SplitMethod::User) return split_by_user(dataset, options);
   check_ratios(options);
   std::mt19937_64 random(options.seed);
   if (options.method == SplitMethod::Chrono || options.method == SplitMethod::Stratified) {

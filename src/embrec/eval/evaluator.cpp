@@ -29,6 +29,10 @@ EvalConfig EvalConfig::from(ConfigTable& table) {
     c.exclude = table.get("exclude_history", true) ? Exclude::HistoryExceptTarget : Exclude::None;
   else
     c.exclude = table.get_one_of("exclude", c.exclude, kExcludeNames);
+  c.search = table.get_one_of("search", c.search, kSearchNames);
+  auto by_index = table.only(c.search == Search::Index, "to search = \"index\"");
+  c.index = by_index.get("index", c.index);
+  c.index_metric = by_index.get("index_metric", c.index_metric);  // checked where the index code is (train/)
   c.select = table.get("select", c.select);
   table.check(!c.ks.empty(), "ks", "must not be empty");
   for (int64_t k : c.ks) table.check(k > 0, "ks", fmt::format("must hold positive values, got {}", k));

@@ -59,11 +59,21 @@ inline const Names<Exclude> kExcludeNames = {
 void apply_exclusion(Exclude mode, const int32_t* history, int64_t history_count, const int32_t* targets,
                      int64_t target_count, float* row_scores);
 
+// How embedding models are ranked: exactly (every item's inner product, the default), or by searching embrec's
+// Faiss item index built as `embrec export` builds it (`index`, `index_metric`), so that what is evaluated is what
+// the service returns -- e.g. the user-split protocol's L2-normalised item vectors in an inner-product index
+// (index_metric = "cosine"). Count-based models always rank exactly.
+enum class Search { Exact, Index };
+inline const Names<Search> kSearchNames = {{"exact", Search::Exact}, {"index", Search::Index}};
+
 struct EvalConfig {
   std::vector<int64_t> ks{5, 10, 20};
   std::vector<std::string> metrics{"hr", "ndcg", "mrr", "map", "precision", "recall"};
   int32_t chunk_users = 256;
   Exclude exclude = Exclude::History;
+  Search search = Search::Exact;
+  std::string index = "flat";        // search = "index": Faiss factory string or preset, as `embrec export --index`
+  std::string index_metric = "ip";   // search = "index": ip | cosine | l2, as `embrec export --metric`
   // Which metric/k early stopping and "best" use, e.g. "ndcg@10".
   std::string select = "ndcg@10";
 

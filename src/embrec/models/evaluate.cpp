@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <numeric>
 
 #include "embrec/eval/metrics.h"
+#include "embrec/index/item_index.h"
 
 namespace embrec::models {
 
@@ -25,6 +27,40 @@ class ModelScoreSource final : public eval::ScoreSource {
   const data::Sequences& histories_;
   int32_t item_count_;
 };
+
+// Embedding models searched through embrec's Faiss item index: each user's row holds the scores of the items the
+// index returns (the top max_k plus as many as the user's history, so that max_k remain after the evaluator's
+// exclusion) and -infinity elsewhere; a target the index does not return is a miss.
+class IndexScoreSource final : public eval::ScoreSource {
+ public:
+  IndexScoreSource(const torch::Tensor& user_vectors, const torch::Tensor& item_vectors,
+                   const data::Sequences& histories, const eval::EvalConfig& config)
+      : user_vectors_(user_vectors),
+        histories_(histories),
+        index_(index::ItemIndex::build(item_vectors.data_ptr<float>(), item_vectors.size(0),
+                                       static_cast<int32_t>(item_vectors.size(1)),
+                                       index::IndexSpec{index::resolve_factory(config.index, item_vectors.size(0)),
+                                                        index::parse_metric(config.index_metric)})),
+        max_k_(*std::max_element(config.ks.begin(), config.ks.end())) {}
+  int32_t item_count() const override { return static_cast<int32_t>(index_.size()); }
+  void score_block(const int32_t* users, int32_t count, float* out) override {
+    const int64_t items = index_.size();
+    std::fill(out, out + count * items, -std::numeric_limits<float>::infinity());
+    for (int32_t row = 0; row < count; ++row) {
+      const int32_t u = users[row];
+      const int64_t depth = std::min<int64_t>(items, max_k_ + histories_.length(u));
+      for (const index::ScoredItem& hit : index_.search(user_vectors_[u].data_ptr<float>(), depth))
+        out[row * items + hit.item] = hit.score;
+    }
+  }
+
+ private:
+  torch::Tensor user_vectors_;
+  const data::Sequences& histories_;
+  index::ItemIndex index_;
+  int64_t max_k_;
+};
+
 }  // namespace
 
 void add_rating_metrics(Model& model, const data::EvalTask& task, eval::EvalResult& result) {
@@ -58,9 +94,14 @@ eval::EvalResult evaluate_model(Model& model, const data::EvalTask& task, int32_
     std::iota(all.begin(), all.end(), 0);
     torch::Tensor user_vectors = model.user_vectors(task.history, all.data(), users).contiguous();
     torch::Tensor item_vectors = model.item_vectors().contiguous();
-    eval::EmbeddingScorer scorer(user_vectors.data_ptr<float>(), users, item_vectors.data_ptr<float>(),
-                                 static_cast<int32_t>(item_vectors.size(0)), static_cast<int32_t>(model.dim()));
-    result = eval::evaluate(scorer, task, config, groups);
+    if (config.search == eval::Search::Index) {
+      IndexScoreSource source(user_vectors, item_vectors, task.history, config);
+      result = eval::evaluate(source, task, config, groups);
+    } else {
+      eval::EmbeddingScorer scorer(user_vectors.data_ptr<float>(), users, item_vectors.data_ptr<float>(),
+                                   static_cast<int32_t>(item_vectors.size(0)), static_cast<int32_t>(model.dim()));
+      result = eval::evaluate(scorer, task, config, groups);
+    }
   } else {
     ModelScoreSource source(model, task.history, item_count);
     result = eval::evaluate(source, task, config, groups);

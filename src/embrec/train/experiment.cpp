@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "embrec/index/item_index.h"
 #include "embrec/util/error.h"
 
 namespace embrec::train {
@@ -66,6 +67,11 @@ CheckedConfig check_config(ConfigTable& root) {
   checked.data_config = data::DataConfig::from(root.sub("data"));
   checked.train_config = TrainConfig::from(root.sub("train"));
   checked.eval_config = eval::EvalConfig::from(root.sub("eval"));
+  try {
+    (void)index::parse_metric(checked.eval_config.index_metric);
+  } catch (const Error& error) {
+    root.sub("eval").fail_key("index_metric", fmt::format(": {}", error.what()));
+  }
   if (!root.has("model")) fail("{}: missing [model] table (with name = \"sasrec\", \"pop\", ...)", root.source());
   checked.build_model = models::configure_model(root.sub("model"));
   root.finish();

@@ -271,6 +271,23 @@ std::vector<int64_t> ConfigTable::get(std::string_view key, const std::vector<in
   return value;
 }
 
+std::vector<double> ConfigTable::get(std::string_view key, const std::vector<double>& default_value) {
+  std::vector<double> value = default_value;
+  if (const toml::node* node = lookup(key)) {
+    if (!node->is_array()) type_error(key, "an array of numbers", *node);
+    value.clear();
+    for (const toml::node& element : *node->as_array()) {
+      if (!element.is_number()) type_error(key, "an array of numbers", element);
+      value.push_back(element.is_integer() ? static_cast<double>(element.as_integer()->get())
+                                           : element.as_floating_point()->get());
+    }
+  }
+  toml::array array;
+  for (double v : value) array.push_back(v);
+  resolved_.insert_or_assign(key, std::move(array));
+  return value;
+}
+
 std::vector<std::string> ConfigTable::get(std::string_view key, const std::vector<std::string>& default_value) {
   std::vector<std::string> value = default_value;
   if (const toml::node* node = lookup(key)) {

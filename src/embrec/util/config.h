@@ -64,6 +64,7 @@ class ConfigTable {
   std::string get(std::string_view key, const std::string& default_value);
   std::string get(std::string_view key, const char* default_value) { return get(key, std::string(default_value)); }
   std::vector<int64_t> get(std::string_view key, const std::vector<int64_t>& default_value);
+  std::vector<double> get(std::string_view key, const std::vector<double>& default_value);  // integers accepted
   std::vector<std::string> get(std::string_view key, const std::vector<std::string>& default_value);
 
   // A string that must be one of `choices`.
