@@ -144,7 +144,13 @@ TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
   EXPECT_EQ(error_of("[data]\npath = 'x'\nformat = 'parquet'\n"),
             file + ": key 'data.format' must be one of {seq, movielens, udata, csv, tsv}, got 'parquet'");
   EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\nmethod = 'loo'\n"),
-            file + ": key 'data.split.method' must be one of {leave_one_out, chrono, stratified, random}, got 'loo'");
+            file + ": key 'data.split.method' must be one of {leave_one_out, chrono, stratified, random, user}, got "
+                   "'loo'");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\nmethod = 'user'\nuser_ratios = [0.5, 0.2]\n"),
+            file + ": key 'data.split.user_ratios': must be three shares (train, valid and test users) >= 0 that sum "
+                   "to 1");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\ninput_ratio = 0.5\n"),
+            file + ": key 'data.split.input_ratio' applies only to method = \"user\"");
   EXPECT_EQ(error_of("[data]\npath = 'x'\nusercore = 5\n"), file + ": unknown key 'data.usercore'");
   EXPECT_EQ(error_of("[data]\npath = 'x'\ndelimiter = ';;'\n"),
             file + ": key 'data.delimiter' must be a single character, got ';;'");
