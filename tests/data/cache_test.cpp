@@ -7,12 +7,17 @@
 #include <fstream>
 #include <functional>
 
+#include "embrec/util/checksum.h"
 #include "embrec/util/files.h"
 
 namespace embrec::data {
 namespace {
 
 namespace fs = std::filesystem;
+
+const std::string kSource = sha256_hex("the source file");
+const std::string kOptions = sha256_hex("the preparation options");
+const std::string kOther = sha256_hex("something else");
 
 // Three users (one with an empty list), ids that are not numbers, ratings and timestamps: every field of a Dataset.
 Dataset small_dataset() {
@@ -34,10 +39,10 @@ class CacheTest : public ::testing::Test {
   void SetUp() override {
     path_ = (fs::temp_directory_path() / ("embrec-cache-" + std::to_string(::getpid()) + ".bin")).string();
     dataset_ = small_dataset();
-    write_cache(path_, dataset_, 111, 222);
+    write_cache(path_, dataset_, kSource, kOptions);
   }
   void TearDown() override { fs::remove(path_); }
-  std::string reason(uint64_t source = 111, uint64_t options = 222) {
+  std::string reason(const std::string& source = kSource, const std::string& options = kOptions) {
     std::string why;
     EXPECT_FALSE(read_cache(path_, source, options, &why).has_value());
     return why;
@@ -52,7 +57,7 @@ class CacheTest : public ::testing::Test {
 };
 
 TEST_F(CacheTest, RoundTripsTheWholeDataset) {
-  std::optional<Dataset> back = read_cache(path_, 111, 222);
+  std::optional<Dataset> back = read_cache(path_, kSource, kOptions);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->name, dataset_.name);
   EXPECT_EQ(back->users.externals(), dataset_.users.externals());
@@ -66,16 +71,16 @@ TEST_F(CacheTest, RoundTripsTheWholeDataset) {
 
 TEST_F(CacheTest, ADatasetWithoutRatingsRoundTripsWithoutThem) {
   dataset_.interactions.ratings.clear();
-  write_cache(path_, dataset_, 111, 222);
-  std::optional<Dataset> back = read_cache(path_, 111, 222);
+  write_cache(path_, dataset_, kSource, kOptions);
+  std::optional<Dataset> back = read_cache(path_, kSource, kOptions);
   ASSERT_TRUE(back.has_value());
   EXPECT_FALSE(back->interactions.has_ratings());
   EXPECT_EQ(back->interactions.timestamps, dataset_.interactions.timestamps);
 }
 
 TEST_F(CacheTest, StaleCachesAreRejected) {
-  EXPECT_EQ(reason(999, 222), "the source file changed");
-  EXPECT_EQ(reason(111, 999), "the preparation options changed");
+  EXPECT_EQ(reason(kOther, kOptions), "the source file changed");
+  EXPECT_EQ(reason(kSource, kOther), "the preparation options changed");
   fs::remove(path_);
   EXPECT_EQ(reason(), "no cache file");
 }
@@ -83,15 +88,15 @@ TEST_F(CacheTest, StaleCachesAreRejected) {
 TEST_F(CacheTest, DamagedCachesAreRejected) {
   rewrite([](std::string& bytes) { bytes.resize(bytes.size() - 7); });
   EXPECT_EQ(reason(), "truncated (payload size does not match the header)");
-  write_cache(path_, dataset_, 111, 222);
+  write_cache(path_, dataset_, kSource, kOptions);
   rewrite([](std::string& bytes) { bytes[bytes.size() / 2] ^= 0x20; });
   EXPECT_EQ(reason(), "corrupt (payload checksum does not match)");
-  write_cache(path_, dataset_, 111, 222);
+  write_cache(path_, dataset_, kSource, kOptions);
   rewrite([](std::string& bytes) { bytes[8] = 99; });  // the version field follows the 8-byte magic
-  EXPECT_EQ(reason(), "cache format version 99, this embrec reads 1");
+  EXPECT_EQ(reason(), "cache format version 99, this embrec reads 2");
   rewrite([](std::string& bytes) { bytes[0] = 'X'; });
   EXPECT_EQ(reason(), "not an embrec dataset cache");
-  write_cache(path_, dataset_, 111, 222);
+  write_cache(path_, dataset_, kSource, kOptions);
   rewrite([](std::string& bytes) { bytes.resize(20); });  // cut inside the header
   EXPECT_EQ(reason(), "truncated (shorter than the header)");
   rewrite([](std::string& bytes) { bytes.clear(); });
@@ -101,18 +106,18 @@ TEST_F(CacheTest, DamagedCachesAreRejected) {
 TEST_F(CacheTest, EveryFlippedPayloadByteIsCaught) {
   // The payload checksum covers every byte: no single flip anywhere after the header yields a Dataset.
   const std::string original = read_file(path_);
-  for (size_t at = 44; at < original.size(); ++at) {
+  for (size_t at = 8 + 4 + 3 * 64 + 8; at < original.size(); ++at) {  // after the header
     std::string bytes = original;
     bytes[at] ^= 0x01;
     std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes;
     std::string why;
-    ASSERT_FALSE(read_cache(path_, 111, 222, &why).has_value()) << "byte " << at;
+    ASSERT_FALSE(read_cache(path_, kSource, kOptions, &why).has_value()) << "byte " << at;
     EXPECT_EQ(why, "corrupt (payload checksum does not match)") << "byte " << at;
   }
 }
 
 TEST_F(CacheTest, TheWriteIsAtomicAndLeavesNoTemporaryFile) {
-  write_cache(path_, dataset_, 111, 222);
+  write_cache(path_, dataset_, kSource, kOptions);
   for (const auto& entry : fs::directory_iterator(fs::path(path_).parent_path()))
     EXPECT_EQ(entry.path().string().find(path_ + ".tmp"), std::string::npos) << entry.path();
 }

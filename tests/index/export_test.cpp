@@ -1,5 +1,6 @@
 // Export folders: everything written comes back from load_export, any edit or truncation is refused naming the
-// file and the manifest field, and interrupted exports never load.
+// file and the manifest field, an export moves and copies whole, and interrupted exports never load and are
+// recovered.
 #include "embrec/index/export.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,11 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include <signal.h>
+
+#include <cerrno>
+
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 #include "synthetic.h"
@@ -68,9 +74,14 @@ TEST_F(ExportTest, RoundTripGivesIdenticalVectorsSeenListsIdMapsAndManifest) {
   EXPECT_EQ(m.index_factory, "Flat");
   EXPECT_EQ(m.item_count, 120);
   EXPECT_EQ(m.user_count, 40);
-  EXPECT_EQ(m.encoder, "runs/fake");
+  EXPECT_EQ(m.encoder, "encoder");
+  EXPECT_EQ(read_file(loaded.encoder_dir() + "/config.toml"), data_.encoder_config);
+  EXPECT_EQ(read_file(loaded.encoder_dir() + "/model.pt"), data_.encoder_weights);
+  EXPECT_EQ(m.encoder_weights_checksum, "sha256:" + sha256_hex(data_.encoder_weights));
   EXPECT_TRUE(std::regex_match(m.created_utc, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"))) << m.created_utc;
-  EXPECT_TRUE(std::regex_match(m.index_checksum, std::regex("fnv1a64:[0-9a-f]{16}"))) << m.index_checksum;
+  // The standard tool reproduces the file checksums.
+  EXPECT_EQ(m.index_checksum, "sha256:" + sha256_file_hex(dir_ + "/items.faiss"));
+  EXPECT_TRUE(std::regex_match(m.store_checksum, std::regex("sha256:[0-9a-f]{64}"))) << m.store_checksum;
   EXPECT_EQ(m.index_checksum, written.index_checksum);
   EXPECT_EQ(m.store_checksum, written.store_checksum);
   EXPECT_EQ(m.version(), written.version());
@@ -93,7 +104,9 @@ TEST_F(ExportTest, RoundTripGivesIdenticalVectorsSeenListsIdMapsAndManifest) {
     ASSERT_EQ(loaded.store.user_external_id(user), data_.user_external_ids[user]);
   }
   EXPECT_FALSE(loaded.item_id("99").has_value());
-  EXPECT_EQ(root_entries(), std::vector<std::string>{"model"});  // no .tmp or .old left behind
+  EXPECT_EQ(root_entries(), (std::vector<std::string>{"model", "model.versions"}));  // nothing else left behind
+  EXPECT_TRUE(fs::is_symlink(dir_));
+  EXPECT_EQ(loaded.dir, fs::canonical(dir_).string());
 }
 
 TEST_F(ExportTest, ReexportReplacesTheFolderWholeAndChangesTheVersion) {
@@ -104,7 +117,49 @@ TEST_F(ExportTest, ReexportReplacesTheFolderWholeAndChangesTheVersion) {
   EXPECT_NE(second.store_checksum, first.store_checksum);
   EXPECT_NE(second.version(), first.version());
   EXPECT_EQ(load_export(dir_).manifest.version(), second.version());
-  EXPECT_EQ(root_entries(), std::vector<std::string>{"model"});
+  EXPECT_EQ(root_entries(), (std::vector<std::string>{"model", "model.versions"}));
+  // The previous version stays (a server that has not reloaded still reads it); older ones go.
+  auto version_count = [&] {
+    return std::distance(fs::directory_iterator(dir_ + ".versions"), fs::directory_iterator());
+  };
+  EXPECT_EQ(version_count(), 2);
+  write_export(data_, dir_, options_);
+  EXPECT_EQ(version_count(), 2);
+}
+
+TEST_F(ExportTest, TheVersionCoversTheEncoderAndAnExportWithoutOneHasNone) {
+  const Manifest first = write_export(data_, dir_, options_);
+  data_.encoder_weights += " (another run's)";
+  const Manifest second = write_export(data_, dir_, options_);
+  EXPECT_EQ(second.index_checksum, first.index_checksum);
+  EXPECT_EQ(second.store_checksum, first.store_checksum);
+  EXPECT_NE(second.version(), first.version());
+  data_.encoder_config.clear();
+  data_.encoder_weights.clear();
+  write_export(data_, dir_, options_);
+  const LoadedExport loaded = load_export(dir_);
+  EXPECT_EQ(loaded.manifest.encoder, "");
+  EXPECT_EQ(loaded.encoder_dir(), "");
+  EXPECT_FALSE(fs::exists(dir_ + "/encoder"));
+  data_.encoder_config = "[model]\n";
+  EXPECT_THROW(write_export(data_, dir_, options_), Error);  // a config without weights
+}
+
+TEST_F(ExportTest, AnExportCopiedOrMovedElsewhereLoadsAndServesTheSame) {
+  const Manifest written = write_export(data_, dir_, options_);
+  fs::copy(dir_, root_ + "/copy", fs::copy_options::recursive);  // cp -rL: the link followed
+  fs::rename(fs::canonical(dir_), root_ + "/moved");
+  fs::remove(dir_);
+  const LoadedExport copied = load_export(root_ + "/copy");
+  const LoadedExport moved = load_export(root_ + "/moved");
+  EXPECT_EQ(copied.manifest.version(), written.version());
+  EXPECT_EQ(moved.manifest.version(), written.version());
+  EXPECT_EQ(read_file(copied.encoder_dir() + "/model.pt"), data_.encoder_weights);
+  EXPECT_EQ(copied.index.item_vector(7), moved.index.item_vector(7));
+  // A copy is a plain folder; exporting over it keeps it as the previous version and puts the link in.
+  write_export(data_, root_ + "/copy", options_);
+  EXPECT_TRUE(fs::is_symlink(root_ + "/copy"));
+  EXPECT_EQ(load_export(root_ + "/copy").manifest.index_checksum, written.index_checksum);
 }
 
 TEST_F(ExportTest, FailedExportLeavesThePreviousOneServing) {
@@ -112,7 +167,8 @@ TEST_F(ExportTest, FailedExportLeavesThePreviousOneServing) {
   options_.index.factory = "Bogus";
   EXPECT_THROW(write_export(data_, dir_, options_), Error);
   EXPECT_EQ(load_export(dir_).manifest.version(), first.version());
-  EXPECT_EQ(root_entries(), std::vector<std::string>{"model"});
+  EXPECT_EQ(root_entries(), (std::vector<std::string>{"model", "model.versions"}));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_ + ".versions"), fs::directory_iterator()), 1);
 }
 
 TEST_F(ExportTest, InvalidDataIsRefusedBeforeAnythingIsWritten) {
@@ -158,9 +214,12 @@ TEST_F(ExportTest, EditedManifestIsAnErrorNamingTheFileAndField) {
   EXPECT_NE(message.find("field 'user_count' says 41"), std::string::npos) << message;
 
   write_export(data_, dir_, options_);
-  edit_manifest([](json& m) { m["format_version"] = 2; });
+  edit_manifest([](json& m) { m["format_version"] = 1; });
   message = load_error(dir_);
-  EXPECT_NE(message.find("manifest.json: field 'format_version' is 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("manifest.json: field 'format_version' is 1, this build reads format 2; export the run "
+                         "again"),
+            std::string::npos)
+      << message;
 
   write_export(data_, dir_, options_);
   edit_manifest([](json& m) { m.erase("metric"); });
@@ -171,7 +230,7 @@ TEST_F(ExportTest, EditedManifestIsAnErrorNamingTheFileAndField) {
   EXPECT_NE(load_error(dir_).find("field 'dimension' must be an integer"), std::string::npos);
 
   write_export(data_, dir_, options_);
-  edit_manifest([](json& m) { m["store_checksum"] = "fnv1a64:0000000000000000"; });
+  edit_manifest([](json& m) { m["store_checksum"] = "sha256:" + std::string(64, '0'); });
   message = load_error(dir_);
   EXPECT_NE(message.find("store: checksum"), std::string::npos) << message;
   EXPECT_NE(message.find("field 'store_checksum'"), std::string::npos) << message;
@@ -179,11 +238,22 @@ TEST_F(ExportTest, EditedManifestIsAnErrorNamingTheFileAndField) {
   write_export(data_, dir_, options_);
   std::ofstream(dir_ + "/manifest.json", std::ios::trunc) << "{\"format_version\": 1,";
   EXPECT_NE(load_error(dir_).find("manifest.json: not valid JSON"), std::string::npos);
+
+  // The encoder's files are checked like the index: another run's weights put in place are refused.
+  write_export(data_, dir_, options_);
+  std::ofstream(dir_ + "/encoder/model.pt", std::ios::trunc) << "other weights";
+  message = load_error(dir_);
+  EXPECT_NE(message.find("encoder/model.pt: checksum"), std::string::npos) << message;
+  EXPECT_NE(message.find("field 'encoder_weights_checksum'"), std::string::npos) << message;
+  write_export(data_, dir_, options_);
+  fs::remove(dir_ + "/encoder/config.toml");
+  EXPECT_NE(load_error(dir_).find("encoder/config.toml: missing"), std::string::npos);
 }
 
 TEST_F(ExportTest, TruncatedOrReplacedIndexIsAChecksumErrorNamingTheFile) {
   write_export(data_, dir_, options_);
-  const std::string index_path = dir_ + "/items.faiss";
+  // Errors name the version folder read (the link resolved).
+  const std::string index_path = fs::canonical(dir_).string() + "/items.faiss";
   const std::string bytes = read_file(index_path);
   std::ofstream(index_path, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);
   std::string message = load_error(dir_);
@@ -202,20 +272,63 @@ TEST_F(ExportTest, TruncatedOrReplacedIndexIsAChecksumErrorNamingTheFile) {
       << message;
 }
 
-TEST_F(ExportTest, LeftoverTemporaryFolderNeverLoads) {
+// A pid no process has: leftovers named with it belong to an export that died.
+std::string dead_pid() {
+  for (long pid = 4194000;; --pid)
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return std::to_string(pid);
+}
+
+TEST_F(ExportTest, LeftoverTemporaryFoldersNeverLoadAndTheNextExportRemovesThem) {
   write_export(data_, dir_, options_);
-  // A killed export: a complete-looking temporary folder beside a missing target, and one without a manifest.
-  const std::string leftover = dir_ + ".tmp.4242";
-  fs::rename(dir_, leftover);
-  EXPECT_NE(load_error(dir_).find("export folder not found"), std::string::npos);
-  EXPECT_NE(load_error(leftover).find("temporary folder of an interrupted"), std::string::npos);
+  const std::string version = fs::read_symlink(dir_).filename().string();
+  const std::string unfinished = dir_ + ".versions/20990101T000000.000000Z-" + dead_pid() + ".tmp";
+  fs::copy(dir_ + ".versions/" + version, unfinished, fs::copy_options::recursive);
+  EXPECT_NE(load_error(unfinished).find("temporary folder of an interrupted"), std::string::npos);
   EXPECT_NE(load_error(dir_ + ".old.4242/").find("temporary folder"), std::string::npos);
-  fs::remove(leftover + "/manifest.json");
-  fs::rename(leftover, dir_);
-  EXPECT_NE(load_error(dir_).find("manifest.json: missing"), std::string::npos);
-  // The next export over it succeeds and loads.
+  EXPECT_NE(load_error(dir_ + ".link.4242").find("temporary folder"), std::string::npos);
+  const std::string stray_link = dir_ + ".link." + dead_pid();
+  fs::create_symlink("model.versions/" + version, stray_link);
   write_export(data_, dir_, options_);
+  EXPECT_FALSE(fs::exists(unfinished));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(stray_link)));
+  EXPECT_EQ(root_entries(), (std::vector<std::string>{"model", "model.versions"}));
   EXPECT_EQ(load_error(dir_), "");
+}
+
+TEST_F(ExportTest, AKilledExportAlwaysLeavesALoadableExportAndRecoveryRestoresTheLink) {
+  // Killed before the link was swapped: the old version still serves, the new one is complete but unused.
+  const Manifest first = write_export(data_, dir_, options_);
+  data_.user_vectors[0] += 1.0f;
+  const Manifest second = write_export(data_, root_ + "/scratch", options_);
+  const std::string scratch_version = fs::read_symlink(root_ + "/scratch").filename().string();
+  fs::rename(root_ + "/scratch.versions/" + scratch_version, dir_ + ".versions/29990101T000000.000000Z-1");
+  EXPECT_EQ(load_export(dir_).manifest.version(), first.version());
+  // The link lost (a plain folder moved aside by the format-1 migration, killed before the link went in): the
+  // export is missing until recovery points it at the newest complete version.
+  fs::remove(dir_);
+  EXPECT_NE(load_error(dir_).find("export folder not found"), std::string::npos);
+  const std::vector<std::string> actions = recover_export(dir_);
+  ASSERT_EQ(actions.size(), 1u);
+  EXPECT_NE(actions[0].find("newest complete version 29990101T000000.000000Z-1"), std::string::npos) << actions[0];
+  EXPECT_EQ(load_export(dir_).manifest.version(), second.version());
+  // A dangling link is recovered the same way.
+  fs::remove(dir_);
+  fs::create_symlink("model.versions/gone", dir_);
+  EXPECT_NE(load_error(dir_).find("which is missing"), std::string::npos);
+  EXPECT_EQ(recover_export(dir_).size(), 1u);
+  EXPECT_EQ(load_export(dir_).manifest.version(), second.version());
+  EXPECT_TRUE(recover_export(dir_).empty());  // nothing left to do
+}
+
+TEST_F(ExportTest, AFormatOneSwapKilledBetweenItsRenamesIsUndone) {
+  // embrec's earlier exports moved the old folder to ".old.<pid>" before renaming the new one in.
+  const Manifest first = write_export(data_, root_ + "/scratch", options_);
+  fs::copy(root_ + "/scratch", dir_ + ".old." + dead_pid(), fs::copy_options::recursive);
+  fs::create_directories(dir_ + ".tmp." + dead_pid());
+  const std::vector<std::string> actions = recover_export(dir_);
+  EXPECT_EQ(actions.size(), 2u);
+  EXPECT_EQ(load_export(dir_).manifest.version(), first.version());
+  EXPECT_EQ(root_entries(), (std::vector<std::string>{"model", "scratch", "scratch.versions"}));
 }
 
 }  // namespace

@@ -54,7 +54,8 @@ inline index::ExportData small_export_data(int32_t users, int32_t items, int32_t
     for (int32_t i = 0; i <= user % 7; ++i) seen.push_back((user * 13 + i) % items);
     data.user_seen_items.push_back(seen);
   }
-  data.encoder = "runs/fake";
+  data.encoder_config = "[model]\nname = 'fake'\n";
+  data.encoder_weights = "fake weights " + std::to_string(seed);
   return data;
 }
 

@@ -70,7 +70,8 @@ TEST_F(UserStoreTest, UnknownIdsAreEmpty) {
 
 TEST_F(UserStoreTest, ChecksumIsStableAndChangesWithOneFloat) {
   write_small_store(dir_);
-  const uint64_t first = UserStore::open_read_only(dir_).content_checksum();
+  const std::string first = UserStore::open_read_only(dir_).content_checksum();
+  EXPECT_EQ(first.size(), 64u);
   EXPECT_EQ(UserStore::open_read_only(dir_).content_checksum(), first);
   const std::string other = dir_ + "-other";
   {

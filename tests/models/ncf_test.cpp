@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "embrec/train/checkpoint.h"
 #include "embrec/util/error.h"
 #include "model_fixtures.h"
 
@@ -235,9 +236,7 @@ TEST(NcfScoring, ScoreBlocksEqualThePairForwardAcrossChunks) {
 void write_run(Ncf& model, const std::string& folder, const std::string& model_toml) {
   fs::create_directories(folder);
   std::ofstream(folder + "/config.toml") << "[data]\ndemo = 'default'\n\n[model]\n" << model_toml;
-  torch::serialize::OutputArchive archive;
-  model.module().save(archive);
-  archive.save_to(folder + "/best.pt");
+  train::save_module(model.module(), folder + "/best.pt");
 }
 
 TEST(NcfPretraining, NeumfStartsFromGmfAndMlpRunsAndRejectsMismatches) {

@@ -1,5 +1,5 @@
-// A trained run exports to a loadable index and user store, and the online encoder reproduces the exported
-// (offline) user vectors from the same histories.
+// A trained run exports to a loadable index and user store, and the export's own encoder reproduces the exported
+// (offline) user vectors from the same histories, after the run folder is gone and the export has moved.
 #include "embrec/train/run_folder.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +12,8 @@ namespace embrec::train {
 namespace {
 
 TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
-  const std::string run_dir = temporary_folder("export-run"), out = run_dir + "/export";
+  const std::string run_dir = temporary_folder("export-run"), out = temporary_folder("export-out") + "/export";
+  const std::string moved = temporary_folder("export-moved");
   for (const char* model : {"name = 'sasrec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20",
                             "name = 's4rec'\ndim = 16\nheads = 1\nlayers = 1\nmax_length = 20\nclusters = 4",
                             "name = 'gru4rec'\ndim = 16\nmax_length = 20",
@@ -23,12 +24,16 @@ TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
     train(experiment, {run_dir, false, -1});
     index::ExportOptions options;
     index::Manifest manifest = export_run(run_dir, out, options);
-    index::LoadedExport loaded = index::load_export(out);
+    // Self-contained: it serves without the run folder, from another place.
+    std::filesystem::remove_all(run_dir);
+    std::filesystem::remove_all(moved);
+    std::filesystem::copy(out, moved, std::filesystem::copy_options::recursive);
+    index::LoadedExport loaded = index::load_export(moved);
     EXPECT_EQ(loaded.manifest.model, manifest.model);
     EXPECT_EQ(loaded.manifest.user_count, experiment.data.dataset.user_count());
     EXPECT_EQ(loaded.manifest.item_count, experiment.data.dataset.item_count());
 
-    auto encoder = run_encoder_factory()(loaded);
+    auto encoder = export_encoder_factory()(loaded);
     ASSERT_TRUE(encoder);
     const data::Sequences& all = experiment.data.dataset.interactions;
     for (int32_t user : {0, 7, 123, 299}) {
@@ -46,6 +51,8 @@ TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
     }
   }
   std::filesystem::remove_all(run_dir);
+  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+  std::filesystem::remove_all(moved);
 }
 
 TEST(ExportRun, UserIdModelsExportTheirVectorsButNoHistoryEncoder) {
@@ -58,7 +65,7 @@ TEST(ExportRun, UserIdModelsExportTheirVectorsButNoHistoryEncoder) {
   index::LoadedExport loaded = index::load_export(out);
   EXPECT_EQ(loaded.manifest.dimension, 9);  // 8 factors and the item bias
   EXPECT_TRUE(loaded.manifest.encoder.empty());
-  EXPECT_FALSE(run_encoder_factory()(loaded));
+  EXPECT_FALSE(export_encoder_factory()(loaded));
   Experiment reloaded = load_run(run_dir);
   const int32_t user = 5;
   const torch::Tensor expected = reloaded.model->user_vectors({}, &user, 1);
@@ -67,11 +74,17 @@ TEST(ExportRun, UserIdModelsExportTheirVectorsButNoHistoryEncoder) {
   const auto stored = loaded.store.user_vector(*internal);
   ASSERT_TRUE(stored.has_value());
   for (int64_t d = 0; d < expected.size(1); ++d) EXPECT_FLOAT_EQ((*stored)[d], expected[0][d].item<float>());
+  // An encoder folder holding such a model is refused, naming its config.
+  std::filesystem::create_directories(run_dir + "/encoder");
+  std::filesystem::copy_file(run_dir + "/config.toml", run_dir + "/encoder/config.toml");
+  std::filesystem::copy_file(run_dir + "/best.pt", run_dir + "/encoder/model.pt");
   try {
-    load_run_encoder(run_dir);
+    load_encoder(run_dir + "/encoder", loaded.manifest.item_count, loaded.manifest.user_count);
     FAIL() << "expected an error";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("does not encode histories"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("encoder/config.toml: model 'mf' does not encode histories"),
+              std::string::npos)
+        << error.what();
   }
   std::filesystem::remove_all(run_dir);
 }

@@ -181,7 +181,8 @@ void run_serve(const std::string& export_dir, const std::string& config_path, in
   if (!host.empty()) config.host = host;
   // One intra-op thread: requests run in parallel on the worker pool; a small forward pass gains nothing from more.
   torch::set_num_threads(1);
-  serve::Service service(config, export_dir, train::run_encoder_factory());
+  for (const std::string& action : index::recover_export(export_dir)) spdlog::info("start-up: {}", action);
+  serve::Service service(config, export_dir, train::export_encoder_factory());
   const int bound = service.bind(config.port);
   g_service.store(&service);
   std::signal(SIGHUP, on_reload_signal);

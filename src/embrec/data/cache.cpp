@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -11,7 +12,8 @@ namespace embrec::data {
 namespace {
 
 constexpr char kMagic[8] = {'E', 'M', 'B', 'R', 'E', 'C', 'D', 'S'};
-constexpr size_t kHeaderSize = 8 + 4 + 8 * 4;
+constexpr size_t kDigest = 64;  // hex digits of a SHA-256
+constexpr size_t kHeaderSize = 8 + 4 + 3 * kDigest + 8;
 
 class Writer {
  public:
@@ -47,6 +49,12 @@ class Reader {
     std::vector<T> values(count);
     take(values.data(), count * sizeof(T));
     return values;
+  }
+  std::string fixed(size_t size) {
+    if (size > bytes_.size() - position_) throw std::out_of_range("fixed");
+    std::string value(bytes_.substr(position_, size));
+    position_ += size;
+    return value;
   }
   std::string text() {
     const uint64_t size = scalar<uint64_t>();
@@ -97,8 +105,10 @@ bool consistent(const Sequences& s, int32_t item_count) {
 
 }  // namespace
 
-void write_cache(const std::string& path, const Dataset& dataset, uint64_t source_checksum,
-                 uint64_t options_checksum) {
+void write_cache(const std::string& path, const Dataset& dataset, const std::string& source_checksum,
+                 const std::string& options_checksum) {
+  if (source_checksum.size() != kDigest || options_checksum.size() != kDigest)
+    fail("{}: cache checksums must be SHA-256 hex digests", path);
   Writer payload;
   payload.text(dataset.name);
   for (const IdMap* map : {&dataset.users, &dataset.items}) {
@@ -109,15 +119,15 @@ void write_cache(const std::string& path, const Dataset& dataset, uint64_t sourc
   Writer header;
   header.bytes.append(kMagic, sizeof kMagic);
   header.scalar<uint32_t>(kCacheFormatVersion);
-  header.scalar<uint64_t>(source_checksum);
-  header.scalar<uint64_t>(options_checksum);
+  header.bytes.append(source_checksum);
+  header.bytes.append(options_checksum);
   header.scalar<uint64_t>(payload.bytes.size());
-  header.scalar<uint64_t>(fnv1a64(payload.bytes));
+  header.bytes.append(sha256_hex(payload.bytes));
   write_file_atomic(path, header.bytes + payload.bytes);
 }
 
-std::optional<Dataset> read_cache(const std::string& path, uint64_t source_checksum, uint64_t options_checksum,
-                                  std::string* why) {
+std::optional<Dataset> read_cache(const std::string& path, const std::string& source_checksum,
+                                  const std::string& options_checksum, std::string* why) {
   auto reject = [&](const std::string& reason) -> std::optional<Dataset> {
     if (why) *why = reason;
     return std::nullopt;
@@ -136,13 +146,13 @@ std::optional<Dataset> read_cache(const std::string& path, uint64_t source_check
   const uint32_t version = header.scalar<uint32_t>();
   if (version != kCacheFormatVersion)
     return reject(fmt::format("cache format version {}, this embrec reads {}", version, kCacheFormatVersion));
-  if (header.scalar<uint64_t>() != source_checksum) return reject("the source file changed");
-  if (header.scalar<uint64_t>() != options_checksum) return reject("the preparation options changed");
+  if (header.fixed(kDigest) != source_checksum) return reject("the source file changed");
+  if (header.fixed(kDigest) != options_checksum) return reject("the preparation options changed");
   const uint64_t payload_size = header.scalar<uint64_t>();
-  const uint64_t payload_checksum = header.scalar<uint64_t>();
+  const std::string payload_checksum = header.fixed(kDigest);
   const std::string_view payload = std::string_view(bytes).substr(kHeaderSize);
   if (payload.size() != payload_size) return reject("truncated (payload size does not match the header)");
-  if (fnv1a64(payload) != payload_checksum) return reject("corrupt (payload checksum does not match)");
+  if (sha256_hex(payload) != payload_checksum) return reject("corrupt (payload checksum does not match)");
   try {
     Reader reader(payload);
     Dataset dataset;

@@ -1,5 +1,6 @@
-// Binary cache of a prepared Dataset. The header holds a magic, the format version, a checksum of the source file
-// and of the preparation options, and a checksum of the payload; anything stale or corrupt is rebuilt, never trusted.
+// Binary cache of a prepared Dataset. The header holds a magic, the format version, the SHA-256 (util/checksum.h) of
+// the source file and of the preparation options, and the payload's size and SHA-256; anything stale or corrupt is
+// rebuilt, never trusted.
 #pragma once
 
 #include <cstdint>
@@ -10,14 +11,16 @@
 
 namespace embrec::data {
 
-inline constexpr uint32_t kCacheFormatVersion = 1;
+inline constexpr uint32_t kCacheFormatVersion = 2;  // 2: SHA-256 checksums (1: 64-bit FNV)
 
 // Written atomically (temporary file + rename).
-void write_cache(const std::string& path, const Dataset& dataset, uint64_t source_checksum, uint64_t options_checksum);
+// The checksums are SHA-256 hex digests (64 characters).
+void write_cache(const std::string& path, const Dataset& dataset, const std::string& source_checksum,
+                 const std::string& options_checksum);
 
 // nullopt when the file is missing, of another version, made from another source or options, truncated or
 // corrupt; `why` (when given) says which.
-std::optional<Dataset> read_cache(const std::string& path, uint64_t source_checksum, uint64_t options_checksum,
-                                  std::string* why = nullptr);
+std::optional<Dataset> read_cache(const std::string& path, const std::string& source_checksum,
+                                  const std::string& options_checksum, std::string* why = nullptr);
 
 }  // namespace embrec::data

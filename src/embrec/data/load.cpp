@@ -8,6 +8,7 @@
 
 #include "embrec/data/cache.h"
 #include "embrec/data/demo.h"
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -84,12 +85,12 @@ LoadedData load_data(const DataConfig& config) {
                     config.prepare.user_core, config.prepare.item_core);
     std::optional<Dataset> cached;
     std::string cache_path;
-    uint64_t source_checksum = 0;
-    const uint64_t options_checksum = fnv1a64(options_text);
+    std::string source_checksum;
+    const std::string options_checksum = sha256_hex(options_text);
     if (!config.cache_dir.empty()) {
-      source_checksum = fnv1a64(read_file(config.path));
-      cache_path = fmt::format("{}/{}-{:016x}.bin", config.cache_dir, fs::path(config.path).stem().string(),
-                               options_checksum);
+      source_checksum = sha256_file_hex(config.path);
+      cache_path = fmt::format("{}/{}-{}.bin", config.cache_dir, fs::path(config.path).stem().string(),
+                               options_checksum.substr(0, 16));
       std::string why;
       cached = read_cache(cache_path, source_checksum, options_checksum, &why);
       if (!cached && why != "no cache file") spdlog::info("rebuilding dataset cache {}: {}", cache_path, why);

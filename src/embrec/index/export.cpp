@@ -1,16 +1,24 @@
-// Export folders: validation, index + store + manifest written to a temporary folder and renamed into place,
-// and loading with every manifest field checked.
+// Export folders: validation, a version folder (index, store, encoder, manifest) written under a temporary name and
+// renamed, the export's link swapped to it, recovery after interrupted exports, and loading with every manifest
+// field and checksum checked.
 #include "embrec/index/export.h"
 
+#include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <tuple>
 #include <unordered_map>
 
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -21,7 +29,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string checksum_text(uint64_t hash) { return fmt::format("fnv1a64:{:016x}", hash); }
+std::string checksum_text(const std::string& hex) { return "sha256:" + hex; }
 
 // The folder path without a trailing separator, so "x/" and "x" name the same export and its ".tmp" sibling.
 std::string normalised_dir(const std::string& dir) {
@@ -99,7 +107,9 @@ std::string utc_now_iso8601() {
 }
 
 std::string Manifest::version() const {
-  return fmt::format("{:016x}", fnv1a64(store_checksum, fnv1a64(index_checksum)));
+  return sha256_hex(fmt::format("{}\n{}\n{}\n{}\n", index_checksum, store_checksum, encoder_config_checksum,
+                                encoder_weights_checksum))
+      .substr(0, 16);
 }
 
 json Manifest::to_json() const {
@@ -110,7 +120,9 @@ json Manifest::to_json() const {
               {"item_count", item_count},         {"user_count", user_count},
               {"created_utc", created_utc},       {"index_file", kIndexFile},
               {"store_dir", kStoreDir},           {"index_checksum", index_checksum},
-              {"store_checksum", store_checksum}, {"encoder", encoder}};
+              {"store_checksum", store_checksum}, {"encoder", encoder},
+              {"encoder_config_checksum", encoder_config_checksum},
+              {"encoder_weights_checksum", encoder_weights_checksum}};
 }
 
 Manifest Manifest::from_json(const json& object, const std::string& source) {
@@ -118,7 +130,8 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
   Manifest m;
   m.format_version = required<int>(object, "format_version", source);
   if (m.format_version != kExportFormat)
-    fail("{}: field 'format_version' is {}, this build reads format {}", source, m.format_version, kExportFormat);
+    fail("{}: field 'format_version' is {}, this build reads format {}{}", source, m.format_version, kExportFormat,
+         m.format_version < kExportFormat ? "; export the run again with this embrec" : "");
   m.model = required<std::string>(object, "model", source);
   m.dataset = required<std::string>(object, "dataset", source);
   m.dimension = required<int32_t>(object, "dimension", source);
@@ -137,6 +150,10 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
   m.index_checksum = required<std::string>(object, "index_checksum", source);
   m.store_checksum = required<std::string>(object, "store_checksum", source);
   m.encoder = required<std::string>(object, "encoder", source);
+  m.encoder_config_checksum = required<std::string>(object, "encoder_config_checksum", source);
+  m.encoder_weights_checksum = required<std::string>(object, "encoder_weights_checksum", source);
+  if (!m.encoder.empty() && m.encoder != kEncoderDir)
+    fail("{}: field 'encoder' must be '{}' or empty, got '{}'", source, kEncoderDir, m.encoder);
   if (required<std::string>(object, "index_file", source) != kIndexFile)
     fail("{}: field 'index_file' must be '{}'", source, kIndexFile);
   if (required<std::string>(object, "store_dir", source) != kStoreDir)
@@ -145,15 +162,142 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
   return m;
 }
 
+namespace {
+
+bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+// "20261130T062731.123456Z-<pid>": version ids sort by creation time, and two exports never share one.
+std::string new_version_id(const std::string& versions) {
+  for (;;) {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+    const auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+    std::tm parts{};
+    gmtime_r(&seconds, &parts);
+    char text[32];
+    std::strftime(text, sizeof(text), "%Y%m%dT%H%M%S", &parts);
+    const std::string id = fmt::format("{}.{:06d}Z-{}", text, micros, ::getpid());
+    if (!fs::exists(versions + "/" + id) && !fs::exists(versions + "/" + id + ".tmp")) return id;
+  }
+}
+
+// The pid in a name ending "-<pid>.tmp" or ".<pid>"; -1 when there is none.
+long trailing_pid(const std::string& name) {
+  static const std::regex pattern(R"(.*[-.]([0-9]+)(\.tmp)?$)");
+  std::smatch match;
+  if (!std::regex_match(name, match, pattern)) return -1;
+  return std::stol(match[1].str());
+}
+
+bool complete(const fs::path& folder) { return fs::exists(folder / kManifestFile); }
+
+bool unfinished_version(const std::string& name) {
+  return name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+}
+
+// Complete version folders of `versions`, oldest first.
+std::vector<std::string> complete_versions(const fs::path& versions) {
+  std::vector<std::string> names;
+  std::error_code error;
+  if (!fs::is_directory(versions, error)) return names;
+  for (const auto& entry : fs::directory_iterator(versions, error)) {
+    const std::string name = entry.path().filename().string();
+    if (!unfinished_version(name) && entry.is_directory() && complete(entry.path())) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Points `link` at `target` (relative to the link's folder) by renaming a fresh link over it: atomic.
+void point_link(const std::string& link, const std::string& target) {
+  const std::string fresh = link + ".link." + std::to_string(::getpid());
+  std::error_code ignored;
+  fs::remove(fresh, ignored);
+  std::error_code error;
+  fs::create_symlink(target, fresh, error);
+  if (error) fail("{}: cannot create the link to {}: {}", fresh, target, error.message());
+  fs::rename(fresh, link, error);
+  if (error) {
+    fs::remove(fresh, ignored);
+    fail("{}: cannot point the export at {}: {}", link, target, error.message());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> recover_export(const std::string& dir_in) {
+  const std::string dir = normalised_dir(dir_in);
+  const fs::path path(dir);
+  const fs::path parent = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const std::string base = path.filename().string();
+  const fs::path versions = dir + kVersionsSuffix;
+  std::vector<std::string> actions;
+  std::error_code error;
+  if (!fs::is_directory(parent, error)) return actions;
+
+  // Our own leftovers beside the export: links being swapped, and the two folders of format 1's swap.
+  std::vector<fs::path> old_folders;
+  for (const auto& entry : fs::directory_iterator(parent, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(base + ".", 0) != 0) continue;
+    const std::string rest = name.substr(base.size() + 1);
+    const long pid = trailing_pid(name);
+    const bool ours = std::regex_match(rest, std::regex(R"((link|tmp|old)\.[0-9]+)"));
+    if (!ours || (pid != ::getpid() && process_alive(pid))) continue;
+    if (rest.rfind("old.", 0) == 0 && entry.is_directory() && complete(entry.path())) {
+      old_folders.push_back(entry.path());
+      continue;
+    }
+    fs::remove_all(entry.path(), error);
+    actions.push_back(fmt::format("removed {}, left by an interrupted export", entry.path().string()));
+  }
+  // Unfinished versions of processes that are gone.
+  if (fs::is_directory(versions, error))
+    for (const auto& entry : fs::directory_iterator(versions, error)) {
+      const std::string name = entry.path().filename().string();
+      if (!unfinished_version(name)) continue;
+      const long pid = trailing_pid(name);
+      if (pid != ::getpid() && process_alive(pid)) continue;
+      fs::remove_all(entry.path(), error);
+      actions.push_back(fmt::format("removed {}, an unfinished export", entry.path().string()));
+    }
+
+  const bool missing = !fs::exists(fs::symlink_status(path, error)) || (fs::is_symlink(path, error) && !fs::exists(path, error));
+  if (missing) {
+    const std::vector<std::string> complete_ones = complete_versions(versions);
+    if (!complete_ones.empty()) {
+      point_link(dir, versions.filename().string() + "/" + complete_ones.back());
+      actions.push_back(fmt::format("pointed {} at its newest complete version {}", dir, complete_ones.back()));
+    } else if (!old_folders.empty()) {
+      fs::rename(old_folders.back(), path, error);
+      if (error) fail("{}: cannot move {} back: {}", dir, old_folders.back().string(), error.message());
+      actions.push_back(fmt::format("moved {} back to {}", old_folders.back().string(), dir));
+      old_folders.pop_back();
+    }
+  }
+  for (const fs::path& old : old_folders) {
+    fs::remove_all(old, error);
+    actions.push_back(fmt::format("removed {}, left by an interrupted export", old.string()));
+  }
+  return actions;
+}
+
 Manifest write_export(const ExportData& data, const std::string& out_dir, const ExportOptions& options) {
   validate(data);
+  if (data.encoder_config.empty() != data.encoder_weights.empty())
+    fail("export: an encoder needs both its config and its weights");
   const std::string final_dir = normalised_dir(out_dir);
-  const std::string pid = std::to_string(::getpid());
-  const std::string temporary = final_dir + ".tmp." + pid;
   const fs::path parent = fs::path(final_dir).parent_path();
   if (!parent.empty()) make_directories(parent.string());
+  for (const std::string& action : recover_export(final_dir)) spdlog::info("export: {}", action);
+  const std::string versions = final_dir + kVersionsSuffix;
+  make_directories(versions);
+  const std::string id = new_version_id(versions);
+  const std::string version_dir = versions + "/" + id;
+  const std::string temporary = version_dir + ".tmp";
   std::error_code ignored;
-  fs::remove_all(temporary, ignored);  // our own leftover from an earlier failed call with this pid
+  fs::remove_all(temporary, ignored);
   make_directories(temporary);
 
   Manifest manifest;
@@ -177,7 +321,16 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
       }
       writer.finish();
     }
-    const uint64_t store_checksum = UserStore::open_read_only(store_dir).content_checksum();
+
+    if (!data.encoder_config.empty()) {
+      make_directories(temporary + "/" + kEncoderDir);
+      const std::string encoder_dir = temporary + "/" + kEncoderDir + "/";
+      write_file_atomic(encoder_dir + kEncoderConfigFile, data.encoder_config);
+      write_file_atomic(encoder_dir + kEncoderWeightsFile, data.encoder_weights);
+      manifest.encoder = kEncoderDir;
+      manifest.encoder_config_checksum = checksum_text(sha256_hex(data.encoder_config));
+      manifest.encoder_weights_checksum = checksum_text(sha256_hex(data.encoder_weights));
+    }
 
     manifest.model = data.model_name;
     manifest.dataset = data.dataset_name;
@@ -189,33 +342,40 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
     manifest.item_count = item_count;
     manifest.user_count = user_count;
     manifest.created_utc = utc_now_iso8601();
-    manifest.index_checksum = checksum_text(fnv1a64(index_bytes));
-    manifest.store_checksum = checksum_text(store_checksum);
-    manifest.encoder = data.encoder;
-    // Written last: a temporary folder with a manifest is complete, one without never was.
+    manifest.index_checksum = checksum_text(sha256_hex(index_bytes));
+    manifest.store_checksum = checksum_text(UserStore::open_read_only(store_dir).content_checksum());
+    // Written last: a folder with a manifest is complete, one without never was.
     write_file_atomic(temporary + "/" + kManifestFile, manifest.to_json().dump(2) + "\n");
     fsync_directory(temporary);
+    std::error_code error;
+    fs::rename(temporary, version_dir, error);
+    if (error) fail("{}: cannot rename the finished export to {}: {}", temporary, version_dir, error.message());
+    fsync_directory(versions);
   } catch (...) {
     fs::remove_all(temporary, ignored);
     throw;
   }
 
-  const std::string old = final_dir + ".old." + pid;
-  const bool replacing = fs::exists(final_dir);
-  if (replacing) {
-    fs::remove_all(old, ignored);
-    std::error_code error;
-    fs::rename(final_dir, old, error);
-    if (error) fail("{}: cannot move the previous export aside to {}: {}", final_dir, old, error.message());
-  }
+  // The version the export pointed at before: kept for a server that has not reloaded yet.
+  std::string previous;
   std::error_code error;
-  fs::rename(temporary, final_dir, error);
-  if (error) {
-    if (replacing) fs::rename(old, final_dir, ignored);
-    fail("{}: cannot move the new export in from {}: {}", final_dir, temporary, error.message());
+  if (fs::is_symlink(final_dir, error)) {
+    previous = fs::read_symlink(final_dir, error).filename().string();
+  } else if (fs::exists(final_dir, error)) {
+    // A plain folder (format 1, or a copy): moved into the versions folder, then replaced by the link. Until the
+    // link is in (microseconds), the export is missing; recover_export points it at the newest version.
+    previous = "0-previous-" + id;  // sorts before every version id: it is older than them
+    fs::rename(final_dir, versions + "/" + previous, error);
+    if (error) fail("{}: cannot move the previous export into {}: {}", final_dir, versions, error.message());
   }
+  point_link(final_dir, fs::path(versions).filename().string() + "/" + id);
   if (!parent.empty()) fsync_directory(parent.string());
-  if (replacing) fs::remove_all(old, ignored);
+
+  for (const auto& entry : fs::directory_iterator(versions, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name == id || name == previous || unfinished_version(name)) continue;
+    fs::remove_all(entry.path(), ignored);
+  }
   return manifest;
 }
 
@@ -225,14 +385,21 @@ std::optional<int32_t> LoadedExport::item_id(const std::string& external_id) con
   return it->second;
 }
 
+std::string LoadedExport::encoder_dir() const { return manifest.encoder.empty() ? "" : dir + "/" + kEncoderDir; }
+
 LoadedExport load_export(const std::string& dir_in) {
-  const std::string dir = normalised_dir(dir_in);
-  static const std::regex unfinished(R"(.*\.(tmp|old)\.[0-9]+$)");
-  if (std::regex_match(fs::path(dir).filename().string(), unfinished))
+  const std::string named = normalised_dir(dir_in);
+  static const std::regex unfinished(R"(.*(\.(tmp|old|link)\.[0-9]+|\.tmp)$)");
+  if (std::regex_match(fs::path(named).filename().string(), unfinished))
     fail("{}: the temporary folder of an interrupted or running export, not an export; load the folder it was "
          "meant to replace",
-         dir);
-  if (!fs::is_directory(dir)) fail("{}: export folder not found", dir);
+         named);
+  std::error_code error;
+  if (fs::is_symlink(named, error) && !fs::exists(named, error))
+    fail("{}: export folder not found (a link to {}, which is missing)", named, fs::read_symlink(named).string());
+  if (!fs::is_directory(named)) fail("{}: export folder not found", named);
+  // The link resolved once: every file below comes from the same version, even if an export swaps it meanwhile.
+  const std::string dir = fs::canonical(named).string();
   const std::string manifest_path = dir + "/" + kManifestFile;
   if (!fs::exists(manifest_path)) fail("{}: missing (not an export folder, or an unfinished one)", manifest_path);
   json manifest_json;
@@ -249,7 +416,7 @@ LoadedExport load_export(const std::string& dir_in) {
 
   const std::string index_path = dir + "/" + kIndexFile;
   const std::string index_bytes = read_file(index_path);
-  const std::string index_checksum = checksum_text(fnv1a64(index_bytes));
+  const std::string index_checksum = checksum_text(sha256_hex(index_bytes));
   if (index_checksum != m.index_checksum)
     fail("{}: checksum {} does not match {} field 'index_checksum' ({}); the file is damaged or was replaced",
          index_path, index_checksum, kManifestFile, m.index_checksum);
@@ -277,6 +444,20 @@ LoadedExport load_export(const std::string& dir_in) {
   if (store_checksum != m.store_checksum)
     fail("{}: checksum {} does not match {} field 'store_checksum' ({}); the store is damaged or was replaced",
          store_path, store_checksum, kManifestFile, m.store_checksum);
+
+  if (!m.encoder.empty()) {
+    for (const auto& [file, field, expected] :
+         {std::tuple<const char*, const char*, const std::string*>{kEncoderConfigFile, "encoder_config_checksum",
+                                                                  &m.encoder_config_checksum},
+          {kEncoderWeightsFile, "encoder_weights_checksum", &m.encoder_weights_checksum}}) {
+      const std::string path = fmt::format("{}/{}/{}", dir, kEncoderDir, file);
+      if (!fs::exists(path)) fail("{}: missing, but {} names an encoder", path, kManifestFile);
+      const std::string actual = checksum_text(sha256_file_hex(path));
+      if (actual != *expected)
+        fail("{}: checksum {} does not match {} field '{}' ({}); the file is damaged or was replaced", path, actual,
+             kManifestFile, field, *expected);
+    }
+  }
 
   loaded.item_external_ids = loaded.store.item_external_ids();
   loaded.item_ids.reserve(loaded.item_external_ids.size());

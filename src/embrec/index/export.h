@@ -1,14 +1,22 @@
-// The export folder: what a trained model hands to the server. write_export builds the item index and the user
-// store from plain arrays and swaps the folder into place whole; load_export checks it against its manifest.
+// The export folder: what a trained model hands to the server, self-contained (it serves without the run folder
+// that made it, from any path it is copied to). write_export builds the item index and the user store from plain
+// arrays, copies in the history encoder, and swaps the new version in atomically; load_export checks every file
+// against the manifest.
 //
-// Layout of an export folder:
-//   manifest.json   what the folder holds and how to check it (fields: see Manifest)
-//   items.faiss     the item index (faiss::write_index format)
-//   store/          the RocksDB user store (see user_store.h)
+// Layout: OUT is a symbolic link to OUT.versions/<id>, a complete version folder holding
+//   manifest.json        what the folder holds and how to check it (fields: see Manifest)
+//   items.faiss          the item index (faiss::write_index format)
+//   store/               the RocksDB user store (see user_store.h)
+//   encoder/config.toml  the model's resolved config, and encoder/model.pt its weights (a checkpoint file), for
+//   encoder/model.pt     models that encode fresh histories; absent for the others
+// A new export is written to OUT.versions/<id>.tmp, renamed to <id>, and OUT's link replaced by rename(2): at
+// every instant OUT names a complete version. The previous version is kept (a server that has not reloaded yet
+// still reads it), older ones removed. Copy an export with `cp -rL OUT elsewhere` (a plain folder loads too).
 //
-// Checksums are 64-bit FNV-1a (util/files.h), written "fnv1a64:<16 hex digits>": `index_checksum` over the bytes
-// of items.faiss (which hold the item vectors), `store_checksum` over every key and value of the store (user
-// vectors, seen items, id maps; see UserStore::content_checksum). They catch truncation and edits, not tampering.
+// Checksums are SHA-256 (util/checksum.h), written "sha256:<64 hex digits>": `index_checksum` and the encoder's over
+// the files' bytes (`sha256sum` reproduces them), `store_checksum` over every key and value of the store (user
+// vectors, seen items, id maps; see UserStore::content_checksum). They catch damage and replaced files, not
+// tampering.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +33,14 @@
 
 namespace embrec::index {
 
-inline constexpr int kExportFormat = 1;
+inline constexpr int kExportFormat = 2;  // 2: SHA-256, encoder inside, versioned folders (1: FNV, encoder = run path)
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kIndexFile = "items.faiss";
 inline constexpr const char* kStoreDir = "store";
+inline constexpr const char* kEncoderDir = "encoder";
+inline constexpr const char* kEncoderConfigFile = "config.toml";  // in kEncoderDir
+inline constexpr const char* kEncoderWeightsFile = "model.pt";     // in kEncoderDir
+inline constexpr const char* kVersionsSuffix = ".versions";
 
 // Plain arrays from the training side; internal ids are row numbers.
 struct ExportData {
@@ -40,9 +52,11 @@ struct ExportData {
   std::vector<std::vector<int32_t>> user_seen_items;  // per user, internal item ids oldest first; empty = none at all
   std::vector<std::string> user_external_ids;        // user_count original ids
   std::vector<std::string> item_external_ids;        // item_count original ids
-  // Opaque to this layer: where the torch side finds what it needs to encode new histories online (a run folder
-  // or checkpoint path); empty when the model cannot encode histories.
-  std::string encoder;
+  // Models that encode fresh histories: the resolved config (TOML text) and a checkpoint file's bytes with the
+  // weights, written into encoder/ (opaque to this layer; the torch side reads them back). Both empty for the
+  // others: the service then answers 501 on the history route.
+  std::string encoder_config;
+  std::string encoder_weights;
 };
 
 struct ExportOptions {
@@ -64,25 +78,32 @@ struct Manifest {
   std::string created_utc;  // ISO-8601, e.g. 2024-05-01T12:00:00Z
   std::string index_checksum;
   std::string store_checksum;
-  std::string encoder;
+  std::string encoder;  // kEncoderDir, or empty when the model encodes no histories
+  std::string encoder_config_checksum;   // of kEncoderConfigFile; empty without an encoder
+  std::string encoder_weights_checksum;  // of kEncoderWeightsFile; empty without an encoder
 
-  // A short identity of the exported content (16 hex digits from both checksums): the "model version" the
-  // server reports. Two exports of identical vectors and ids share it; any change to them changes it.
+  // A short identity of the exported content (16 hex digits of a SHA-256 over all checksums): the "model version"
+  // the server reports. Two exports of identical vectors, ids and encoder share it; any change to them changes it.
   std::string version() const;
   nlohmann::json to_json() const;
   // `source` (the manifest's path) is named in errors; a missing field or wrong type names the field.
   static Manifest from_json(const nlohmann::json& json, const std::string& source);
 };
 
-// Writes the export into `out_dir + ".tmp.<pid>"`, then moves it into place: an existing `out_dir` is renamed to
-// `out_dir + ".old.<pid>"`, the new folder renamed in, the old one removed. A killed export leaves only a
-// `.tmp.<pid>` (or, between the two renames, a `.old.<pid>`) folder, which load_export refuses by name; an
-// `out_dir` that exists is always complete. The data is validated (shapes, id ranges, finite values, unique ids)
-// before anything is written. Returns the manifest written.
+// Writes a new version of the export `out_dir` and points `out_dir` at it (see the layout above), after
+// recover_export(out_dir). The data is validated (shapes, id ranges, finite values, unique ids) before anything is
+// written. An `out_dir` that is a plain folder (an export of format 1, or a copy) is moved into the versions
+// folder first. Returns the manifest written. One export at a time per `out_dir`.
 Manifest write_export(const ExportData& data, const std::string& out_dir, const ExportOptions& options = {});
 
+// Tidies what interrupted exports of `dir` left behind, and says what it did (one line per action): unfinished
+// version folders of processes that are gone and stray links are removed; when `dir` itself is missing or a
+// dangling link, it is pointed at the newest complete version (or an older export's ".old.<pid>" folder is moved
+// back). Run by every export and by `embrec serve` at start-up. Never touches a complete version in use.
+std::vector<std::string> recover_export(const std::string& dir);
+
 struct LoadedExport {
-  std::string dir;
+  std::string dir;  // the version folder read (the link resolved once, so one load reads one version)
   Manifest manifest;
   ItemIndex index;
   UserStore store;
@@ -91,10 +112,12 @@ struct LoadedExport {
   std::unordered_map<std::string, int32_t> item_ids;
 
   std::optional<int32_t> item_id(const std::string& external_id) const;
+  // The encoder folder (kEncoderConfigFile and kEncoderWeightsFile, checksums verified), or "" without one.
+  std::string encoder_dir() const;
 };
 
-// Loads and verifies an export: manifest format version, index and store checksums, dimension (manifest == index
-// == store), item count (manifest == index == store) and user count (manifest == store). Any mismatch is an Error
+// Loads and verifies an export: manifest format version, index, store and encoder checksums, dimension (manifest
+// == index == store), item count (manifest == index == store) and user count (manifest == store). Any mismatch is an Error
 // naming the file and the manifest field, e.g. "runs/x/export/items.faiss: dimension 32 does not match
 // manifest.json field 'dimension' (64)".
 LoadedExport load_export(const std::string& dir);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
@@ -237,22 +238,22 @@ std::vector<std::string> UserStore::item_external_ids() const {
   return externals;
 }
 
-uint64_t UserStore::content_checksum() const {
+std::string UserStore::content_checksum() const {
   if (!db_) fail("user store: not open");
   rocksdb::ReadOptions options;
   options.verify_checksums = true;
   options.fill_cache = false;  // one pass over everything; keep the block cache for serving lookups
-  uint64_t hash = fnv1a64({});
+  Sha256 hash;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     for (const rocksdb::Slice& part : {it->key(), it->value()}) {
       const uint64_t length = part.size();
-      hash = fnv1a64(std::string_view(reinterpret_cast<const char*>(&length), sizeof(length)), hash);
-      hash = fnv1a64(std::string_view(part.data(), part.size()), hash);
+      hash.update(std::string_view(reinterpret_cast<const char*>(&length), sizeof(length)));
+      hash.update(std::string_view(part.data(), part.size()));
     }
   }
   check(it->status(), dir_, "iterate for checksum");
-  return hash;
+  return hash.hex();
 }
 
 }  // namespace embrec::index

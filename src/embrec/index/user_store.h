@@ -92,8 +92,9 @@ class UserStore {
   // Every item's external id by internal id (for an in-memory map while serving); an Error when ids have gaps.
   std::vector<std::string> item_external_ids() const;
 
-  // 64-bit FNV-1a over every key and value in key order (lengths included): the store's content checksum.
-  uint64_t content_checksum() const;
+  // SHA-256 (hex) over every key and value in key order, each preceded by its length as 8 little-endian bytes:
+  // the store's content checksum (independent of how RocksDB laid the data out in files).
+  std::string content_checksum() const;
 
  private:
   std::optional<std::string> get(const std::string& key) const;

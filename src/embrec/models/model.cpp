@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 
 namespace embrec::models {
@@ -108,6 +109,10 @@ void Model::score_block(const data::Sequences&, const int32_t*, int32_t, float*)
 }
 void Model::predict_ratings(const int32_t*, const int32_t*, int64_t, float*) {
   fail("model '{}' does not predict ratings", name());
+}
+
+std::string read_checkpoint_archive(const std::string& path) {
+  return read_checksummed(path, kCheckpointKind, "PK\x03\x04");  // a bare LibTorch archive is a zip file
 }
 
 }  // namespace embrec::models

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -83,6 +84,8 @@ class Model {
   virtual torch::Tensor item_vectors();
   // Whether user_vectors() encodes the histories it is given (sequence models), so that a fresh history can be
   // served; false for models whose user vectors are learned per user id (MF, NCF, RLRMC): they serve known users.
+  // Such a model's user_vectors() must need only its config and module (no fit()): the export's encoder is built
+  // without any data.
   virtual bool encodes_histories() const { return false; }
 
   // Rating models (MF with loss = "mse"): predicted ratings of (users[k], items[k]) pairs (internal ids) into
@@ -108,6 +111,12 @@ torch::Tensor encode_history_blocks(const data::Sequences& histories, const int3
                                     int64_t window, int64_t batch_users, int64_t dim, torch::Device device,
                                     torch::nn::Module& module,
                                     const std::function<torch::Tensor(const torch::Tensor&)>& encode);
+
+// Checkpoint files (best.pt, checkpoint.pt; written by train/checkpoint.h): a LibTorch archive behind the header
+// line "embrec-checkpoint 1 sha256 <hex>" (util/checksum.h). read_checkpoint_archive returns the verified archive
+// bytes (InputArchive::load_from(data, size) reads them); a bare archive from before the header loads with a warning.
+inline constexpr std::string_view kCheckpointKind = "embrec-checkpoint 1";
+std::string read_checkpoint_archive(const std::string& path);
 
 // A model in two steps, so that a config is checked before any data is read: the factory reads and checks the
 // model's table (no data needed) and returns the builder, which makes the model once the data is known.

@@ -303,8 +303,9 @@ NcfModule Ncf::load_run_module(const std::string& folder, NcfVariant variant) co
   for (const auto& parameter : loaded->named_parameters())
     expected.emplace_back(parameter.key(), parameter.value().sizes().vec());
   try {
+    const std::string bytes = read_checkpoint_archive(weights_path);
     torch::serialize::InputArchive archive;
-    archive.load_from(weights_path);
+    archive.load_from(bytes.data(), bytes.size());
     loaded->load(archive);
   } catch (const c10::Error& error) {
     fail("model 'ncf': {}: cannot load: {}", weights_path, error.what_without_backtrace());

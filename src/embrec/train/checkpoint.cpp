@@ -1,25 +1,49 @@
-// Checkpoint archives (renamed into place, so a killed run never leaves half a file) and the --resume config check.
+// Checkpoint files (a checksummed header line + a LibTorch archive, written atomically so a killed run never leaves
+// half a file), verified and checked for non-finite weights on load; and the --resume config check.
 #include "embrec/train/checkpoint.h"
 
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <map>
 #include <sstream>
 #include <vector>
 
+#include "embrec/models/model.h"
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
+#include "embrec/util/files.h"
 
 namespace embrec::train {
 
 namespace {
 
+std::string checkpoint_bytes(torch::serialize::OutputArchive& archive) {
+  std::ostringstream stream;
+  archive.save_to(stream);
+  return checksummed(models::kCheckpointKind, stream.str());
+}
+
 void save_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  archive.save_to(temporary);
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) fail("{}: cannot rename checkpoint into place", path);
+  write_file_atomic(path, checkpoint_bytes(archive));
+}
+
+// The first line of a LibTorch error, without its "please report a bug" boilerplate: what a damaged archive says.
+std::string torch_reason(const std::exception& error) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&error);
+  std::string text = torch_error ? torch_error->what_without_backtrace() : error.what();
+  text = text.substr(0, text.find('\n'));
+  if (text.find("INTERNAL ASSERT FAILED") != std::string::npos) return "its archive is damaged";
+  return text;
+}
+
+void check_finite(torch::nn::Module& module, const std::string& path) {
+  for (const auto& group : {module.named_parameters(true), module.named_buffers(true)})
+    for (const auto& entry : group) {
+      const torch::Tensor& value = entry.value();
+      if (value.defined() && value.is_floating_point() && !torch::isfinite(value).all().item<bool>())
+        fail("{}: '{}' holds non-finite values (NaN or infinity); refusing to use this model", path, entry.key());
+    }
 }
 
 // Leaf values of a resolved config as printed TOML, by dotted path.
@@ -38,20 +62,26 @@ void flatten(const toml::table& table, const std::string& prefix, std::map<std::
 
 }  // namespace
 
-void save_module(torch::nn::Module& module, const std::string& path) {
+std::string module_checkpoint_bytes(torch::nn::Module& module) {
   torch::serialize::OutputArchive archive;
   module.save(archive);
-  save_atomically(archive, path);
+  return checkpoint_bytes(archive);
+}
+
+void save_module(torch::nn::Module& module, const std::string& path) {
+  write_file_atomic(path, module_checkpoint_bytes(module));
 }
 
 void load_module(torch::nn::Module& module, const std::string& path) {
+  const std::string payload = models::read_checkpoint_archive(path);
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(payload.data(), payload.size());
     module.load(archive);
-  } catch (const c10::Error& error) {
-    fail("{}: cannot load checkpoint: {}", path, error.what_without_backtrace());
+  } catch (const std::exception& error) {
+    fail("{}: cannot load checkpoint: {}", path, torch_reason(error));
   }
+  check_finite(module, path);
 }
 
 void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const TrainerState& state,
@@ -77,9 +107,10 @@ void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimiz
 
 TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path) {
   TrainerState state;
+  const std::string payload = models::read_checkpoint_archive(path);
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(payload.data(), payload.size());
     torch::serialize::InputArchive model_archive;
     archive.read("model", model_archive);
     module.load(model_archive);
@@ -100,9 +131,10 @@ TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer*
     state.finished = read("finished").item<int64_t>() != 0;
     state.stopped_early = read("stopped_early").item<int64_t>() != 0;
     state.train_seconds = read("train_seconds").item<double>();
-  } catch (const c10::Error& error) {
-    fail("{}: cannot load checkpoint: {}", path, error.what_without_backtrace());
+  } catch (const std::exception& error) {
+    fail("{}: cannot load checkpoint: {}", path, torch_reason(error));
   }
+  check_finite(module, path);
   return state;
 }
 

@@ -1,5 +1,9 @@
 // Checkpoints, written atomically: a module's tensors alone (best.pt), or with the optimiser and the trainer's
 // state (checkpoint.pt, what --resume continues from); and whether a run may be resumed under a given config.
+//
+// A checkpoint file is a LibTorch archive behind the checksummed header line "embrec-checkpoint 1 sha256 <hex>"
+// (models::read_checkpoint_archive). Loading verifies it and refuses a model with NaN or infinite weights; every failure is an Error
+// naming the file. A bare LibTorch archive (written before the header existed) loads with a warning.
 #pragma once
 
 #include <torch/torch.h>
@@ -21,6 +25,9 @@ struct TrainerState {
 };
 
 void save_module(torch::nn::Module& module, const std::string& path);
+// What save_module writes, as bytes (an export copies a model's weights this way).
+std::string module_checkpoint_bytes(torch::nn::Module& module);
+// Loads `path` into `module` (same structure); then checks every parameter and buffer is finite.
 void load_module(torch::nn::Module& module, const std::string& path);
 
 // `optimizer` may be null (count-based models have none); a checkpoint without one loads into any optimiser

@@ -76,22 +76,19 @@ std::vector<float> to_vector(const torch::Tensor& tensor) {
   return std::vector<float>(contiguous.data_ptr<float>(), contiguous.data_ptr<float>() + contiguous.numel());
 }
 
-class RunEncoder final : public serve::HistoryEncoder {
+class ExportEncoder final : public serve::HistoryEncoder {
  public:
-  explicit RunEncoder(const std::string& run_dir) : experiment_(load_run(run_dir)) {
-    if (experiment_.model->dim() <= 0 || !experiment_.model->encodes_histories())
-      fail("{}: model '{}' does not encode histories into user vectors", run_dir, experiment_.model->name());
-  }
+  explicit ExportEncoder(std::unique_ptr<models::Model> model) : model_(std::move(model)) {}
   std::vector<float> encode(const std::vector<int32_t>& items) override {
     data::Sequences history;
     history.push_user(items.data(), static_cast<int64_t>(items.size()));
     const int32_t user = 0;
     std::lock_guard<std::mutex> lock(mutex_);
-    return to_vector(experiment_.model->user_vectors(history, &user, 1));
+    return to_vector(model_->user_vectors(history, &user, 1));
   }
 
  private:
-  Experiment experiment_;
+  std::unique_ptr<models::Model> model_;
   std::mutex mutex_;
 };
 
@@ -119,21 +116,38 @@ index::Manifest export_run(const std::string& run_dir, const std::string& out_di
   data.user_external_ids = dataset.users.externals();
   data.item_external_ids = dataset.items.externals();
   // Models of user ids have no history encoder: the service answers 501 on the history route for them.
-  if (model.encodes_histories()) data.encoder = std::filesystem::absolute(run_dir).lexically_normal().string();
+  if (model.encodes_histories()) {
+    data.encoder_config = experiment.resolved_toml;
+    data.encoder_weights = module_checkpoint_bytes(model.module());
+  }
   index::Manifest manifest = index::write_export(data, out_dir, options);
   spdlog::info("exported {} ({} items, {} users, dim {}) to {}", model.name(), dataset.item_count(), users, data.dim,
                out_dir);
   return manifest;
 }
 
-std::unique_ptr<serve::HistoryEncoder> load_run_encoder(const std::string& run_dir) {
-  return std::make_unique<RunEncoder>(run_dir);
+std::unique_ptr<serve::HistoryEncoder> load_encoder(const std::string& encoder_dir, int64_t item_count,
+                                                    int64_t user_count) {
+  const std::string config_path = encoder_dir + "/" + index::kEncoderConfigFile;
+  ConfigTable root = ConfigTable::parse_file(config_path);
+  CheckedConfig checked = check_config(root);
+  models::ModelContext context;
+  context.item_count = static_cast<int32_t>(item_count);
+  context.user_count = static_cast<int32_t>(user_count);
+  context.device = torch::Device(checked.train_config.device);
+  context.seed = static_cast<uint64_t>(checked.train_config.seed);
+  std::unique_ptr<models::Model> model = checked.build_model(context);
+  if (model->dim() <= 0 || !model->encodes_histories())
+    fail("{}: model '{}' does not encode histories into user vectors", config_path, model->name());
+  load_module(model->module(), encoder_dir + "/" + index::kEncoderWeightsFile);
+  model->module().eval();
+  return std::make_unique<ExportEncoder>(std::move(model));
 }
 
-serve::EncoderFactory run_encoder_factory() {
+serve::EncoderFactory export_encoder_factory() {
   return [](const index::LoadedExport& loaded) -> std::unique_ptr<serve::HistoryEncoder> {
-    if (loaded.manifest.encoder.empty()) return nullptr;
-    return load_run_encoder(loaded.manifest.encoder);
+    if (loaded.encoder_dir().empty()) return nullptr;
+    return load_encoder(loaded.encoder_dir(), loaded.manifest.item_count, loaded.manifest.user_count);
   };
 }
 

@@ -34,15 +34,20 @@ void write_cluster_report(models::Model& model, const data::Split& split, double
 std::string results_table(const eval::EvalResult& result, const eval::EvalConfig& config);
 
 // Exports run_dir's best model: item vectors into the index, one vector per known user computed from the user's
-// whole known history (train + valid + test) with those items as "seen", the id maps, and run_dir (absolute) as
-// the manifest's encoder so the server can encode new histories. Models without vectors are an Error.
+// whole known history (train + valid + test) with those items as "seen", the id maps, and for models that encode
+// histories the resolved config and weights as the export's encoder, so the server can encode new histories
+// without the run folder. Models without vectors are an Error.
 index::Manifest export_run(const std::string& run_dir, const std::string& out_dir,
                            const index::ExportOptions& options);
 
-// The encoder of a run folder's model; thread-safe (requests are serialised on one model, without autograd).
-std::unique_ptr<serve::HistoryEncoder> load_run_encoder(const std::string& run_dir);
+// The history encoder in an export's encoder folder (index/export.h): the model built from its config.toml for
+// `item_count` items and `user_count` users, with model.pt's weights (verified, finite). No data is read.
+// Thread-safe: requests are serialised on one model, without autograd. A model that does not encode histories is
+// an Error.
+std::unique_ptr<serve::HistoryEncoder> load_encoder(const std::string& encoder_dir, int64_t item_count,
+                                                    int64_t user_count);
 
-// For the server: builds load_run_encoder(manifest.encoder) for each export loaded; null when it names none.
-serve::EncoderFactory run_encoder_factory();
+// For the server: load_encoder of each export loaded; null for an export without an encoder.
+serve::EncoderFactory export_encoder_factory();
 
 }  // namespace embrec::train

@@ -49,15 +49,6 @@ void append_line(const std::string& path, std::string_view line) {
   if (!out) fail("{}: write failed", path);
 }
 
-uint64_t fnv1a64(std::string_view bytes, uint64_t seed) {
-  uint64_t hash = seed;
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  return hash;
-}
-
 bool file_exists(const std::string& path) { return std::filesystem::exists(path); }
 
 void make_directories(const std::string& path) {

@@ -16,9 +16,6 @@ void write_file_atomic(const std::string& path, std::string_view contents);
 // Appends one line (a '\n' is added) to `path`, creating it when missing.
 void append_line(const std::string& path, std::string_view line);
 
-// 64-bit FNV-1a over bytes; used for cache and checkpoint checksums (not cryptographic).
-uint64_t fnv1a64(std::string_view bytes, uint64_t seed = 1469598103934665603ULL);
-
 bool file_exists(const std::string& path);
 void make_directories(const std::string& path);
 

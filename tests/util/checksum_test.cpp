@@ -1,0 +1,51 @@
+// SHA-256: the FIPS 180-2 test vectors, incremental equal to one-shot, and a file's digest equal to its bytes'.
+#include "embrec/util/checksum.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "embrec/util/error.h"
+#include "embrec/util/files.h"
+
+namespace embrec {
+namespace {
+
+TEST(Sha256, MatchesTheStandardTestVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, IncrementalEqualsOneShotAndFinishesOnce) {
+  const std::string text = "the quick brown fox jumps over the lazy dog, more than one block of it. ";
+  Sha256 hash;
+  for (char c : text) hash.update(std::string_view(&c, 1));
+  EXPECT_EQ(hash.hex(), sha256_hex(text));
+  EXPECT_THROW(hash.hex(), Error);
+  EXPECT_THROW(hash.update("x"), Error);
+}
+
+TEST(Sha256, AFilesDigestIsThatOfItsBytesAndAMissingFileIsNamed) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("embrec-sha-" + std::to_string(::getpid()))).string();
+  std::string bytes(3 << 20, '\0');  // three of the reader's 1 MiB blocks, and not all alike
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 4096);
+  write_file_atomic(path, bytes);
+  EXPECT_EQ(sha256_file_hex(path), sha256_hex(bytes));
+  std::filesystem::remove(path);
+  try {
+    (void)sha256_file_hex(path);
+    FAIL() << "no error for a missing file";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace embrec
