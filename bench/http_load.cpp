@@ -219,7 +219,7 @@ double percentile(const std::vector<double>& sorted, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  Options o = parse(argc, argv);
   spdlog::set_level(spdlog::level::warn);
   const bool synthetic = o.export_dir.empty();
   const std::string dir = synthetic ? write_synthetic_export(o) : o.export_dir;
@@ -239,6 +239,8 @@ int main(int argc, char** argv) {
   }
   if (port <= 0) {
     embrec::serve::ServeConfig config;
+    if (o.admin_token.empty()) o.admin_token = "http-load";  // admin routes need a token
+    config.admin_token = o.admin_token;
     config.threads = o.server_threads;
     config.max_k = std::max(1000, o.k);
     config.default_k = std::min<int64_t>(config.default_k, config.max_k);

@@ -452,6 +452,71 @@ TEST_F(ServiceTest, AdminReloadNeedsTheTokenAndRejectsABrokenExport) {
   EXPECT_EQ(result->status, 200);
   EXPECT_EQ(body(result)["version"], *version_b_);
   EXPECT_EQ(body(result)["previous_version"], *version_a_);
+  // SIGHUP (and a reload without "dir") reloads the folder serving now, not the start-up one.
+  service_->request_reload();
+  EXPECT_TRUE(eventually([&] {
+    return service_->metrics().prometheus_text().find("embrec_reloads_total{result=\"ok\"} 3\n") != std::string::npos;
+  }));
+  EXPECT_EQ(service_->version(), *version_b_);
+  EXPECT_EQ(body(http.Post("/admin/reload", token, "", "application/json"))["version"], *version_b_);
+}
+
+TEST_F(ServiceTest, AdminTokensCompareWholeWithTheSchemeInAnyCase) {
+  httplib::Client http = client();
+  for (const char* header : {"bearer secret", "BEARER secret", "Bearer  secret"})
+    EXPECT_EQ(http.Post("/admin/reload", {{"Authorization", header}}, "", "application/json")->status, 200) << header;
+  for (const char* header : {"Bearer secre", "Bearer secretsecret", "Bearer ", "Bearer", "Basic secret", "secret"})
+    EXPECT_EQ(http.Post("/admin/reload", {{"Authorization", header}}, "", "application/json")->status, 403) << header;
+  // Without a token the admin routes are off, whatever the header says.
+  ServeConfig config = test_config();
+  config.admin_token = "";
+  start(config, mean_encoder_factory());
+  const httplib::Result result = client().Post("/admin/reload", {{"Authorization", "Bearer "}}, "", "application/json");
+  EXPECT_EQ(result->status, 403);
+  EXPECT_NE(body(result)["error"].get<std::string>().find("no admin token"), std::string::npos);
+}
+
+TEST_F(ServiceTest, AReloadOutsideTheExportRootIsRefusedAlikeWhetherThePathExistsOrNot) {
+  httplib::Client http = client();
+  const httplib::Headers token{{"Authorization", "Bearer secret"}};
+  std::set<std::string> answers;
+  for (const std::string& dir : {std::string("/etc"), std::string("/nonexistent/export"), *root_ + "/../elsewhere",
+                                 *root_ + "/.."}) {
+    const httplib::Result result = http.Post("/admin/reload", token, json{{"dir", dir}}.dump(), "application/json");
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->status, 403) << dir;
+    answers.insert(result->body);
+  }
+  EXPECT_EQ(answers.size(), 1u);  // one answer for all: nothing says which paths exist
+  EXPECT_NE(answers.begin()->find("inside the export root"), std::string::npos) << *answers.begin();
+  // A link inside the root that points out of it is outside.
+  fs::create_symlink("/etc", *root_ + "/escape");
+  EXPECT_EQ(http.Post("/admin/reload", token, json{{"dir", *root_ + "/escape"}}.dump(), "application/json")->status,
+            403);
+  fs::remove(*root_ + "/escape");
+  EXPECT_EQ(service_->version(), *version_a_);
+}
+
+TEST(AdminToken, IsCreatedOwnerOnlyOnceThenReadAndAnOpenFileIsRefused) {
+  const std::string path = embrec::testing::temp_path("admin-token");
+  bool created = false;
+  const std::string token = load_or_create_admin_token(path, created);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(load_or_create_admin_token(path, created), token);
+  EXPECT_FALSE(created);
+  fs::permissions(path, fs::perms::group_read, fs::perm_options::add);
+  try {
+    load_or_create_admin_token(path, created);
+    ADD_FAILURE() << "a group-readable token file was accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(path + ": the admin token file is open to group"), std::string::npos)
+        << error.what();
+  }
+  fs::remove(path);
+  EXPECT_NE(load_or_create_admin_token(path, created), token);  // a fresh one
+  fs::remove(path);
 }
 
 TEST(LoopbackAddress, RecognisesLoopbackOnly) {

@@ -15,7 +15,9 @@ ServeConfig ServeConfig::from(ConfigTable& table) {
   c.max_body_bytes = table.get_positive("max_body_bytes", c.max_body_bytes);
   c.max_history = table.get_at_least("max_history", c.max_history, int64_t{0});
   c.admin_token = table.get("admin_token", c.admin_token);
+  c.admin_token_file = table.get("admin_token_file", c.admin_token_file);
   c.admin_loopback_only = table.get("admin_loopback_only", c.admin_loopback_only);
+  c.export_root = table.get("export_root", c.export_root);
   c.nprobe = table.get_at_least("nprobe", c.nprobe, 0);
   c.ef_search = table.get_at_least("ef_search", c.ef_search, 0);
   c.keep_alive_timeout_s = table.get_positive("keep_alive_timeout_s", c.keep_alive_timeout_s);

@@ -20,8 +20,15 @@ struct ServeConfig {
   // Longest history accepted online; 0 = the encoder's own limit only. Sequence models read only their last
   // max_length items, so a longer history is almost surely a client bug, not a user.
   int64_t max_history = 1000;
-  std::string admin_token;              // non-empty: admin routes need "Authorization: Bearer <token>"
+  // Admin routes need "Authorization: Bearer <token>" (the scheme in any case); with no token they are refused.
+  // `embrec serve` without admin_token reads admin_token_file ("" = "<export>.admin-token"), creating it at first
+  // start with a random token and owner-only permissions (load_or_create_admin_token).
+  std::string admin_token;
+  std::string admin_token_file;
   bool admin_loopback_only = true;      // admin routes answer only clients on 127.0.0.0/8 or ::1
+  // An admin reload may name another export ({"dir": ...}) only inside this folder ("" = the folder holding the
+  // start-up export).
+  std::string export_root;
   int32_t nprobe = 0;                   // IVF lists probed per query; 0 = the export's value
   int32_t ef_search = 0;                // HNSW candidate list size; 0 = the export's value
   int32_t keep_alive_timeout_s = 5;

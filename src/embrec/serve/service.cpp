@@ -2,21 +2,27 @@
 #include "embrec/serve/service.h"
 
 #include <fcntl.h>
+#include <openssl/rand.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
+#include "embrec/util/files.h"
 
 namespace embrec::serve {
 
@@ -68,11 +74,38 @@ std::string route_label(const std::string& method, const std::string& path) {
   return "unmatched";
 }
 
+// Compares digests, so neither the time taken nor an early exit tells a caller how much of the token, or how
+// long a token, it guessed right.
 bool constant_time_equal(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
+  const std::string x = sha256_hex(a), y = sha256_hex(b);
   unsigned char difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+  for (size_t i = 0; i < x.size(); ++i) difference |= static_cast<unsigned char>(x[i] ^ y[i]);
   return difference == 0;
+}
+
+// The token of an "Authorization: <scheme> <token>" header whose scheme is Bearer in any case; "" otherwise.
+std::string bearer_token(const std::string& header) {
+  const size_t space = header.find(' ');
+  if (space == std::string::npos) return "";
+  std::string scheme = header.substr(0, space);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer") return "";
+  const size_t start = header.find_first_not_of(' ', space);
+  return start == std::string::npos ? "" : header.substr(start);
+}
+
+// Whether `path` is `root` or inside it, after both are made absolute with symlinks resolved as far as they exist
+// (so "root/../elsewhere" and links out of the root are outside). Existence is not revealed: a missing path inside
+// the root is inside.
+bool inside(const std::filesystem::path& root, const std::string& path) {
+  std::error_code error;
+  const std::filesystem::path resolved = std::filesystem::weakly_canonical(std::filesystem::absolute(path), error);
+  if (error) return false;
+  auto r = root.begin();
+  auto p = resolved.begin();
+  for (; r != root.end(); ++r, ++p)
+    if (p == resolved.end() || *p != *r) return false;
+  return true;
 }
 
 std::optional<int64_t> parse_int64(const std::string& text) {
@@ -174,8 +207,12 @@ bool is_loopback_address(const std::string& address) {
 // Life cycle
 
 Service::Service(ServeConfig config, std::string export_dir, EncoderFactory encoder_factory)
-    : config_(std::move(config)), export_dir_(std::move(export_dir)), encoder_factory_(std::move(encoder_factory)) {
-  bundle_ = load_bundle(export_dir_);
+    : config_(std::move(config)), serving_dir_(std::move(export_dir)), encoder_factory_(std::move(encoder_factory)) {
+  bundle_ = load_bundle(serving_dir_);
+  const std::filesystem::path absolute = std::filesystem::absolute(serving_dir_).lexically_normal();
+  export_root_ = std::filesystem::weakly_canonical(
+                     config_.export_root.empty() ? absolute.parent_path() : std::filesystem::path(config_.export_root))
+                     .string();
   if (::pipe2(reload_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) fail("serve: cannot create the reload pipe: {}", std::strerror(errno));
   reload_thread_ = std::thread([this] { watch_reload_requests(); });
   server_ = std::make_unique<httplib::Server>();
@@ -213,7 +250,7 @@ int Service::bind(int port) {
 
 void Service::run() {
   if (port_ < 0) bind(config_.port);
-  spdlog::info("serving {} (version {}) on http://{}:{} with {} threads", export_dir_, version(), config_.host, port_,
+  spdlog::info("serving {} (version {}) on http://{}:{} with {} threads", serving_dir_, version(), config_.host, port_,
                config_.threads);
   if (!server_->listen_after_bind()) fail("serve: listening on {}:{} failed", config_.host, port_);
 }
@@ -261,7 +298,7 @@ std::string Service::version() const { return bundle()->version; }
 
 ReloadResult Service::reload(const std::string& dir) {
   std::lock_guard<std::mutex> reloading(reload_mutex_);
-  const std::string target = dir.empty() ? export_dir_ : dir;
+  const std::string target = dir.empty() ? serving_dir_ : dir;
   std::shared_ptr<const Bundle> fresh;
   try {
     fresh = load_bundle(target);
@@ -276,6 +313,7 @@ ReloadResult Service::reload(const std::string& dir) {
     previous = std::move(bundle_);
     bundle_ = fresh;
   }
+  serving_dir_ = target;
   metrics_.record_reload(true);
   spdlog::info("reloaded {}: version {} -> {}", target, previous->version, fresh->version);
   return {true, fresh->version, ""};
@@ -532,8 +570,11 @@ bool Service::admin_allowed(const httplib::Request& request, Reply& refusal) con
                                            request.remote_addr));
     return false;
   }
-  if (!config_.admin_token.empty() &&
-      !constant_time_equal(request.get_header_value("Authorization"), "Bearer " + config_.admin_token)) {
+  if (config_.admin_token.empty()) {
+    refusal = error_reply(403, "admin routes are off: the service has no admin token");
+    return false;
+  }
+  if (!constant_time_equal(bearer_token(request.get_header_value("Authorization")), config_.admin_token)) {
     refusal = error_reply(403, "admin routes need the header 'Authorization: Bearer <admin_token>'");
     return false;
   }
@@ -551,6 +592,9 @@ Service::Reply Service::admin_reload(const httplib::Request& request) {
       if (!field->is_string())
         return error_reply(400, fmt::format("field 'dir' must be a string, got {}", json_type(*field)));
       dir = field->get<std::string>();
+      if (!inside(export_root_, dir))
+        return error_reply(403, fmt::format("field 'dir' must name an export inside the export root {}",
+                                            export_root_));
     }
   }
   const std::string previous = version();
@@ -559,6 +603,40 @@ Service::Reply Service::admin_reload(const httplib::Request& request) {
     return {422, json{{"error", "reload rejected, still serving the previous export: " + result.error},
                       {"version", result.version}}};
   return {200, json{{"ok", true}, {"version", result.version}, {"previous_version", previous}}};
+}
+
+std::string load_or_create_admin_token(const std::string& path, bool& created) {
+  created = false;
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0) {
+    if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+      fail("{}: the admin token file is open to group or others (mode {:o}); chmod 600 it", path,
+           info.st_mode & 0777);
+    std::string token = read_file(path);
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.empty()) fail("{}: the admin token file is empty", path);
+    return token;
+  }
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof(random)) != 1) fail("{}: cannot draw a random admin token", path);
+  static const char* const kDigits = "0123456789abcdef";
+  std::string token;
+  for (unsigned char byte : random) {
+    token += kDigits[byte >> 4];
+    token += kDigits[byte & 15];
+  }
+  const int descriptor = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (descriptor < 0) fail("{}: cannot create the admin token file: {}", path, std::strerror(errno));
+  const std::string line = token + "\n";
+  const bool written = ::write(descriptor, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                       ::fsync(descriptor) == 0;
+  ::close(descriptor);
+  if (!written) {
+    ::unlink(path.c_str());
+    fail("{}: cannot write the admin token file", path);
+  }
+  created = true;
+  return token;
 }
 
 }  // namespace embrec::serve

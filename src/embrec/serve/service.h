@@ -69,11 +69,11 @@ class Service {
   // Stops accepting, lets running requests finish, joins the background thread. Idempotent.
   void stop();
 
-  // Loads `dir` ("" = the startup folder) beside the current export and swaps it in; requests already running
+  // Loads `dir` ("" = the folder serving now) beside the current export and swaps it in; requests already running
   // finish on the old one. A broken export is rejected and the old one keeps serving. Reloads are serialised.
   ReloadResult reload(const std::string& dir = "");
-  // Asks the reload thread to reload the startup folder. Async-signal-safe (one write(2) to a pipe), so a SIGHUP
-  // handler may call it.
+  // Asks the reload thread to reload the folder serving now. Async-signal-safe (one write(2) to a pipe), so a
+  // SIGHUP handler may call it.
   void request_reload() noexcept;
 
   std::string version() const;
@@ -97,7 +97,8 @@ class Service {
   bool admin_allowed(const httplib::Request& request, Reply& refusal) const;
 
   ServeConfig config_;
-  std::string export_dir_;
+  std::string serving_dir_;  // the folder the current bundle came from, as named; guarded by reload_mutex_
+  std::string export_root_;  // absolute, symlinks resolved
   EncoderFactory encoder_factory_;
   ServiceMetrics metrics_;
 
@@ -118,5 +119,9 @@ class Service {
 
 // True for 127.0.0.0/8, ::1 and their IPv4-mapped forms.
 bool is_loopback_address(const std::string& address);
+
+// The admin token kept in `path`: read when the file exists (an Error when it is empty or readable by group or
+// others), else created with a random 256-bit token (64 hex digits) and mode 0600; `created` says which.
+std::string load_or_create_admin_token(const std::string& path, bool& created);
 
 }  // namespace embrec::serve
