@@ -186,10 +186,12 @@ void run_serve(const std::string& export_dir, const std::string& config_path, in
         config.admin_token_file.empty() ? folder.string() + ".admin-token" : config.admin_token_file;
     bool created = false;
     config.admin_token = serve::load_or_create_admin_token(token_file, created);
-    if (created)
-      fmt::print("admin token (kept in {}, readable by you only): {}\n", token_file, config.admin_token), std::fflush(stdout);
-    else
+    if (created) {
+      fmt::print("admin token (kept in {}, readable by you only): {}\n", token_file, config.admin_token);
+      std::fflush(stdout);
+    } else {
       spdlog::info("admin token: the one in {}", token_file);
+    }
   }
   // One intra-op thread: requests run in parallel on the worker pool; a small forward pass gains nothing from more.
   torch::set_num_threads(1);
