@@ -146,6 +146,10 @@ TEST_F(ItemAttributesTest, MalformedJsonNamesLineAndByte) {
   EXPECT_EQ(error_of(write("b.json", "\xEF\xBB\xBF{\"4\": [1"), format("json")),
             "b.json:1: malformed JSON at byte 12: syntax error while parsing array - unexpected end of input; "
             "expected ']'");
+  // A number no double holds (found by fuzz_item_attributes: it escaped as nlohmann's own exception).
+  EXPECT_EQ(error_of(write("c.json", "{\"4\": [3, 333333333333333333333E3331]}")),
+            "c.json: malformed JSON: [json.exception.out_of_range.406] number overflow parsing "
+            "'333333333333333333333E3331'");
 }
 
 TEST_F(ItemAttributesTest, JsonValuesThatAreNotAttributeListsNameTheItem) {

@@ -67,6 +67,7 @@ class Reader {
 
  private:
   void take(void* out, size_t size) {
+    if (size == 0) return;  // an empty array: out may be null, which memcpy must not get
     if (size > bytes_.size() - position_) throw std::out_of_range("scalar");
     std::memcpy(out, bytes_.data() + position_, size);
     position_ += size;

@@ -131,6 +131,8 @@ json parse_json_object(const std::string& name, std::string_view text, size_t sk
   } catch (const json::parse_error& error) {
     fail("{}:{}: malformed JSON at byte {}: {}", name, line_of_byte(text, error.byte), error.byte + skipped_bytes,
          parse_error_reason(error));
+  } catch (const json::exception& error) {  // e.g. a number too large for a double (found by fuzz_item_attributes)
+    fail("{}: malformed JSON: {}", name, error.what());
   }
   if (!document.is_object())
     fail("{}: expected a JSON object mapping item ids to attribute arrays, got {}", name, document.type_name());

@@ -1,0 +1,104 @@
+// The HTTP service: raw bytes sent to a live Service (a synthetic export, a mean-of-items history encoder) over
+// loopback, the write side then closed so the server sees the end at once. Whatever arrives, no request may end in
+// a 500 (a bad request is a 4xx: checked on the service's own counters, since cpp-httplib writes no answer to a
+// half-closed connection though it handles the request), the connection must end within 5 s, and the server keeps
+// accepting. Covers cpp-httplib's parser and every route's JSON and parameter handling.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "embrec/serve/service.h"
+#include "fuzz_input.h"
+#include "index/synthetic.h"
+
+namespace {
+
+using namespace embrec;
+
+class MeanEncoder final : public serve::HistoryEncoder {
+ public:
+  explicit MeanEncoder(const index::LoadedExport& loaded) : index_(loaded.index) {}
+  std::vector<float> encode(const std::vector<int32_t>& items) override {
+    std::vector<float> mean(static_cast<size_t>(index_.dim()), 0.0f);
+    for (int32_t item : items) {
+      const std::vector<float> vector = index_.item_vector(item);
+      for (size_t d = 0; d < mean.size(); ++d) mean[d] += vector[d] / static_cast<float>(items.size());
+    }
+    return mean;
+  }
+
+ private:
+  const index::ItemIndex& index_;
+};
+
+// Never destroyed: it serves until the process exits (RocksDB's own statics may be gone by then).
+serve::Service* service = nullptr;
+
+int start_service() {
+  const std::string dir = fuzz::input_path("export");
+  index::write_export(embrec::testing::small_export_data(50, 200, 8, 3), dir);
+  serve::ServeConfig config;
+  config.threads = 4;
+  config.admin_token = "fuzz";
+  config.max_k = 100;
+  service = new serve::Service(config, dir, [](const index::LoadedExport& loaded) {
+    return std::make_unique<MeanEncoder>(loaded);
+  });
+  const int port = service->bind(0);
+  service->start_in_thread();
+  return port;
+}
+
+[[noreturn]] void finding(const std::string& what, const std::string& request, const std::string& response) {
+  std::fprintf(stderr, "FINDING: %s\n--- request (%zu bytes)\n%s\n--- response\n%s\n", what.c_str(), request.size(),
+               request.c_str(), response.c_str());
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const int port = start_service();
+  const std::string request(reinterpret_cast<const char*>(data), size);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Closed with a reset, not into TIME_WAIT: a million connections would otherwise use up the ephemeral ports.
+  const linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    finding(std::string("connect failed: ") + std::strerror(errno), request, "");
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  for (size_t sent = 0; sent < request.size();) {
+    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early on a request it refuses
+    sent += static_cast<size_t>(n);
+  }
+  ::shutdown(fd, SHUT_WR);
+  std::string response;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) finding("no answer within 5 s", request, response);
+    if (n <= 0) break;
+    response.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  for (size_t at = response.find("HTTP/1.1 "); at != std::string::npos; at = response.find("HTTP/1.1 ", at + 1))
+    if (response.compare(at + 9, 3, "500") == 0) finding("a 500 answer", request, response);
+  if (service->metrics().prometheus_text().find("status=\"500\"") != std::string::npos)
+    finding("a request counted with status 500", request, response);
+  return 0;
+}
