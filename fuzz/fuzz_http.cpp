@@ -5,6 +5,7 @@
 // accepting. Covers cpp-httplib's parser and every route's JSON and parameter handling.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -77,12 +78,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Closed with a reset, not into TIME_WAIT: a million connections would otherwise use up the ephemeral ports.
   const linger reset{1, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
-    finding(std::string("connect failed: ") + std::strerror(errno), request, "");
+  // libFuzzer's timeout alarm (SIGALRM) may interrupt any call: an interrupted connect goes on in the background.
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    if (errno != EINTR) finding(std::string("connect failed: ") + std::strerror(errno), request, "");
+    pollfd writable{fd, POLLOUT, 0};
+    while (::poll(&writable, 1, 5000) < 0 && errno == EINTR) {
+    }
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) finding(std::string("connect failed: ") + std::strerror(error), request, "");
+  }
   timeval timeout{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   for (size_t sent = 0; sent < request.size();) {
     const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the server may close early on a request it refuses
     sent += static_cast<size_t>(n);
   }
@@ -91,6 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   char buffer[4096];
   for (;;) {
     const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) finding("no answer within 5 s", request, response);
     if (n <= 0) break;
     response.append(buffer, static_cast<size_t>(n));

@@ -10,7 +10,9 @@
 
 namespace embrec {
 
-bool tune_allocator() {
+// Without tcmalloc linked, MallocExtension's type information is absent, so UBSan's vptr check (which needs it)
+// must stay out of this function for the sanitizer builds to link.
+__attribute__((no_sanitize_undefined)) bool tune_allocator() {
 #ifdef EMBREC_HAVE_GPERFTOOLS_HEADER
   // MallocExtension::instance(), looked up by its mangled name: present only when tcmalloc is linked.
   using InstanceFunction = MallocExtension* (*)();
