@@ -325,6 +325,7 @@ TEST_F(ExportTest, AFormatOneSwapKilledBetweenItsRenamesIsUndone) {
   const Manifest first = write_export(data_, root_ + "/scratch", options_);
   fs::copy(root_ + "/scratch", dir_ + ".old." + dead_pid(), fs::copy_options::recursive);
   fs::create_directories(dir_ + ".tmp." + dead_pid());
+  fs::create_symlink("model.versions/gone", dir_);  // and a link to nothing in its place
   const std::vector<std::string> actions = recover_export(dir_);
   EXPECT_EQ(actions.size(), 2u);
   EXPECT_EQ(load_export(dir_).manifest.version(), first.version());

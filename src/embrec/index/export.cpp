@@ -243,7 +243,8 @@ std::vector<std::string> recover_export(const std::string& dir_in) {
     if (name.rfind(base + ".", 0) != 0) continue;
     const std::string rest = name.substr(base.size() + 1);
     const long pid = trailing_pid(name);
-    const bool ours = std::regex_match(rest, std::regex(R"((link|tmp|old)\.[0-9]+)"));
+    static const std::regex leftover(R"((link|tmp|old)\.[0-9]+)");
+    const bool ours = std::regex_match(rest, leftover);
     if (!ours || (pid != ::getpid() && process_alive(pid))) continue;
     if (rest.rfind("old.", 0) == 0 && entry.is_directory() && complete(entry.path())) {
       old_folders.push_back(entry.path());
@@ -263,13 +264,14 @@ std::vector<std::string> recover_export(const std::string& dir_in) {
       actions.push_back(fmt::format("removed {}, an unfinished export", entry.path().string()));
     }
 
-  const bool missing = !fs::exists(fs::symlink_status(path, error)) || (fs::is_symlink(path, error) && !fs::exists(path, error));
-  if (missing) {
+  const bool dangling = fs::is_symlink(path, error) && !fs::exists(path, error);
+  if (dangling || !fs::exists(fs::symlink_status(path, error))) {
     const std::vector<std::string> complete_ones = complete_versions(versions);
     if (!complete_ones.empty()) {
       point_link(dir, versions.filename().string() + "/" + complete_ones.back());
       actions.push_back(fmt::format("pointed {} at its newest complete version {}", dir, complete_ones.back()));
     } else if (!old_folders.empty()) {
+      if (dangling) fs::remove(path, error);
       fs::rename(old_folders.back(), path, error);
       if (error) fail("{}: cannot move {} back: {}", dir, old_folders.back().string(), error.message());
       actions.push_back(fmt::format("moved {} back to {}", old_folders.back().string(), dir));
