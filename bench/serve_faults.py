@@ -5,9 +5,9 @@ Starts the service on an export, then for --seconds runs at once: valid traffic 
 items), malformed traffic (random bytes, broken JSON, huge or negative numbers, lying Content-Length, unknown
 routes), slow clients (connections sending one byte every 2 s), admin reloads, and exports of a new version that are
 killed at a random one of their renames (strace fault injection) or finish, each followed by a reload. A health
-checker asks GET /healthz every 50 ms. It prints counts by status (the server's own, from /metrics: malformed
-requests are sent and the write side closed at once, and cpp-httplib writes no answer to a half-closed connection,
-though it handles and counts the request), health-check latency percentiles, the server's RSS growth and how many
+checker asks GET /healthz every 50 ms. It prints counts by status (the server's own, from /metrics, which also
+count requests whose client closed before reading the answer: malformed requests are sent and the write side closed
+at once), health-check latency percentiles, the server's RSS growth and how many
 killed exports left a loadable export, and exits 1 on any 5xx, on a health check over 100 ms (--health-limit-ms) or
 without an answer, or on a killed export that left none.
 

@@ -1,8 +1,9 @@
-// The HTTP service: raw bytes sent to a live Service (a synthetic export, a mean-of-items history encoder) over
-// loopback, the write side then closed so the server sees the end at once. Whatever arrives, no request may end in
-// a 500 (a bad request is a 4xx: checked on the service's own counters, since cpp-httplib writes no answer to a
-// half-closed connection though it handles the request), the connection must end within 5 s, and the server keeps
-// accepting. Covers cpp-httplib's parser and every route's JSON and parameter handling.
+// The HTTP service, two ways per input. (1) The input as a request handed straight to Service::handle (first line
+// "METHOD /path?a=1&b=2", the rest the body; headers Authorization and Content-Length are not sent): every route's
+// JSON and parameter handling without a transport in the way. (2) The raw bytes sent to the live service over
+// loopback, the write side then closed: libmicrohttpd's parser and our header-time refusals. Whatever arrives, no
+// request may end in a 500 (a bad request is a 4xx: checked on the answers and on the service's own counters), a
+// connection must end within 5 s, and the server keeps accepting.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -20,26 +21,11 @@
 #include "embrec/serve/service.h"
 #include "fuzz_input.h"
 #include "index/synthetic.h"
+#include "serve/mean_encoder.h"
 
 namespace {
 
 using namespace embrec;
-
-class MeanEncoder final : public serve::HistoryEncoder {
- public:
-  explicit MeanEncoder(const index::LoadedExport& loaded) : index_(loaded.index) {}
-  std::vector<float> encode(const std::vector<int32_t>& items) override {
-    std::vector<float> mean(static_cast<size_t>(index_.dim()), 0.0f);
-    for (int32_t item : items) {
-      const std::vector<float> vector = index_.item_vector(item);
-      for (size_t d = 0; d < mean.size(); ++d) mean[d] += vector[d] / static_cast<float>(items.size());
-    }
-    return mean;
-  }
-
- private:
-  const index::ItemIndex& index_;
-};
 
 // Never destroyed: it serves until the process exits (RocksDB's own statics may be gone by then).
 serve::Service* service = nullptr;
@@ -51,9 +37,7 @@ int start_service() {
   config.threads = 4;
   config.admin_token = "fuzz";
   config.max_k = 100;
-  service = new serve::Service(config, dir, [](const index::LoadedExport& loaded) {
-    return std::make_unique<MeanEncoder>(loaded);
-  });
+  service = new serve::Service(config, dir, embrec::testing::mean_encoder_factory(0));
   const int port = service->bind(0);
   service->start_in_thread();
   return port;
@@ -65,11 +49,38 @@ int start_service() {
   std::abort();
 }
 
+// The input as a request for Service::handle: method and target on the first line, the body after it.
+serve::HttpRequest direct_request(const std::string& input) {
+  serve::HttpRequest request;
+  const size_t line_end = std::min(input.find('\n'), input.size());
+  const std::string line = input.substr(0, line_end);
+  const size_t space = line.find(' ');
+  request.method = line.substr(0, space);
+  const std::string target = space == std::string::npos ? "" : line.substr(space + 1);
+  const size_t question = target.find('?');
+  request.path = target.substr(0, question);
+  if (question != std::string::npos) {
+    std::string query = target.substr(question + 1);
+    for (size_t start = 0; start <= query.size();) {
+      const size_t end = std::min(query.find('&', start), query.size());
+      const std::string pair = query.substr(start, end - start);
+      const size_t equals = pair.find('=');
+      request.query.emplace_back(pair.substr(0, equals), equals == std::string::npos ? "" : pair.substr(equals + 1));
+      start = end + 1;
+    }
+  }
+  request.body = line_end < input.size() ? input.substr(line_end + 1) : "";
+  request.remote_address = "127.0.0.1";
+  return request;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const int port = start_service();
   const std::string request(reinterpret_cast<const char*>(data), size);
+  const serve::HttpResponse direct = service->handle(direct_request(request));
+  if (direct.status == 500) finding("handle() answered 500", request, direct.body);
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;

@@ -11,7 +11,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   libgoogle-perftools-dev
   libtinyxml2-dev libpng-dev chromium
-  libssl-dev
+  libssl-dev libmicrohttpd-dev
 )
 
 SUDO=""

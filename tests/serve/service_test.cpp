@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <ifaddrs.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -23,6 +26,7 @@
 #include <thread>
 
 #include "../index/synthetic.h"
+#include "mean_encoder.h"
 #include "embrec/eval/evaluator.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -35,27 +39,7 @@ using json = nlohmann::json;
 
 constexpr int32_t kUsers = 60, kItems = 300, kDim = 16;
 
-// The mean of the history's item vectors: a stand-in for SASRec that the test can recompute.
-class MeanEncoder final : public HistoryEncoder {
- public:
-  explicit MeanEncoder(const index::LoadedExport& loaded) : index_(loaded.index) {}
-  std::vector<float> encode(const std::vector<int32_t>& items) override {
-    std::vector<float> mean(static_cast<size_t>(index_.dim()), 0.0f);
-    for (int32_t item : items) {
-      const std::vector<float> vector = index_.item_vector(item);
-      for (size_t d = 0; d < mean.size(); ++d) mean[d] += vector[d] / static_cast<float>(items.size());
-    }
-    return mean;
-  }
-  int64_t max_history() const override { return 10; }
-
- private:
-  const index::ItemIndex& index_;
-};
-
-EncoderFactory mean_encoder_factory() {
-  return [](const index::LoadedExport& loaded) { return std::make_unique<MeanEncoder>(loaded); };
-}
+EncoderFactory mean_encoder_factory() { return embrec::testing::mean_encoder_factory(10); }
 
 ServeConfig test_config() {
   ServeConfig config;
@@ -67,6 +51,62 @@ ServeConfig test_config() {
   config.admin_token = "secret";
   config.admin_loopback_only = true;
   return config;
+}
+
+// A raw connection to the service, for what an HTTP client library will not send: trickled bytes, lying or
+// missing Content-Length, idle sockets.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool connected() const { return connected_; }
+  bool send(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // Bytes received until one whole response (headers and Content-Length body) is in, the peer closes, or
+  // `timeout` passes.
+  std::string receive(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const size_t end = got.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        const size_t field = got.find("Content-Length: ");
+        const size_t length = field == std::string::npos || field > end ? 0 : std::stoul(got.substr(field + 16));
+        if (got.size() >= end + 4 + length) return got;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return got;
+      pollfd descriptor{fd_, POLLIN, 0};
+      if (::poll(&descriptor, 1, static_cast<int>(left.count())) <= 0) return got;
+      char buffer[4096];
+      const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+      if (n <= 0) return got;
+      got.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  // The status code of a response received whole, or -1.
+  static int status(const std::string& response) {
+    return response.rfind("HTTP/1.1 ", 0) == 0 && response.size() >= 12 ? std::stoi(response.substr(9, 3)) : -1;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Two exports of the same ids with different vectors (A, B), and a broken copy of A (truncated index).
@@ -126,6 +166,18 @@ class ServiceTest : public ::testing::Test {
     c.set_connection_timeout(5);
     c.set_read_timeout(5);
     return c;
+  }
+  // Seconds of the slowest of `count` health checks, `pause` apart, each expected to answer 200 with `version`.
+  double slowest_health_check(int count, std::chrono::milliseconds pause, const std::string& version) const {
+    double worst = 0;
+    for (int i = 0; i < count; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      const httplib::Result health = client().Get("/healthz");
+      worst = std::max(worst, seconds_since(start));
+      EXPECT_EQ(body(health).value("version", ""), version);
+      std::this_thread::sleep_for(pause);
+    }
+    return worst;
   }
   static json body(const httplib::Result& result) {
     EXPECT_TRUE(result) << "no response: " << httplib::to_string(result.error());
@@ -235,7 +287,7 @@ TEST_F(ServiceTest, HistoryRequestsRankAsTheEvaluatorOnHistoriesWithRepeats) {
   constexpr int64_t k = 10;
   std::mt19937 random(17);
   std::uniform_int_distribution<int32_t> any(0, kItems - 1), length(2, 8);
-  MeanEncoder encoder(bundle->data);
+  embrec::testing::MeanEncoder encoder(bundle->data, 10);
   data::EvalTask task;
   std::vector<float> user_vectors;
   std::vector<std::vector<int32_t>> histories;
@@ -359,8 +411,9 @@ TEST_F(ServiceTest, BadInputsAre4xxJsonErrorsAndTheServerKeepsAnswering) {
       {"GET", "/v1/users/nobody/recommendations", "", 404, "unknown user 'nobody'"},
       {"GET", "/v1/users/%FF%FE/recommendations", "", 404, "unknown user"},  // invalid UTF-8 echoed safely
       {"GET", "/v2/nothing", "", 404, "no route for GET /v2/nothing"},
-      {"GET", "/v1/recommendations", "", 404, "no route for GET /v1/recommendations"},
-      {"POST", "/healthz", "{}", 404, "no route for POST /healthz"},
+      {"GET", "/v1/recommendations", "", 405, "GET is not served on /v1/recommendations (use POST)"},
+      {"POST", "/healthz", "{}", 405, "POST is not served on /healthz (use GET)"},
+      {"POST", "/v1/users/u1/recommendations", "{}", 405, "(use GET)"},
   };
   httplib::Client http = client();
   for (const Case& c : cases) {
@@ -371,6 +424,7 @@ TEST_F(ServiceTest, BadInputsAre4xxJsonErrorsAndTheServerKeepsAnswering) {
     ASSERT_TRUE(result) << httplib::to_string(result.error());
     EXPECT_EQ(result->status, c.status) << result->body;
     EXPECT_EQ(result->get_header_value("Content-Type"), "application/json");
+    if (c.status == 405) EXPECT_NE(result->get_header_value("Allow"), "");
     const json reply = body(result);
     ASSERT_TRUE(reply.is_object() && reply.contains("error") && reply["error"].is_string()) << result->body;
     EXPECT_NE(reply["error"].get<std::string>().find(c.needle), std::string::npos) << reply["error"];
@@ -378,6 +432,164 @@ TEST_F(ServiceTest, BadInputsAre4xxJsonErrorsAndTheServerKeepsAnswering) {
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
   }
+}
+
+// The regressions of the cpp-httplib server, where each connection held a worker for its whole life: eight
+// trickling clients made /healthz wait 22.5 s, ten idle keep-alive connections 4.5 s. Here two event-loop
+// threads serve 10 idle and 8 trickling connections, and health checks still answer at once.
+TEST_F(ServiceTest, SlowAndIdleClientsHoldNoWorker) {
+  ServeConfig config = test_config();
+  config.threads = 2;
+  start(config, mean_encoder_factory());
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 10; ++i) {
+    idle.push_back(std::make_unique<RawConnection>(port_));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  const std::string body = R"({"item": "150", "k": 3})";
+  const std::string request = "POST /v1/items/similar HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::vector<int> statuses(8, 0);
+  std::vector<std::thread> slow;
+  for (int c = 0; c < 8; ++c)
+    slow.emplace_back([&, c] {
+      RawConnection connection(port_);
+      // One byte every 15 ms: about 2 s for the whole request.
+      for (char byte : request) {
+        if (!connection.send(std::string(1, byte))) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(15));
+      }
+      statuses[c] = RawConnection::status(connection.receive());
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double worst = slowest_health_check(20, std::chrono::milliseconds(50), *version_a_);
+  // Generous for sanitizer builds on a loaded machine; the stalls this guards against were seconds long.
+  EXPECT_LT(worst, 0.5) << "a health check waited behind slow clients";
+  for (std::thread& thread : slow) thread.join();
+  for (int c = 0; c < 8; ++c) EXPECT_EQ(statuses[c], 200) << "slow client " << c << " was not answered";
+}
+
+TEST_F(ServiceTest, BodyLimitsAreDecidedFromTheHeadersAtOnce) {
+  const auto answer = [this](const std::string& request, double& seconds) {
+    RawConnection connection(port_);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(connection.send(request));
+    const std::string response = connection.receive();
+    seconds = seconds_since(start);
+    return response;
+  };
+  struct Case {
+    std::string head;  // request line and headers, no body sent
+    int status;
+    std::string needle;
+  };
+  const std::string token = "Authorization: Bearer secret\r\n";
+  const std::vector<Case> cases = {
+      {"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413, "max_body_bytes = 4096"},
+      {"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n", 413,
+       "max_body_bytes"},
+      {"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, ""},
+      {"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\n\r\n", 411, "Content-Length"},
+      {"POST /v1/items/similar HTTP/1.1\r\nHost: x\r\n\r\n", 411, "Content-Length"},
+      // The README's `curl -X POST .../admin/reload`: no body, no Content-Length: reload the serving folder.
+      {"POST /admin/reload HTTP/1.1\r\nHost: x\r\n" + token + "\r\n", 200, "\"ok\":true"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.head);
+    double seconds = 0;
+    const std::string response = answer(c.head, seconds);
+    EXPECT_EQ(RawConnection::status(response), c.status) << response;
+    EXPECT_NE(response.find(c.needle), std::string::npos) << response;
+    EXPECT_LT(seconds, 1.0) << "the answer waited for a body that never came";
+  }
+  // A chunked body is cut off with a 413 once it passes the limit.
+  const std::string chunk(5000, ' ');
+  double seconds = 0;
+  const std::string chunked =
+      answer("POST /v1/items/similar HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n" + chunk +
+                 "\r\n0\r\n\r\n",
+             seconds);
+  EXPECT_EQ(RawConnection::status(chunked), 413) << chunked;
+  // A small chunked body is read like any other.
+  const std::string small = answer(
+      "POST /v1/items/similar HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n{\"item\": \r\n"
+      "7\r\n\"150\"}\n\r\n0\r\n\r\n",
+      seconds);
+  EXPECT_EQ(RawConnection::status(small), 200) << small;
+}
+
+// `curl -d` sends application/x-www-form-urlencoded; its body is still the JSON it carries, and max_body_bytes is
+// the only size limit whatever the content type (cpp-httplib refused form bodies over 8 KiB with a 413).
+TEST_F(ServiceTest, ContentTypeNeverLimitsTheBody) {
+  ServeConfig config = test_config();
+  config.max_body_bytes = 1 << 20;
+  start(config, mean_encoder_factory());
+  const std::string body = R"({"item": "150",)" + std::string(20000, ' ') + R"("k": 3})";
+  for (const char* type : {"application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain",
+                           "application/json"}) {
+    const httplib::Result result = client().Post("/v1/items/similar", body, type);
+    ASSERT_TRUE(result) << type;
+    EXPECT_EQ(result->status, 200) << type << ": " << result->body;
+  }
+}
+
+// A reload runs beside the event loops: with one event-loop thread and an encoder that takes 1 s to build, health
+// checks during the reload still answer at once, and the reload answers when it is done.
+TEST_F(ServiceTest, AReloadDoesNotHoldTheEventLoop) {
+  ServeConfig config = test_config();
+  config.threads = 1;
+  std::atomic<bool> slow{false};
+  start(config, [&slow](const index::LoadedExport& loaded) -> std::unique_ptr<HistoryEncoder> {
+    if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    return std::make_unique<embrec::testing::MeanEncoder>(loaded, 10);
+  });
+  slow = true;
+  int reload_status = 0;
+  double reload_seconds = 0;
+  std::thread reloading([&] {
+    const auto start = std::chrono::steady_clock::now();
+    const httplib::Result result =
+        client().Post("/admin/reload", {{"Authorization", "Bearer secret"}}, json{{"dir", *root_ + "/b"}}.dump(),
+                      "application/json");
+    reload_seconds = seconds_since(start);
+    reload_status = result ? result->status : -1;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The old export serves until the new one is ready.
+  EXPECT_LT(slowest_health_check(5, std::chrono::milliseconds(0), *version_a_), 0.5);
+  reloading.join();
+  EXPECT_EQ(reload_status, 200);
+  EXPECT_GE(reload_seconds, 0.9);
+  EXPECT_EQ(body(client().Get("/healthz"))["version"], *version_b_);
+}
+
+TEST_F(ServiceTest, ConnectionsOverTheLimitAreClosedAtOnceAndLongConnectionsAreRecycled) {
+  ServeConfig config = test_config();
+  config.max_connections = 4;
+  config.keep_alive_max_requests = 2;
+  start(config, mean_encoder_factory());
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 4; ++i) held.push_back(std::make_unique<RawConnection>(port_));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  {
+    RawConnection extra(port_);
+    const auto start = std::chrono::steady_clock::now();
+    extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(extra.receive(), "");  // closed unanswered
+    EXPECT_LT(seconds_since(start), 1.0);
+  }
+  held.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  RawConnection connection(port_);
+  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(connection.send(get));
+  const std::string first = connection.receive();
+  EXPECT_EQ(RawConnection::status(first), 200) << first;
+  EXPECT_EQ(first.find("Connection: close"), std::string::npos) << first;
+  ASSERT_TRUE(connection.send(get));
+  const std::string second = connection.receive();
+  EXPECT_EQ(RawConnection::status(second), 200) << second;
+  EXPECT_NE(second.find("Connection: close"), std::string::npos) << "the 2nd request of 2 should close: " << second;
 }
 
 TEST_F(ServiceTest, HistoryRouteWithoutEncoderIs501) {
@@ -651,12 +863,14 @@ TEST_F(ServiceTest, RequestReloadPicksUpAnExportReplacedInPlace) {
 
 TEST(ServeConfig, ReadsTomlAndNamesBadKeys) {
   ConfigTable root = ConfigTable::parse_string(
-      "[serve]\nport = 9000\nthreads = 2\nmax_k = 100\nadmin_token = \"t0k\"\nadmin_loopback_only = false\n",
+      "[serve]\nport = 9000\nthreads = 2\nmax_k = 100\nadmin_token = \"t0k\"\nadmin_loopback_only = false\n"
+      "max_connections = 64\n",
       "serve.toml");
   const ServeConfig config = ServeConfig::from(root.sub("serve"));
   root.finish();
   EXPECT_EQ(config.port, 9000);
   EXPECT_EQ(config.threads, 2);
+  EXPECT_EQ(config.max_connections, 64);
   EXPECT_EQ(config.max_k, 100);
   EXPECT_EQ(config.default_k, 20);
   EXPECT_EQ(config.admin_token, "t0k");

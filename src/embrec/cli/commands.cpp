@@ -203,7 +203,7 @@ void run_serve(const std::string& export_dir, const std::string& config_path, in
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   service.start_in_thread();
-  spdlog::info("serving {} (version {}) on http://{}:{} with {} workers; SIGHUP or POST /admin/reload reloads",
+  spdlog::info("serving {} (version {}) on http://{}:{} with {} threads; SIGHUP or POST /admin/reload reloads",
                export_dir, service.version(), config.host, bound, config.threads);
   while (!g_stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   spdlog::info("stopping: finishing running requests");

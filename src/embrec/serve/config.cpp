@@ -20,6 +20,7 @@ ServeConfig ServeConfig::from(ConfigTable& table) {
   c.export_root = table.get("export_root", c.export_root);
   c.nprobe = table.get_at_least("nprobe", c.nprobe, 0);
   c.ef_search = table.get_at_least("ef_search", c.ef_search, 0);
+  c.max_connections = table.get_positive("max_connections", c.max_connections);
   c.keep_alive_timeout_s = table.get_positive("keep_alive_timeout_s", c.keep_alive_timeout_s);
   c.keep_alive_max_requests = table.get_positive("keep_alive_max_requests", c.keep_alive_max_requests);
   table.check(!c.host.empty(), "host", "must not be empty");

@@ -11,9 +11,10 @@ namespace embrec::serve {
 struct ServeConfig {
   std::string host = "127.0.0.1";
   int32_t port = 8080;
-  // Fixed HTTP worker pool. httplib keeps a keep-alive connection on its worker until it goes idle
-  // (keep_alive_timeout_s), so this is also the number of clients served at once.
+  // Event-loop threads of the HTTP server. Each multiplexes many connections and answers their requests one at a
+  // time, so this is the number of requests computed at once, not a limit on clients (max_connections is).
   int32_t threads = 8;
+  int32_t max_connections = 1024;       // connections open at once; more are closed as soon as they arrive
   int64_t default_k = 20;               // k when a request names none
   int64_t max_k = 1000;                 // larger k is a 400
   int64_t max_body_bytes = 1 << 20;     // larger request bodies are a 413
@@ -31,6 +32,8 @@ struct ServeConfig {
   std::string export_root;
   int32_t nprobe = 0;                   // IVF lists probed per query; 0 = the export's value
   int32_t ef_search = 0;                // HNSW candidate list size; 0 = the export's value
+  // A connection with no traffic for this long is closed: an idle keep-alive connection, or a client that stalls
+  // mid-request (one that keeps trickling bytes keeps only its own connection, never a worker).
   int32_t keep_alive_timeout_s = 5;
   int32_t keep_alive_max_requests = 1000;  // requests on one connection before the server closes it
 

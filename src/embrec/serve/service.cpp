@@ -1,4 +1,4 @@
-// Service: httplib routes, request validation, the export bundle swapped atomically on reload, metrics.
+// Service: routes, request validation, the export bundle swapped atomically on reload, metrics.
 #include "embrec/serve/service.h"
 
 #include <fcntl.h>
@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <cctype>
@@ -32,16 +31,14 @@ using Clock = std::chrono::steady_clock;
 struct Service::Reply {
   int status = 200;
   json body;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 namespace {
 
-// Set by the pre-routing handler and read by the logger of the same request: httplib runs a request's routing,
-// handler and logging on one worker thread. Reset after use so a request refused before routing (malformed request
-// line) is counted without a stale latency.
-thread_local Clock::time_point request_start{};
-
-Service::Reply error_reply(int status, std::string message) { return {status, json{{"error", std::move(message)}}}; }
+Service::Reply error_reply(int status, std::string message) {
+  return {status, json{{"error", std::move(message)}}, {}};
+}
 
 // Invalid UTF-8 in an echoed id must not turn a 404 into a crash: replace it instead of throwing.
 std::string dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -116,8 +113,12 @@ std::optional<int64_t> parse_int64(const std::string& text) {
   return value;
 }
 
-// A JSON object body, or a 400 saying why not.
-bool parse_object(const httplib::Request& request, json& body, Service::Reply& refusal) {
+// A JSON object body, or a 400 saying why not (411 when the client sent no length, so the body could not be read).
+bool parse_object(const HttpRequest& request, json& body, Service::Reply& refusal) {
+  if (!request.body_length_known) {
+    refusal = error_reply(411, "a JSON body needs a Content-Length header (or chunked transfer encoding)");
+    return false;
+  }
   if (request.body.empty()) {
     refusal = error_reply(400, "request body must be a JSON object");
     return false;
@@ -215,8 +216,19 @@ Service::Service(ServeConfig config, std::string export_dir, EncoderFactory enco
                      .string();
   if (::pipe2(reload_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) fail("serve: cannot create the reload pipe: {}", std::strerror(errno));
   reload_thread_ = std::thread([this] { watch_reload_requests(); });
-  server_ = std::make_unique<httplib::Server>();
-  install_routes();
+  HttpServerOptions options;
+  options.host = config_.host;
+  options.threads = config_.threads;
+  options.max_body_bytes = config_.max_body_bytes;
+  options.idle_timeout_s = config_.keep_alive_timeout_s;
+  options.max_connections = config_.max_connections;
+  options.max_requests_per_connection = config_.keep_alive_max_requests;
+  server_ = std::make_unique<HttpServer>(
+      options, [this](const HttpRequest& request) { return handle(request); },
+      [](const HttpRequest& request) { return route_label(request.method, request.path) == "admin_reload"; },
+      [this](const HttpRequest& request, int status, double seconds) {
+        metrics_.record_request(route_label(request.method, request.path), status, seconds);
+      });
 }
 
 Service::~Service() {
@@ -233,48 +245,34 @@ Service::~Service() {
 
 int Service::bind(int port) {
   if (port_ >= 0) fail("serve: already bound to {}:{}", config_.host, port_);
-  if (port == 0) {
-    port_ = server_->bind_to_any_port(config_.host);
-    if (port_ < 0) fail("serve: cannot bind {} on any port", config_.host);
-  } else {
-    if (!server_->bind_to_port(config_.host, port))
-      fail("serve: cannot bind {}:{} (address in use, or not permitted)", config_.host, port);
-    port_ = port;
-  }
-  // Debian's cpp-httplib 0.11 listens with a backlog of 5: a burst of new connections overflows it and the kernel
-  // drops their SYNs, which clients retry only after 1 s (measured: 1 s and 2 s maxima at 8 and 64 clients).
-  // listen(2) on a listening socket updates its backlog (capped by net.core.somaxconn).
-  if (listen_socket_ >= 0) ::listen(listen_socket_, kListenBacklog);
+  port_ = server_->bind(port);
   return port_;
 }
 
 void Service::run() {
-  if (port_ < 0) bind(config_.port);
+  start_in_thread();
   spdlog::info("serving {} (version {}) on http://{}:{} with {} threads", serving_dir_, version(), config_.host, port_,
                config_.threads);
-  if (!server_->listen_after_bind()) fail("serve: listening on {}:{} failed", config_.host, port_);
+  std::unique_lock<std::mutex> lock(run_mutex_);
+  run_done_.wait(lock, [this] { return stopped_; });
 }
 
 void Service::start_in_thread() {
   if (port_ < 0) bind(config_.port);
-  auto finished = std::make_shared<std::atomic<bool>>(false);
-  server_thread_ = std::thread([this, finished] {
-    server_->listen_after_bind();
-    *finished = true;
-  });
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
-  while (!server_->is_running()) {
-    if (*finished || Clock::now() > deadline) {
-      stop();
-      fail("serve: the server on {}:{} did not start", config_.host, port_);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  {
+    std::lock_guard<std::mutex> lock(run_mutex_);
+    stopped_ = false;
   }
+  server_->start();
 }
 
 void Service::stop() {
-  if (server_) server_->stop();
-  if (server_thread_.joinable()) server_thread_.join();
+  server_->stop();
+  {
+    std::lock_guard<std::mutex> lock(run_mutex_);
+    stopped_ = true;
+  }
+  run_done_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -344,87 +342,46 @@ void Service::watch_reload_requests() {
 // ---------------------------------------------------------------------------------------------------------------
 // Routes
 
-void Service::install_routes() {
-  httplib::Server& server = *server_;
-  const int threads = config_.threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  server.set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
-  server.set_keep_alive_timeout(config_.keep_alive_timeout_s);
-  server.set_keep_alive_max_count(static_cast<size_t>(config_.keep_alive_max_requests));
-  server.set_tcp_nodelay(true);  // small JSON replies: do not wait for Nagle's algorithm
-  server.set_socket_options([this](socket_t socket) {
-    httplib::default_socket_options(socket);
-    listen_socket_ = socket;  // the last socket configured is the one bound (see bind())
-  });
-
-  auto send = [](httplib::Response& response, const Reply& reply) {
-    response.status = reply.status;
-    response.set_content(dump(reply.body), "application/json");
-  };
-  server.Get(R"(/v1/users/([^/]+)/recommendations)", [this, send](const httplib::Request& q, httplib::Response& r) {
-    send(r, user_recommendations(q));
-  });
-  server.Post("/v1/recommendations", [this, send](const httplib::Request& q, httplib::Response& r) {
-    send(r, history_recommendations(q));
-  });
-  server.Post("/v1/items/similar",
-              [this, send](const httplib::Request& q, httplib::Response& r) { send(r, similar_items(q)); });
-  server.Get("/healthz", [this, send](const httplib::Request&, httplib::Response& r) { send(r, healthz()); });
-  server.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
-    r.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  server.Post("/admin/reload",
-              [this, send](const httplib::Request& q, httplib::Response& r) { send(r, admin_reload(q)); });
-
-  server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-    request_start = Clock::now();
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Responses httplib makes itself (no route, body too large, malformed request) get a JSON error too; responses
-  // from our handlers already carry one and pass through.
-  const int64_t max_body_bytes = config_.max_body_bytes;
-  server.set_error_handler(httplib::Server::HandlerWithResponse([max_body_bytes](const httplib::Request& q,
-                                                                                 httplib::Response& r) {
-    if (!r.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message;
-    if (r.status == 404) message = fmt::format("no route for {} {}", q.method, q.path);
-    else if (r.status == 413) message = fmt::format("request body larger than max_body_bytes = {}", max_body_bytes);
-    else if (r.status == 400) message = "malformed HTTP request";
-    else message = fmt::format("HTTP status {}", r.status);
-    r.set_content(dump(json{{"error", message}}), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  server.set_exception_handler([](const httplib::Request& q, httplib::Response& r, std::exception_ptr failure) {
-    std::string message = "unknown exception";
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& error) {
-      message = error.what();
-    } catch (...) {
-    }
-    spdlog::error("{} {}: {}", q.method, q.path, message);
-    r.status = 500;
-    r.set_content(dump(json{{"error", "internal error: " + message}}), "application/json");
-  });
-  server.set_logger([this](const httplib::Request& q, const httplib::Response& r) {
-    double seconds = -1;
-    if (request_start != Clock::time_point{}) {
-      seconds = std::chrono::duration<double>(Clock::now() - request_start).count();
-      request_start = Clock::time_point{};
-    }
-    metrics_.record_request(route_label(q.method, q.path), r.status, seconds);
-  });
+HttpResponse Service::handle(const HttpRequest& request) {
+  Reply reply;
+  try {
+    if (route_label(request.method, request.path) == "metrics")
+      return {200, metrics_text(), "text/plain; version=0.0.4; charset=utf-8", {}};
+    reply = route(request);
+  } catch (const std::exception& error) {
+    spdlog::error("{} {}: {}", request.method, request.path, error.what());
+    reply = error_reply(500, std::string("internal error: ") + error.what());
+  }
+  return {reply.status, dump(reply.body), "application/json", std::move(reply.headers)};
 }
 
-Service::Reply Service::user_recommendations(const httplib::Request& request) const {
+Service::Reply Service::route(const HttpRequest& request) {
+  const std::string route = route_label(request.method, request.path);
+  if (route == "user_recommendations") {
+    static const size_t prefix = std::strlen("/v1/users/"), suffix = std::strlen("/recommendations");
+    return user_recommendations(request, request.path.substr(prefix, request.path.size() - prefix - suffix));
+  }
+  if (route == "history_recommendations") return history_recommendations(request);
+  if (route == "similar_items") return similar_items(request);
+  if (route == "healthz") return healthz();
+  if (route == "admin_reload") return admin_reload(request);
+  for (const char* other : {"GET", "POST"})
+    if (other != request.method && route_label(other, request.path) != "unmatched") {
+      Reply refusal = error_reply(405, fmt::format("{} is not served on {} (use {})", request.method, request.path, other));
+      refusal.headers.emplace_back("Allow", other);
+      return refusal;
+    }
+  return error_reply(404, fmt::format("no route for {} {}", request.method, request.path));
+}
+
+Service::Reply Service::user_recommendations(const HttpRequest& request, const std::string& user_external) const {
   const std::shared_ptr<const Bundle> bundle = this->bundle();
-  const std::string user_external = request.matches[1];
-  for (const auto& [name, value] : request.params)
+  for (const auto& [name, value] : request.query)
     if (name != "k" && name != "exclude_seen")
       return error_reply(400, fmt::format("unknown query parameter '{}' (expected 'k', 'exclude_seen')", name));
   int64_t k = config_.default_k;
-  if (request.has_param("k")) {
-    const std::string text = request.get_param_value("k");
+  if (const std::string* value = request.query_value("k")) {
+    const std::string& text = *value;
     const std::optional<int64_t> parsed = parse_int64(text);
     if (!parsed) return error_reply(400, fmt::format("query parameter 'k' must be an integer, got '{}'", text));
     k = *parsed;
@@ -432,8 +389,8 @@ Service::Reply Service::user_recommendations(const httplib::Request& request) co
   Reply refusal;
   if (!check_k(k, config_.max_k, refusal)) return refusal;
   bool exclude_seen = true;
-  if (request.has_param("exclude_seen")) {
-    const std::string text = request.get_param_value("exclude_seen");
+  if (const std::string* value = request.query_value("exclude_seen")) {
+    const std::string& text = *value;
     if (text == "true" || text == "1") exclude_seen = true;
     else if (text == "false" || text == "0") exclude_seen = false;
     else return error_reply(400, fmt::format("query parameter 'exclude_seen' must be true or false, got '{}'", text));
@@ -454,7 +411,7 @@ Service::Reply Service::user_recommendations(const httplib::Request& request) co
   return {200, json{{"user", user_external}, {"version", bundle->version}, {"k", k}, {"items", std::move(items)}}};
 }
 
-Service::Reply Service::history_recommendations(const httplib::Request& request) const {
+Service::Reply Service::history_recommendations(const HttpRequest& request) const {
   const std::shared_ptr<const Bundle> bundle = this->bundle();
   Reply refusal;
   json body;
@@ -509,7 +466,7 @@ Service::Reply Service::history_recommendations(const httplib::Request& request)
   return {200, json{{"version", bundle->version}, {"k", k}, {"items", std::move(out)}}};
 }
 
-Service::Reply Service::similar_items(const httplib::Request& request) const {
+Service::Reply Service::similar_items(const HttpRequest& request) const {
   const std::shared_ptr<const Bundle> bundle = this->bundle();
   Reply refusal;
   json body;
@@ -564,28 +521,28 @@ std::string Service::metrics_text() const {
   return out;
 }
 
-bool Service::admin_allowed(const httplib::Request& request, Reply& refusal) const {
-  if (config_.admin_loopback_only && !is_loopback_address(request.remote_addr)) {
+bool Service::admin_allowed(const HttpRequest& request, Reply& refusal) const {
+  if (config_.admin_loopback_only && !is_loopback_address(request.remote_address)) {
     refusal = error_reply(403, fmt::format("admin routes answer loopback clients only (request from {})",
-                                           request.remote_addr));
+                                           request.remote_address));
     return false;
   }
   if (config_.admin_token.empty()) {
     refusal = error_reply(403, "admin routes are off: the service has no admin token");
     return false;
   }
-  if (!constant_time_equal(bearer_token(request.get_header_value("Authorization")), config_.admin_token)) {
+  if (!constant_time_equal(bearer_token(request.header("Authorization")), config_.admin_token)) {
     refusal = error_reply(403, "admin routes need the header 'Authorization: Bearer <admin_token>'");
     return false;
   }
   return true;
 }
 
-Service::Reply Service::admin_reload(const httplib::Request& request) {
+Service::Reply Service::admin_reload(const HttpRequest& request) {
   Reply refusal;
   if (!admin_allowed(request, refusal)) return refusal;
   std::string dir;
-  if (!request.body.empty()) {
+  if (!request.body.empty()) {  // no body (e.g. `curl -X POST` without -d): reload the folder serving now
     json body;
     if (!parse_object(request, body, refusal) || !only_fields(body, {"dir"}, refusal)) return refusal;
     if (auto field = body.find("dir"); field != body.end()) {
@@ -619,12 +576,8 @@ std::string load_or_create_admin_token(const std::string& path, bool& created) {
   }
   unsigned char random[32];
   if (RAND_bytes(random, sizeof(random)) != 1) fail("{}: cannot draw a random admin token", path);
-  static const char* const kDigits = "0123456789abcdef";
-  std::string token;
-  for (unsigned char byte : random) {
-    token += kDigits[byte >> 4];
-    token += kDigits[byte & 15];
-  }
+  // 64 hex digits carrying the 256 random bits (hashed only to reuse the one hex writer; no entropy is lost).
+  const std::string token = sha256_hex(std::string_view(reinterpret_cast<const char*>(random), sizeof(random)));
   const int descriptor = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (descriptor < 0) fail("{}: cannot create the admin token file: {}", path, std::strerror(errno));
   const std::string line = token + "\n";

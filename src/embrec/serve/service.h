@@ -1,5 +1,6 @@
 // The HTTP JSON service: top-k recommendations for known users, for a history encoded online, and similar items,
 // over one export folder that can be swapped while serving (POST /admin/reload or request_reload(), e.g. SIGHUP).
+// The transport is HttpServer (http.h): slow or idle clients hold no worker, a reload runs beside the event loops.
 //
 // Routes (ids are the original, external ids; every response is JSON, errors are {"error": "..."}):
 //   GET  /v1/users/{user}/recommendations?k=20&exclude_seen=true
@@ -15,12 +16,14 @@
 //
 // Status codes: 400 malformed JSON, wrong types, missing or unknown fields, k outside [1, max_k], an empty or too
 // long history, a bad query parameter; 403 admin route refused (not loopback / bad token); 404 unknown user or item
-// id (also an unknown id inside a history: the message names it and its position) and unknown routes; 413 body
-// larger than max_body_bytes; 422 a reload whose export is broken (the old export keeps serving); 501 history
+// id (also an unknown id inside a history: the message names it and its position) and unknown routes; 405 a known
+// route with another method; 411 a JSON route sent neither Content-Length nor a chunked body; 413 body larger than
+// max_body_bytes (decided from Content-Length before the body is read); 422 a reload whose export is broken (the old export keeps serving); 501 history
 // route when the export has no encoder; 500 an unexpected failure (the server keeps running).
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,13 +32,9 @@
 #include "embrec/index/export.h"
 #include "embrec/serve/config.h"
 #include "embrec/serve/encoder.h"
+#include "embrec/serve/http.h"
 #include "embrec/serve/metrics.h"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace embrec::serve {
 
@@ -62,12 +61,18 @@ class Service {
 
   // Binds config.host on `port` (0 = any free port) and returns the port bound; an Error when it cannot.
   int bind(int port);
-  // Serves until stop(); binds config.port first unless bind() was called.
+  // Serves until stop() (from another thread or a signal-watching thread); binds config.port first unless bind()
+  // was called.
   void run();
-  // run() on a background thread; returns once the server accepts connections.
+  // Starts serving on background threads (binding config.port first unless bind() was called); returns once the
+  // server accepts connections.
   void start_in_thread();
-  // Stops accepting, lets running requests finish, joins the background thread. Idempotent.
+  // Stops accepting, lets running requests finish, closes connections; run() then returns. Idempotent.
   void stop();
+
+  // Answers one request: routing, validation, the route's work. What the HTTP server calls for every request
+  // whose headers and body are complete; callable directly (tests, fuzzing). Never throws: failures are a 500.
+  HttpResponse handle(const HttpRequest& request);
 
   // Loads `dir` ("" = the folder serving now) beside the current export and swaps it in; requests already running
   // finish on the old one. A broken export is rejected and the old one keeps serving. Reloads are serialised.
@@ -85,16 +90,16 @@ class Service {
 
  private:
   std::shared_ptr<const Bundle> load_bundle(const std::string& dir) const;
-  void install_routes();
   void watch_reload_requests();
+  Reply route(const HttpRequest& request);
 
-  Reply user_recommendations(const httplib::Request& request) const;
-  Reply history_recommendations(const httplib::Request& request) const;
-  Reply similar_items(const httplib::Request& request) const;
+  Reply user_recommendations(const HttpRequest& request, const std::string& user_external) const;
+  Reply history_recommendations(const HttpRequest& request) const;
+  Reply similar_items(const HttpRequest& request) const;
   Reply healthz() const;
-  Reply admin_reload(const httplib::Request& request);
+  Reply admin_reload(const HttpRequest& request);
   std::string metrics_text() const;
-  bool admin_allowed(const httplib::Request& request, Reply& refusal) const;
+  bool admin_allowed(const HttpRequest& request, Reply& refusal) const;
 
   ServeConfig config_;
   std::string serving_dir_;  // the folder the current bundle came from, as named; guarded by reload_mutex_
@@ -106,11 +111,11 @@ class Service {
   std::shared_ptr<const Bundle> bundle_;
   std::mutex reload_mutex_;
 
-  static constexpr int kListenBacklog = 1024;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread server_thread_;
+  std::unique_ptr<HttpServer> server_;
   int port_ = -1;
-  int listen_socket_ = -1;
+  std::mutex run_mutex_;  // run() waits on run_done_ until stop()
+  std::condition_variable run_done_;
+  bool stopped_ = false;
 
   int reload_pipe_[2] = {-1, -1};  // request_reload() writes, the watcher thread reads
   std::atomic<bool> stopping_{false};
