@@ -11,10 +11,16 @@ at once), health-check latency percentiles, the server's RSS growth and how many
 killed exports left a loadable export, and exits 1 on any 5xx, on a health check over 100 ms (--health-limit-ms) or
 without an answer, or on a killed export that left none.
 
+With --corpus DIR the malformed senders replay the files of DIR (e.g. the HTTP fuzz corpus, build-fuzz/corpus/http
+after bench/fuzz.sh) beside the hand-written kinds, and wait at most --malformed-wait seconds for each answer (the
+server keeps a half-closed connection with an incomplete request until its idle timeout; waiting for that would
+send a few requests a second): a volume of fuzzed requests for the RSS figure.
+
 Usage: bench/serve_faults.py RUN_FOLDER [--seconds 60] [--slow-clients 8] [--port 18123] [--binary build/embrec]
+                             [--corpus DIR] [--malformed-wait 5]
 RUN_FOLDER is a trained run (e.g. from `embrec demo --out runs/demo`); its export is written to RUN/export first.
 """
-import argparse, collections, json, os, random, shutil, socket, subprocess, sys, threading, time, urllib.request
+import argparse, collections, json, os, random, shutil, socket, struct, subprocess, sys, threading, time, urllib.request
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("run")
@@ -23,7 +29,14 @@ parser.add_argument("--slow-clients", type=int, default=8)
 parser.add_argument("--port", type=int, default=18123)
 parser.add_argument("--binary", default="build/embrec")
 parser.add_argument("--health-limit-ms", type=float, default=100)
+parser.add_argument("--corpus", default=None)
+parser.add_argument("--malformed-wait", type=float, default=5.0)
 args = parser.parse_args()
+corpus = []
+if args.corpus:
+    corpus = [open(os.path.join(args.corpus, name), "rb").read() for name in sorted(os.listdir(args.corpus))]
+    if not corpus:
+        sys.exit(f"--corpus {args.corpus}: no files")
 
 export = os.path.join(args.run, "export")
 subprocess.run([args.binary, "export", args.run], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,6 +76,7 @@ def raw(request, half_close=False, timeout=5.0):
     nothing came)."""
     try:
         with socket.create_connection(("127.0.0.1", args.port), timeout=timeout) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset: no TIME_WAIT pile-up
             s.sendall(request)
             if half_close:
                 s.shutdown(socket.SHUT_WR)
@@ -117,7 +131,8 @@ MALFORMED = [
 def malformed_traffic(seed):
     rng = random.Random(seed)
     while not stop.is_set():
-        raw(rng.choice(MALFORMED)(rng), half_close=True)
+        request = rng.choice(corpus) if corpus and rng.random() < 0.9 else rng.choice(MALFORMED)(rng)
+        raw(request, half_close=True, timeout=args.malformed_wait)
         count("malformed sent")
 
 def slow_client():

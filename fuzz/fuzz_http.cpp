@@ -50,11 +50,11 @@ int start_service() {
   std::abort();
 }
 
-// How long an answer may take to begin. libmicrohttpd keeps a half-closed connection whose request is incomplete
-// (most fuzzed inputs) open until its idle timeout, seconds away, so waiting for the close would make each such
-// input cost seconds; a complete request is answered well within this. A late answer is not lost to the checks:
-// a 500 still shows on the service's counters, checked after every input.
-constexpr int kFirstByteMs = 2;
+// How long the server may be quiet before an input counts as answered. libmicrohttpd keeps a half-closed
+// connection whose request is incomplete (most fuzzed inputs) open until its idle timeout, seconds away, so waiting
+// for the close would make each such input cost seconds; a complete request is answered well within this. A late
+// answer is not lost to the checks: a 500 still shows on the service's counters, checked after every input.
+constexpr int kQuietMs = 2;
 
 // A loopback connection to the service with `bytes` sent and the write side closed; closed later with a reset, not
 // into TIME_WAIT (a million connections would otherwise use up the ephemeral ports).
@@ -87,26 +87,43 @@ int send_to_service(int port, const std::string& bytes) {
   return fd;
 }
 
-// What the server answers on `fd` (closing it): "" when nothing begins within `first_byte_ms`; once an answer has
-// begun, everything until the server closes, which must come within 5 s.
-std::string read_answer(int fd, const std::string& request, int first_byte_ms) {
+// Whether `data` is whole responses only (each with its headers and its Content-Length of body).
+bool whole_responses(const std::string& data) {
+  for (size_t at = 0; at < data.size();) {
+    const size_t end = data.find("\r\n\r\n", at);
+    if (end == std::string::npos) return false;
+    size_t length = 0;
+    const size_t field = data.find("Content-Length: ", at);
+    if (field != std::string::npos && field < end) length = std::strtoul(data.c_str() + field + 16, nullptr, 10);
+    at = end + 4 + length;
+    if (at > data.size()) return false;
+  }
+  return true;
+}
+
+// What the server answers on `fd` (closing it): "" when nothing begins within `quiet_ms`; else everything until
+// the server closes or is quiet for `quiet_ms` after whole responses (it keeps the connection open for a pipelined
+// request the input left unfinished). Responses begun must be whole within 5 s.
+std::string read_answer(int fd, const std::string& request, int quiet_ms) {
   std::string response;
   char buffer[4096];
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  for (int wait = first_byte_ms;;) {
+  for (;;) {
+    const bool whole = whole_responses(response);
+    const int64_t left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    const int wait = whole ? quiet_ms : static_cast<int>(std::max<int64_t>(0, left));
     pollfd readable{fd, POLLIN, 0};
     const int ready = ::poll(&readable, 1, wait);
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0) {
-      if (!response.empty()) finding("an answer not finished within 5 s", request, response);
+      if (!whole) finding("a response not finished within 5 s", request, response);
       break;
     }
     const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     response.append(buffer, static_cast<size_t>(n));
-    wait = static_cast<int>(std::max<int64_t>(
-        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count()));
   }
   ::close(fd);
   return response;
@@ -145,7 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const serve::HttpResponse direct = service->handle(direct_request(request));
   if (direct.status == 500) finding("handle() answered 500", request, direct.body);
   const int fd = send_to_service(port, request);
-  const std::string response = read_answer(fd, request, kFirstByteMs);
+  const std::string response = read_answer(fd, request, kQuietMs);
   ::close(fd);
   for (size_t at = response.find("HTTP/1.1 "); at != std::string::npos; at = response.find("HTTP/1.1 ", at + 1))
     if (response.compare(at + 9, 3, "500") == 0) finding("a 500 answer", request, response);

@@ -632,6 +632,7 @@ TEST_F(ServiceTest, MetricsCountRequestsByRouteAndStatus) {
            "embrec_model_info{model=\"fake\",dataset=\"synthetic\",version=\"" + *version_a_ + "\"",
            std::string("embrec_index_items 300\n"),
            std::string("embrec_store_users 60\n"),
+           std::string("embrec_http_open_connections 1\n"),  // the client asking
            std::string("embrec_reloads_total{result=\"ok\"} 0\n"),
        })
     EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "\nin:\n" << text;

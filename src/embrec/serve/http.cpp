@@ -359,4 +359,6 @@ void HttpServer::stop() {
 
 bool HttpServer::running() const { return impl_->daemon != nullptr; }
 
+int HttpServer::open_connections() const { return impl_->open_connections.load(); }
+
 }  // namespace embrec::serve

@@ -79,6 +79,8 @@ class HttpServer {
   // Stops accepting, lets blocking requests finish, closes every connection. Idempotent.
   void stop();
   bool running() const;
+  // Connections open now (accepted, not yet closed).
+  int open_connections() const;
 
   struct Impl;
 

@@ -516,6 +516,9 @@ std::string Service::metrics_text() const {
       prometheus_label(m.created_utc), prometheus_label(m.index_factory), prometheus_label(m.metric));
   out += "# HELP embrec_index_items Items in the served index.\n# TYPE embrec_index_items gauge\n";
   out += fmt::format("embrec_index_items {}\n", bundle->data.index.size());
+  out += "# HELP embrec_http_open_connections Client connections open now.\n";
+  out += "# TYPE embrec_http_open_connections gauge\n";
+  out += fmt::format("embrec_http_open_connections {}\n", server_->open_connections());
   out += "# HELP embrec_store_users Users in the served user store.\n# TYPE embrec_store_users gauge\n";
   out += fmt::format("embrec_store_users {}\n", bundle->data.store.user_count());
   return out;
