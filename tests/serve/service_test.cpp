@@ -563,6 +563,47 @@ TEST_F(ServiceTest, AReloadDoesNotHoldTheEventLoop) {
   EXPECT_EQ(body(client().Get("/healthz"))["version"], *version_b_);
 }
 
+// Reloads run one at a time and at most four wait: a client repeating reloads gets 503 at once for the rest
+// instead of each one holding a connection until the connection cap refuses everyone (found by fuzz_http).
+TEST_F(ServiceTest, ReloadsBeyondTheQueueAreRefusedAtOnce) {
+  std::atomic<bool> slow{false};
+  start(test_config(), [&slow](const index::LoadedExport& loaded) -> std::unique_ptr<HistoryEncoder> {
+    if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return std::make_unique<embrec::testing::MeanEncoder>(loaded, 10);
+  });
+  slow = true;
+  constexpr int kReloads = 10;
+  std::vector<int> statuses(kReloads, 0);
+  std::vector<double> seconds(kReloads, 0);
+  std::vector<std::string> retry_after(kReloads);
+  std::vector<std::thread> reloads;
+  for (int r = 0; r < kReloads; ++r)
+    reloads.emplace_back([&, r] {
+      const auto start = std::chrono::steady_clock::now();
+      const httplib::Result result = client().Post("/admin/reload", {{"Authorization", "Bearer secret"}}, "",
+                                                   "application/json");
+      seconds[r] = seconds_since(start);
+      statuses[r] = result ? result->status : -1;
+      if (result) retry_after[r] = result->get_header_value("Retry-After");
+    });
+  for (std::thread& thread : reloads) thread.join();
+  int done = 0, refused = 0;
+  for (int r = 0; r < kReloads; ++r) {
+    if (statuses[r] == 200) {
+      ++done;
+    } else {
+      EXPECT_EQ(statuses[r], 503);
+      EXPECT_EQ(retry_after[r], "1");
+      EXPECT_LT(seconds[r], 0.25) << "a refused reload waited";
+      ++refused;
+    }
+  }
+  EXPECT_GE(done, 1);
+  EXPECT_LE(done, 5);  // one running and four waiting at most
+  EXPECT_EQ(done + refused, kReloads);
+  EXPECT_EQ(body(client().Get("/healthz"))["status"], "ok");
+}
+
 TEST_F(ServiceTest, ConnectionsOverTheLimitAreClosedAtOnceAndLongConnectionsAreRecycled) {
   ServeConfig config = test_config();
   config.max_connections = 4;

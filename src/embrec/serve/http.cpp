@@ -194,13 +194,17 @@ struct HttpServer::Impl {
                   json_error(413, fmt::format("request body larger than max_body_bytes = {}", options.max_body_bytes)));
     if (blocking && blocking(pending->request)) {
       std::lock_guard<std::mutex> lock(mutex);
-      if (!stopping) {
-        MHD_suspend_connection(connection);
-        jobs.emplace_back(connection, pending);
-        wake.notify_one();
-        return MHD_YES;
+      if (stopping) return send(connection, *pending, json_error(503, "the server is stopping"));
+      if (static_cast<int>(jobs.size()) >= options.max_queued_blocking) {
+        HttpResponse busy = json_error(
+            503, fmt::format("busy: {} requests like this one are already waiting; retry later", jobs.size()));
+        busy.headers.emplace_back("Retry-After", "1");
+        return send(connection, *pending, busy);
       }
-      return send(connection, *pending, json_error(503, "the server is stopping"));
+      MHD_suspend_connection(connection);
+      jobs.emplace_back(connection, pending);
+      wake.notify_one();
+      return MHD_YES;
     }
     return send(connection, *pending, answer(pending->request));
   }

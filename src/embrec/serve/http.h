@@ -11,8 +11,9 @@
 // and no chunked body has an empty body (RFC 9112 §6.3) and says so in `body_length_known`, so a route that needs a
 // body can answer 411. The body is read as bytes whatever its Content-Type (no form parsing, no other limit).
 // Connections over max_connections are closed at once; a connection idle for idle_timeout_s is closed.
-// Requests for which `blocking(request)` is true (a model reload, seconds long) run on a separate thread with their
-// connection suspended, so the event loops keep serving everyone else meanwhile.
+// Requests for which `blocking(request)` is true (a model reload, seconds long) run one at a time on a separate
+// thread with their connection suspended, so the event loops keep serving everyone else meanwhile; when
+// max_queued_blocking are already waiting, another is answered 503 (Retry-After: 1) at once.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +57,9 @@ struct HttpServerOptions {
   int idle_timeout_s = 5;           // a connection idle (or stalled mid-request) this long is closed
   int max_connections = 1024;       // more are closed as soon as they are accepted
   int max_requests_per_connection = 1000;  // then the response says "Connection: close"
+  // Blocking requests waiting behind the one running; more are answered 503 at once. Each waiting one holds a
+  // connection, so without a bound a client repeating reloads could fill max_connections.
+  int max_queued_blocking = 4;
   int listen_backlog = 1024;
 };
 
