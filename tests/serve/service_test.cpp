@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -673,10 +674,15 @@ TEST_F(ServiceTest, MetricsCountRequestsByRouteAndStatus) {
            "embrec_model_info{model=\"fake\",dataset=\"synthetic\",version=\"" + *version_a_ + "\"",
            std::string("embrec_index_items 300\n"),
            std::string("embrec_store_users 60\n"),
-           std::string("embrec_http_open_connections 1\n"),  // the client asking
            std::string("embrec_reloads_total{result=\"ok\"} 0\n"),
        })
     EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "\nin:\n" << text;
+  // The client asking is open; a connection it closed before may not have been seen closing yet.
+  const size_t gauge = text.find("\nembrec_http_open_connections ");
+  ASSERT_NE(gauge, std::string::npos) << text;
+  const int open = std::stoi(text.substr(gauge + std::strlen("\nembrec_http_open_connections ")));
+  EXPECT_GE(open, 1);
+  EXPECT_LE(open, 3);
 }
 
 TEST_F(ServiceTest, AdminReloadNeedsTheTokenAndRejectsABrokenExport) {
