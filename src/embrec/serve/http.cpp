@@ -227,7 +227,9 @@ struct HttpServer::Impl {
 
 namespace {
 
-// Refuses a connection over the limit at once: libmicrohttpd closes it unanswered.
+// Refuses a connection over the limit at once: libmicrohttpd closes it unanswered. Every connection accepted here
+// is counted down when libmicrohttpd reports it closed (connection_notified); the gauge
+// embrec_http_open_connections shows the count.
 enum MHD_Result accept_policy(void* cls, const sockaddr*, socklen_t) {
   auto* s = static_cast<HttpServer::Impl*>(cls);
   if (s->open_connections.fetch_add(1) >= s->options.max_connections) {
@@ -348,7 +350,8 @@ void HttpServer::start() {
 void HttpServer::stop() {
   Impl& s = *impl_;
   if (s.daemon == nullptr) return;
-  MHD_quiesce_daemon(s.daemon);  // no new connections; the listening socket stays ours
+  // No new connections; the listening socket is ours again (when quiescing fails, MHD_stop_daemon closes it).
+  if (MHD_quiesce_daemon(s.daemon) == MHD_INVALID_SOCKET) s.listen_socket = -1;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.stopping = true;
@@ -357,7 +360,7 @@ void HttpServer::stop() {
   s.worker.join();  // answers the blocking requests already queued and resumes their connections
   MHD_stop_daemon(s.daemon);
   s.daemon = nullptr;
-  ::close(s.listen_socket);  // connections waiting in the backlog are refused, not left hanging
+  if (s.listen_socket >= 0) ::close(s.listen_socket);  // connections in the backlog are refused, not left hanging
   s.listen_socket = -1;
 }
 
