@@ -162,8 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const serve::HttpResponse direct = service->handle(direct_request(request));
   if (direct.status == 500) finding("handle() answered 500", request, direct.body);
   const int fd = send_to_service(port, request);
-  const std::string response = read_answer(fd, request, kQuietMs);
-  ::close(fd);
+  const std::string response = read_answer(fd, request, kQuietMs);  // closes fd
   for (size_t at = response.find("HTTP/1.1 "); at != std::string::npos; at = response.find("HTTP/1.1 ", at + 1))
     if (response.compare(at + 9, 3, "500") == 0) finding("a 500 answer", request, response);
   if (service->metrics().prometheus_text().find("status=\"500\"") != std::string::npos)
@@ -171,7 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The server keeps answering: a health check every 256 inputs.
   static uint64_t executions = 0;
   if (++executions % 256 == 0) {
-    const std::string health = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\n\r\n";
+    const std::string health = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
     const int probe = send_to_service(port, health);
     const std::string answer = read_answer(probe, request, 5000);
     if (answer.rfind("HTTP/1.1 200", 0) != 0) finding("the health check after this input was not answered 200", request, answer);
