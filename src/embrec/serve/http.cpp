@@ -125,6 +125,10 @@ struct HttpServer::Impl {
     }
   }
 
+  HttpResponse too_large() const {
+    return json_error(413, fmt::format("request body larger than max_body_bytes = {}", options.max_body_bytes));
+  }
+
   enum MHD_Result send(MHD_Connection* connection, Pending& pending, const HttpResponse& response) const {
     MHD_Response* reply = MHD_create_response_from_buffer(response.body.size(), const_cast<char*>(response.body.data()),
                                                           MHD_RESPMEM_MUST_COPY);
@@ -159,8 +163,7 @@ struct HttpServer::Impl {
       auto [end, error] = std::from_chars(length.data(), length.data() + length.size(), bytes);
       if (error != std::errc() || end != length.data() + length.size() ||
           bytes > static_cast<uint64_t>(options.max_body_bytes))
-        return send(connection, pending,
-                    json_error(413, fmt::format("request body larger than max_body_bytes = {}", options.max_body_bytes)));
+        return send(connection, pending, too_large());
       request.body.reserve(static_cast<size_t>(bytes));
     } else if (encoding.empty()) {
       request.body_length_known = false;
@@ -190,8 +193,7 @@ struct HttpServer::Impl {
     // The whole request is in (or a blocking request has been answered and its connection resumed).
     if (pending->response) return send(connection, *pending, *pending->response);
     if (pending->discarded != 0)
-      return send(connection, *pending,
-                  json_error(413, fmt::format("request body larger than max_body_bytes = {}", options.max_body_bytes)));
+      return send(connection, *pending, too_large());
     if (blocking && blocking(pending->request)) {
       std::lock_guard<std::mutex> lock(mutex);
       if (stopping) return send(connection, *pending, json_error(503, "the server is stopping"));

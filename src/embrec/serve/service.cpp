@@ -249,31 +249,12 @@ int Service::bind(int port) {
   return port_;
 }
 
-void Service::run() {
-  start_in_thread();
-  spdlog::info("serving {} (version {}) on http://{}:{} with {} threads", serving_dir_, version(), config_.host, port_,
-               config_.threads);
-  std::unique_lock<std::mutex> lock(run_mutex_);
-  run_done_.wait(lock, [this] { return stopped_; });
-}
-
 void Service::start_in_thread() {
   if (port_ < 0) bind(config_.port);
-  {
-    std::lock_guard<std::mutex> lock(run_mutex_);
-    stopped_ = false;
-  }
   server_->start();
 }
 
-void Service::stop() {
-  server_->stop();
-  {
-    std::lock_guard<std::mutex> lock(run_mutex_);
-    stopped_ = true;
-  }
-  run_done_.notify_all();
-}
+void Service::stop() { server_->stop(); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bundles and reload
@@ -345,9 +326,9 @@ void Service::watch_reload_requests() {
 HttpResponse Service::handle(const HttpRequest& request) {
   Reply reply;
   try {
-    if (route_label(request.method, request.path) == "metrics")
-      return {200, metrics_text(), "text/plain; version=0.0.4; charset=utf-8", {}};
-    reply = route(request);
+    const std::string label = route_label(request.method, request.path);
+    if (label == "metrics") return {200, metrics_text(), "text/plain; version=0.0.4; charset=utf-8", {}};
+    reply = route(request, label);
   } catch (const std::exception& error) {
     spdlog::error("{} {}: {}", request.method, request.path, error.what());
     reply = error_reply(500, std::string("internal error: ") + error.what());
@@ -355,8 +336,7 @@ HttpResponse Service::handle(const HttpRequest& request) {
   return {reply.status, dump(reply.body), "application/json", std::move(reply.headers)};
 }
 
-Service::Reply Service::route(const HttpRequest& request) {
-  const std::string route = route_label(request.method, request.path);
+Service::Reply Service::route(const HttpRequest& request, const std::string& route) {
   if (route == "user_recommendations") {
     static const size_t prefix = std::strlen("/v1/users/"), suffix = std::strlen("/recommendations");
     return user_recommendations(request, request.path.substr(prefix, request.path.size() - prefix - suffix));

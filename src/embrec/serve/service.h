@@ -18,12 +18,12 @@
 // long history, a bad query parameter; 403 admin route refused (not loopback / bad token); 404 unknown user or item
 // id (also an unknown id inside a history: the message names it and its position) and unknown routes; 405 a known
 // route with another method; 411 a JSON route sent neither Content-Length nor a chunked body; 413 body larger than
-// max_body_bytes (decided from Content-Length before the body is read); 422 a reload whose export is broken (the old export keeps serving); 501 history
-// route when the export has no encoder; 500 an unexpected failure (the server keeps running).
+// max_body_bytes (decided from Content-Length before the body is read); 422 a reload whose export is broken (the
+// old export keeps serving); 501 history route when the export has no encoder; 503 more reloads than may wait;
+// 500 an unexpected failure (the server keeps running).
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,13 +61,10 @@ class Service {
 
   // Binds config.host on `port` (0 = any free port) and returns the port bound; an Error when it cannot.
   int bind(int port);
-  // Serves until stop() (from another thread or a signal-watching thread); binds config.port first unless bind()
-  // was called.
-  void run();
   // Starts serving on background threads (binding config.port first unless bind() was called); returns once the
   // server accepts connections.
   void start_in_thread();
-  // Stops accepting, lets running requests finish, closes connections; run() then returns. Idempotent.
+  // Stops accepting, lets running requests finish, closes connections. Idempotent.
   void stop();
 
   // Answers one request: routing, validation, the route's work. What the HTTP server calls for every request
@@ -91,7 +88,7 @@ class Service {
  private:
   std::shared_ptr<const Bundle> load_bundle(const std::string& dir) const;
   void watch_reload_requests();
-  Reply route(const HttpRequest& request);
+  Reply route(const HttpRequest& request, const std::string& route);  // route: route_label() of the request
 
   Reply user_recommendations(const HttpRequest& request, const std::string& user_external) const;
   Reply history_recommendations(const HttpRequest& request) const;
@@ -113,9 +110,6 @@ class Service {
 
   std::unique_ptr<HttpServer> server_;
   int port_ = -1;
-  std::mutex run_mutex_;  // run() waits on run_done_ until stop()
-  std::condition_variable run_done_;
-  bool stopped_ = false;
 
   int reload_pipe_[2] = {-1, -1};  // request_reload() writes, the watcher thread reads
   std::atomic<bool> stopping_{false};
