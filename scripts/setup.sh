@@ -12,6 +12,7 @@ PACKAGES=(
   libgoogle-perftools-dev
   libtinyxml2-dev libpng-dev chromium
   libssl-dev libmicrohttpd-dev
+  libcurl4-openssl-dev libarchive-dev
 )
 
 SUDO=""

@@ -140,6 +140,35 @@ TEST(Cli, DataPrepareSummarisesAndCaches) {
   fs::remove_all(dir);
 }
 
+TEST(Cli, DataFetchOfAnUnknownDatasetNamesTheKnownOnes) {
+  Outcome outcome = run("data fetch ml-1b --to " + temporary_folder("fetch-unknown") + "/x");
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.output,
+            "embrec: error: unknown dataset 'ml-1b' (known: ml-100k, ml-1m, ml-20m, amazon-beauty, amazon-sports, "
+            "amazon-toys, yelp, mind-small)\n");
+  outcome = run("data fetch --help");
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_NE(outcome.output.find("data/NAME"), std::string::npos) << outcome.output;
+}
+
+// The table's SHA-256s of the Amazon files hold for the copies in ../shared/data, and the printed command runs.
+TEST(Cli, DataFetchFromLocalFilesVerifiesThemAndPrintsACommandThatRuns) {
+  const std::string shared = EMBREC_SHARED_DATA;
+  if (!fs::exists(shared + "/amazon-beauty/Beauty.txt")) GTEST_SKIP() << "no " << shared << "/amazon-beauty";
+  const std::string dir = temporary_folder("fetch-local");
+  Outcome outcome = run("data fetch amazon-beauty --from " + shared + "/amazon-beauty --to " + dir + "/beauty");
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  const std::string printed = "embrec data prepare --input " + dir + "/beauty/Beauty.txt --format seq";
+  const std::string out = " --out prepared/amazon-beauty\n";
+  ASSERT_NE(outcome.output.find(printed + out), std::string::npos) << outcome.output;
+  outcome = run(printed.substr(7) + " --out " + dir + "/prepared");  // the printed command, writing below dir
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.output;
+  EXPECT_NE(outcome.output.find("22363 users, 12101 items, 198502 interactions"), std::string::npos) << outcome.output;
+  outcome = run("data fetch amazon-sports --from " + shared + "/amazon-sports --to " + dir + "/sports");
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.output;
+  fs::remove_all(dir);
+}
+
 TEST(Cli, DataPrepareNamesTheBadLine) {
   const std::string dir = temporary_folder("prepare-bad");
   write(dir + "/ratings.dat", "1::10::5::100\n1::11::4\n");

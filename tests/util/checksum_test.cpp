@@ -1,4 +1,5 @@
-// SHA-256: the FIPS 180-2 test vectors, incremental equal to one-shot, and a file's digest equal to its bytes'.
+// SHA-256: the FIPS 180-2 test vectors, incremental equal to one-shot, and a file's digest equal to its bytes'; MD5
+// of a file (for downloads with only an MD5 published): the RFC 1321 test vectors.
 #include "embrec/util/checksum.h"
 
 #include <gtest/gtest.h>
@@ -45,6 +46,18 @@ TEST(Sha256, AFilesDigestIsThatOfItsBytesAndAMissingFileIsNamed) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
   }
+}
+
+TEST(Md5, AFilesDigestMatchesTheStandardTestVectors) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("embrec-md5-" + std::to_string(::getpid()))).string();
+  write_file_atomic(path, "");
+  EXPECT_EQ(md5_file_hex(path), "d41d8cd98f00b204e9800998ecf8427e");
+  write_file_atomic(path, "abc");
+  EXPECT_EQ(md5_file_hex(path), "900150983cd24fb0d6963f7d28e17f72");
+  write_file_atomic(path, "12345678901234567890123456789012345678901234567890123456789012345678901234567890");
+  EXPECT_EQ(md5_file_hex(path), "57edf4a22be3c955ac49da2e2107b67a");
+  std::filesystem::remove(path);
 }
 
 }  // namespace

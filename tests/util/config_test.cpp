@@ -11,18 +11,10 @@
 #include <sstream>
 
 #include "embrec/util/error.h"
+#include "error_of.h"
 
 namespace embrec {
 namespace {
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 TEST(Config, ReadsValuesAndDefaults) {
   ConfigTable root = ConfigTable::parse_string("a = 3\nb = 0.5\nc = 'x'\n[t]\nks = [1, 2]\n", "f.toml");

@@ -14,6 +14,7 @@
 #include <csignal>
 #include <thread>
 
+#include "embrec/data/fetch.h"
 #include "embrec/data/load.h"
 #include "embrec/serve/service.h"
 #include "embrec/train/experiment.h"
@@ -227,10 +228,49 @@ void add_demo_command(CLI::App& app) {
   });
 }
 
-// `embrec data prepare`: a log read, filtered, split and cached.
+void run_fetch(const std::string& name, const std::string& to, const data::FetchOptions& options) {
+  const std::string folder = to.empty() ? data::default_fetch_folder(name) : to;
+  const data::FetchResult result = data::fetch_dataset(name, folder, options);
+  std::printf("%s fetched into %s\n", name.c_str(), result.folder.c_str());
+  if (!result.prepare_command.empty())
+    std::printf("ready:\n  %s\nor in a config:\n%s", result.prepare_command.c_str(), result.data_toml.c_str());
+  if (!result.note.empty()) std::printf("%s\n", result.note.c_str());
+}
+
+// `embrec data fetch NAME`: a public dataset downloaded, verified and converted for `data prepare`.
+void add_fetch_command(CLI::App& data_command) {
+  std::string names;
+  for (const data::DatasetSpec& spec : data::dataset_table()) names += (names.empty() ? "" : ", ") + spec.name;
+  auto* fetch = data_command.add_subcommand(
+      "fetch", "Download a public dataset, verify its checksum, unpack and convert it for `data prepare`");
+  auto name = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  auto from = std::make_shared<std::string>();
+  auto accept_unverified = std::make_shared<bool>(false);
+  fetch->add_option("NAME", *name, "One of: " + names)->required();
+  fetch->add_option("--to", *to, "Dataset folder (default: data/NAME)");
+  fetch->add_option("--from", *from,
+                    "A file downloaded by hand (e.g. Yelp's) or a folder holding the files: verified and used "
+                    "instead of downloading");
+  fetch->add_flag("--accept-unverified", *accept_unverified,
+                  "Keep files that have no published digest (their SHA-256 is printed)");
+  fetch->footer(
+      "Downloads resume from a .part file; EMBREC_FETCH_TIMEOUT_S (default 60) fails a transfer that receives "
+      "nothing for that long, EMBREC_FETCH_CONNECT_TIMEOUT_S (default 30) a connection; http_proxy, https_proxy "
+      "and no_proxy are honoured.");
+  fetch->callback([name, to, from, accept_unverified] {
+    data::FetchOptions options;
+    options.from = *from;
+    options.accept_unverified = *accept_unverified;
+    run_fetch(*name, *to, options);
+  });
+}
+
+// `embrec data fetch` and `embrec data prepare`: a public dataset fetched; a log read, filtered, split and cached.
 void add_data_command(CLI::App& app) {
-  auto* data = app.add_subcommand("data", "Prepare datasets");
+  auto* data = app.add_subcommand("data", "Fetch and prepare datasets");
   data->require_subcommand(1);
+  add_fetch_command(*data);
   auto* prepare = data->add_subcommand("prepare", "Read a log, filter, split, and cache the prepared dataset");
   auto o = std::make_shared<PrepareFlags>();
   prepare->add_option("--input", o->input, "Interaction log")->required();

@@ -14,6 +14,43 @@
 
 namespace embrec {
 
+namespace {
+
+std::string hex_digits(const unsigned char* digest, unsigned int length) {
+  static const char* const kDigits = "0123456789abcdef";
+  std::string text(2 * length, '0');
+  for (unsigned int i = 0; i < length; ++i) {
+    text[2 * i] = kDigits[digest[i] >> 4];
+    text[2 * i + 1] = kDigits[digest[i] & 15];
+  }
+  return text;
+}
+
+// A file's digest under `algorithm`, read in 1 MiB blocks.
+std::string file_digest_hex(const std::string& path, const EVP_MD* algorithm, const char* name) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) fail("{}: cannot open for reading: {}", path, std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!context || EVP_DigestInit_ex(context.get(), algorithm, nullptr) != 1) {
+    std::fclose(file);
+    fail("{}: cannot initialise OpenSSL's digest", name);
+  }
+  std::vector<char> block(1 << 20);
+  size_t read = 0;
+  bool updated = true;
+  while (updated && (read = std::fread(block.data(), 1, block.size(), file)) > 0)
+    updated = EVP_DigestUpdate(context.get(), block.data(), read) == 1;
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) fail("{}: read error", path);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!updated || EVP_DigestFinal_ex(context.get(), digest, &length) != 1) fail("{}: digest failed", name);
+  return hex_digits(digest, length);
+}
+
+}  // namespace
+
 struct Sha256::State {
   EVP_MD_CTX* context = nullptr;
   bool finished = false;
@@ -39,29 +76,14 @@ std::string Sha256::hex() {
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(state_->context, digest, &length) != 1) fail("sha256: digest finalisation failed");
   state_->finished = true;
-  static const char* const kDigits = "0123456789abcdef";
-  std::string text(2 * length, '0');
-  for (unsigned int i = 0; i < length; ++i) {
-    text[2 * i] = kDigits[digest[i] >> 4];
-    text[2 * i + 1] = kDigits[digest[i] & 15];
-  }
-  return text;
+  return hex_digits(digest, length);
 }
 
 std::string sha256_hex(std::string_view bytes) { return Sha256().update(bytes).hex(); }
 
-std::string sha256_file_hex(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) fail("{}: cannot open for reading: {}", path, std::strerror(errno));
-  Sha256 hash;
-  std::vector<char> block(1 << 20);
-  size_t read = 0;
-  while ((read = std::fread(block.data(), 1, block.size(), file)) > 0) hash.update(std::string_view(block.data(), read));
-  const bool failed = std::ferror(file) != 0;
-  std::fclose(file);
-  if (failed) fail("{}: read error", path);
-  return hash.hex();
-}
+std::string sha256_file_hex(const std::string& path) { return file_digest_hex(path, EVP_sha256(), "sha256"); }
+
+std::string md5_file_hex(const std::string& path) { return file_digest_hex(path, EVP_md5(), "md5"); }
 
 std::string checksummed(std::string_view kind, std::string_view payload) {
   std::string bytes = fmt::format("{} sha256 {}\n", kind, sha256_hex(payload));

@@ -1,5 +1,6 @@
 // SHA-256 (OpenSSL's libcrypto), the one checksum embrec writes and checks: the dataset cache, checkpoints and
-// every file of an export. Written as 64 lowercase hex digits, so `sha256sum FILE` reproduces a file's checksum.
+// every file of an export (and MD5, only to check a download against a publisher's MD5 sum). Written as 64
+// lowercase hex digits, so `sha256sum FILE` reproduces a file's checksum.
 // It catches truncation, flipped bits and replaced files; it is not a signature (anyone can recompute it).
 #pragma once
 
@@ -31,6 +32,10 @@ std::string sha256_hex(std::string_view bytes);
 
 // The SHA-256 of a file's bytes, read in blocks (no whole-file copy); an Error names the file when it cannot be read.
 std::string sha256_file_hex(const std::string& path);
+
+// The MD5 of a file's bytes as 32 hex digits (`md5sum FILE`). Only for downloads whose publisher gives nothing
+// better (data/fetch.cpp): it catches damage, not a deliberately forged file. Never use it for a new checksum.
+std::string md5_file_hex(const std::string& path);
 
 // A checksummed file: one header line "<kind> sha256 <64 hex digits>\n", then the payload whose SHA-256 the header
 // holds (`tail -n +2 FILE | sha256sum` reproduces it). `kind` names the format and its version, e.g.

@@ -23,23 +23,45 @@ std::string read_file(const std::string& path) {
   return buffer.str();
 }
 
+AtomicFileWriter::AtomicFileWriter(std::string path)
+    : path_(std::move(path)), temporary_(path_ + ".tmp." + std::to_string(::getpid())) {
+  file_ = std::fopen(temporary_.c_str(), "wb");
+  if (!file_) fail("{}: cannot open for writing: {}", temporary_, std::strerror(errno));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (!file_) return;
+  std::fclose(file_);
+  std::remove(temporary_.c_str());
+}
+
+void AtomicFileWriter::write(std::string_view bytes) {
+  if (!file_) fail("{}: write after commit", path_);
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
+    fail("{}: write failed: {}", temporary_, std::strerror(errno));
+}
+
+void AtomicFileWriter::commit() {
+  if (!file_) fail("{}: committed twice", path_);
+  const bool flushed = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  const int flush_error = errno;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!flushed || !closed) {
+    std::remove(temporary_.c_str());
+    fail("{}: write failed: {}", temporary_, std::strerror(flushed ? errno : flush_error));
+  }
+  if (std::rename(temporary_.c_str(), path_.c_str()) != 0) {
+    const int rename_error = errno;
+    std::remove(temporary_.c_str());
+    fail("{}: rename from {} failed: {}", path_, temporary_, std::strerror(rename_error));
+  }
+}
+
 void write_file_atomic(const std::string& path, std::string_view contents) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::FILE* file = std::fopen(temporary.c_str(), "wb");
-    if (!file) fail("{}: cannot open for writing: {}", temporary, std::strerror(errno));
-    const size_t written = std::fwrite(contents.data(), 1, contents.size(), file);
-    const bool flushed = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-    std::fclose(file);
-    if (written != contents.size() || !flushed) {
-      std::remove(temporary.c_str());
-      fail("{}: write failed: {}", temporary, std::strerror(errno));
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    fail("{}: rename from {} failed: {}", path, temporary, std::strerror(errno));
-  }
+  AtomicFileWriter writer(path);
+  writer.write(contents);
+  writer.commit();
 }
 
 void append_line(const std::string& path, std::string_view line) {

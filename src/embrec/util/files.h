@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,24 @@ std::string read_file(const std::string& path);
 
 // Writes `contents` to `path` through `path.tmp.<pid>` and rename(2): readers see the old file or the new one.
 void write_file_atomic(const std::string& path, std::string_view contents);
+
+// A file written in pieces through `path.tmp.<pid>`; commit() flushes, fsyncs and renames it over `path`. Destroyed
+// without commit() (an error midway), it removes the temporary file: readers see the old file, or none.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(std::string_view bytes);
+  void commit();
+
+ private:
+  std::string path_;
+  std::string temporary_;
+  std::FILE* file_ = nullptr;
+};
 
 // Appends one line (a '\n' is added) to `path`, creating it when missing.
 void append_line(const std::string& path, std::string_view line);
