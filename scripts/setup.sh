@@ -13,6 +13,7 @@ PACKAGES=(
   libtinyxml2-dev libpng-dev chromium
   libssl-dev libmicrohttpd-dev
   libcurl4-openssl-dev libarchive-dev
+  pybind11-dev python3-dev python3-numpy python3-pandas python3-pytest python3-matplotlib
 )
 
 SUDO=""
@@ -30,3 +31,4 @@ fi
 if [ "${1:-}" = "--no-build" ]; then exit 0; fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
+echo "setup: built build/embrec; for the Python module: export PYTHONPATH=$PWD/build/python  (then: import embrec)"

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include "file_fixture.h"
+#include "../util/error_of.h"
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 
 #include "embrec/data/prepare.h"
@@ -232,6 +234,45 @@ TEST_F(ReadersTest, EmptyInputsAreErrors) {
             "header.csv: no interactions (empty file or header only)");
   EXPECT_NE(error_of((folder_ / "missing.txt").string(), format("seq")).find("missing.txt: cannot open"),
             std::string::npos);
+}
+
+TEST_F(ReadersTest, ColumnsRoundTripThroughTheRunLogInRowOrder) {
+  // Ids with the delimiter, quotes and edge spaces; rows out of time order stay in row order.
+  const std::vector<std::string> users = {"u\t1", "u\"2\"", " u3 ", "u\t1"};
+  const std::vector<std::string> items = {"10", "x,y", "10", "20"};
+  const std::vector<float> ratings = {4.5f, 1.0f, 0.25f, 3.0f};
+  const std::vector<int64_t> times = {300, 100, 200, -5};
+  const RawLog log = raw_log_from_columns("DataFrame", users, items, ratings.data(), times.data());
+  EXPECT_EQ(log.line, (std::vector<int64_t>{0, 1, 2, 3}));
+  const std::string path = (folder_ / "run.tsv").string();
+  write_raw_log(path, log);
+  const RawLog back = read_log(path, raw_log_read_options(log));
+  ASSERT_EQ(back.size(), 4);
+  for (int64_t row = 0; row < 4; ++row) {
+    EXPECT_EQ(back.users.external(back.user[row]), users[row]) << row;
+    EXPECT_EQ(back.items.external(back.item[row]), items[row]) << row;
+    EXPECT_EQ(back.rating[row], ratings[row]) << row;
+    EXPECT_EQ(back.timestamp[row], times[row]) << row;
+  }
+  EXPECT_TRUE(back.has_rating && back.has_timestamp);
+
+  // Without ratings and times: rating 1, row order is time order, and the file has neither column.
+  const RawLog plain = raw_log_from_columns("DataFrame", {"a", "b"}, {"1", "2"}, nullptr, nullptr);
+  write_raw_log(path, plain);
+  const RawLog plain_back = read_log(path, raw_log_read_options(plain));
+  EXPECT_FALSE(plain_back.has_rating || plain_back.has_timestamp);
+  EXPECT_EQ(plain_back.rating, (std::vector<float>{1.0f, 1.0f}));
+}
+
+TEST_F(ReadersTest, ColumnsThatCannotBeReadOrWrittenNameTheColumnAndRow) {
+  const std::vector<float> ratings = {1.0f, std::nanf("")};
+  EXPECT_EQ(embrec::error_of([&] { raw_log_from_columns("DataFrame", {"a", "b"}, {"1", "2"}, ratings.data(), nullptr); }),
+            "DataFrame: column 'rating', row 1: nan is not a finite number");
+  const RawLog broken = raw_log_from_columns("DataFrame", {"a", "b\nc"}, {"1", "2"}, nullptr, nullptr);
+  const std::string path = (folder_ / "x.tsv").string();
+  EXPECT_EQ(embrec::error_of([&] { write_raw_log(path, broken); }),
+            "DataFrame: column 'user', row 1: an id with a line break cannot be written to " + path);
+  EXPECT_FALSE(fs::exists(folder_ / "x.tsv"));
 }
 
 TEST(SharedData, BeautyHasTheDocumentedSizesAndKeepsFileOrderIds) {

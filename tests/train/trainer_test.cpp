@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "embrec/models/rlrmc.h"
+#include "embrec/train/checkpoint.h"
 #include "embrec/train/run_folder.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -70,6 +71,35 @@ void expect_resume_equals_uninterrupted(const std::string& model_text, const std
 }
 
 TEST(Trainer, ResumeReachesTheSameResultAsAnUninterruptedRun) { expect_resume_equals_uninterrupted(kSmallSasrec); }
+
+TEST(Trainer, AStopRequestedMidEpochDropsThatEpochAndResumeEqualsAnUninterruptedRun) {
+  const std::string text = small_config(kSmallSasrec, 3);
+  const std::string straight_dir = temporary_folder("straight-stop"), stopped_dir = temporary_folder("stopped");
+  Experiment straight = experiment_from(text);
+  const TrainSummary straight_summary = train(straight, {straight_dir, false, -1});
+
+  // Asked before every batch: yes before the third batch of the second epoch (once epoch 1's checkpoint exists).
+  int64_t asked_in_epoch_two = 0;
+  const auto stop = [&] { return fs::exists(stopped_dir + "/checkpoint.pt") && ++asked_in_epoch_two >= 3; };
+  Experiment first = experiment_from(text);
+  const TrainSummary stopped = train(first, {stopped_dir, false, -1, stop});
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(asked_in_epoch_two, 3);  // asked before each batch, and nothing more once it said yes
+  EXPECT_EQ(stopped.epochs_run, 1);  // the epoch under way is dropped, the checkpoint holds epoch 1
+  EXPECT_FALSE(fs::exists(stopped_dir + "/results.json"));
+  Experiment probe = experiment_from(text);
+  EXPECT_EQ(load_checkpoint(probe.model->module(), nullptr, stopped_dir + "/checkpoint.pt").next_epoch, 1);
+
+  Experiment second = experiment_from(text);
+  const TrainSummary resumed = train(second, {stopped_dir, true, -1});
+  EXPECT_EQ(resumed.epochs_run, 3);
+  auto a = straight.model->module().parameters();
+  auto b = second.model->module().parameters();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  EXPECT_EQ(straight_summary.test.value("ndcg@10"), resumed.test.value("ndcg@10"));
+  fs::remove_all(straight_dir);
+  fs::remove_all(stopped_dir);
+}
 
 TEST(Trainer, ResumeIsExactForS4recAndItsKmeansVariant) {
   expect_resume_equals_uninterrupted(kSmallS4rec);

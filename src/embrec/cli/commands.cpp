@@ -170,6 +170,10 @@ extern "C" void on_reload_signal(int) {
   if (serve::Service* service = g_service.load()) service->request_reload();
 }
 extern "C" void on_stop_signal(int) { g_stop.store(true); }
+extern "C" void on_train_interrupt(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);
+}
 
 void run_serve(const std::string& export_dir, const std::string& config_path, int port, const std::string& host) {
   serve::ServeConfig config;
@@ -313,7 +317,16 @@ void add_train_command(CLI::App& app) {
   train_command->callback([config, out, resume, overrides] {
     const std::string run_dir = out->empty() ? default_run_dir(*config) : *out;
     train::Experiment experiment = train::load_experiment_file(*config, *overrides);
-    train::TrainSummary summary = train::train(experiment, {run_dir, *resume, -1});
+    // The first Ctrl-C stops at the next batch, keeping the last finished epoch's checkpoint; a second one kills.
+    std::signal(SIGINT, on_train_interrupt);
+    train::TrainSummary summary =
+        train::train(experiment, {run_dir, *resume, -1, [] { return g_stop.load(std::memory_order_relaxed); }});
+    std::signal(SIGINT, SIG_DFL);
+    if (summary.interrupted) {
+      std::fprintf(stderr, "interrupted; continue with: embrec train --config %s --out %s --resume\n", config->c_str(),
+                   run_dir.c_str());
+      throw CLI::RuntimeError(130);
+    }
     print_summary(summary, experiment, run_dir);
   });
 }

@@ -22,12 +22,14 @@ namespace {
 
 // One csv/tsv record: fields split at `delimiter`, RFC 4180 quoting ("a,b" is one field, "" inside quotes is a
 // quote) so that files written by pandas or spreadsheets read as written. Quoted fields lose their quotes and are
-// kept in `unquoted` (fields then view into it); a field cannot span lines. Returns false on an unterminated quote.
+// kept in `unquoted` (fields then view into it) exactly as written between the quotes, spaces included; unquoted
+// fields are trimmed. A field cannot span lines. Returns false on an unterminated quote.
 bool split_record(std::string_view line, char delimiter, std::vector<std::string_view>& fields,
                   std::vector<std::string>& unquoted) {
   fields.clear();
   if (line.find('"') == std::string_view::npos) {
     split_by(line, std::string_view(&delimiter, 1), fields);
+    for (std::string_view& field : fields) field = trim(field);
     return true;
   }
   unquoted.clear();
@@ -62,10 +64,10 @@ bool split_record(std::string_view line, char delimiter, std::vector<std::string
     } else {
       const size_t end = line.find(delimiter, position);
       if (end == std::string_view::npos) {
-        fields.push_back(line.substr(position));
+        fields.push_back(trim(line.substr(position)));
         break;
       }
-      fields.push_back(line.substr(position, end - position));
+      fields.push_back(trim(line.substr(position, end - position)));
       position = end + 1;
     }
   }
@@ -172,8 +174,8 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
     if (fields.size() != header.size())
       fail("{}:{}: expected {} fields separated by '{}', got {}", name, number, header.size(), shown_delimiter,
            fields.size());
-    const std::string_view user = trim(fields[user_column]);
-    const std::string_view item = trim(fields[item_column]);
+    const std::string_view user = fields[user_column];  // quoted ids keep their spaces (split_record)
+    const std::string_view item = fields[item_column];
     if (user.empty()) fail("{}:{}: field '{}': empty id", name, number, header[user_column]);
     if (item.empty()) fail("{}:{}: field '{}': empty id", name, number, header[item_column]);
     float rating = 1.0f;
@@ -268,6 +270,58 @@ void write_log(const std::string& path, const Dataset& dataset, const ReadOption
         out += '\n';
       }
     }
+  }
+  write_file_atomic(path, out);
+}
+
+RawLog raw_log_from_columns(std::string source, const std::vector<std::string>& users,
+                            const std::vector<std::string>& items, const float* ratings, const int64_t* timestamps) {
+  if (users.size() != items.size())
+    fail("{}: the user and item columns differ in length ({} and {})", source, users.size(), items.size());
+  if (users.empty()) fail("{}: no rows", source);
+  RawLog log;
+  log.source = std::move(source);
+  log.has_rating = ratings != nullptr;
+  log.has_timestamp = timestamps != nullptr;
+  const int64_t rows = static_cast<int64_t>(users.size());
+  log.user.reserve(rows);
+  log.item.reserve(rows);
+  for (int64_t row = 0; row < rows; ++row) {
+    const float rating = ratings ? ratings[row] : 1.0f;
+    if (!std::isfinite(rating)) fail("{}: column 'rating', row {}: {} is not a finite number", log.source, row, rating);
+    add(log, users[row], items[row], rating, timestamps ? timestamps[row] : row, row);
+  }
+  return log;
+}
+
+ReadOptions raw_log_read_options(const RawLog& log) {
+  ReadOptions options;
+  options.format = LogFormat::Tsv;
+  options.user_column = "user_id";
+  options.item_column = "item_id";
+  if (log.has_rating) options.rating_column = "rating";
+  if (log.has_timestamp) options.timestamp_column = "timestamp";
+  return options;
+}
+
+void write_raw_log(const std::string& path, const RawLog& log) {
+  const ReadOptions options = raw_log_read_options(log);
+  const char delimiter = delimiter_of(options);
+  std::string out = options.user_column + delimiter + options.item_column;
+  if (log.has_rating) out += delimiter + options.rating_column;
+  if (log.has_timestamp) out += delimiter + options.timestamp_column;
+  out += '\n';
+  const auto field = [&](const std::string& id, const char* column, int64_t row) {
+    if (id.find_first_of("\r\n") != std::string::npos)
+      fail("{}: column '{}', row {}: an id with a line break cannot be written to {}", log.source, column, row, path);
+    return quote_if_needed(id, delimiter);
+  };
+  for (int64_t row = 0; row < log.size(); ++row) {
+    out += field(log.users.external(log.user[row]), "user", row) + delimiter +
+           field(log.items.external(log.item[row]), "item", row);
+    if (log.has_rating) out += delimiter + fmt::format("{}", log.rating[row]);
+    if (log.has_timestamp) out += delimiter + std::to_string(log.timestamp[row]);
+    out += '\n';
   }
   write_file_atomic(path, out);
 }

@@ -56,6 +56,19 @@ struct RawLog {
 // may be quoted as in RFC 4180 ("a,b", "" for a quote), within one line.
 RawLog read_log(const std::string& path, const ReadOptions& options);
 
+// A log from in-memory columns (the Python module's DataFrames): the ids as text, one entry per row; `ratings` and
+// `timestamps` hold users.size() values each or are null (no such column: every rating 1, row order is time
+// order). Rows keep their order; `source` names the table in messages, and `line` holds the 0-based row number.
+// Ratings and timestamps must be finite: anything else is an Error naming the column and the row.
+RawLog raw_log_from_columns(std::string source, const std::vector<std::string>& users,
+                            const std::vector<std::string>& items, const float* ratings, const int64_t* timestamps);
+
+// The columns of raw_log_from_columns (what a log holds, in row order) as TSV with a header row: user_id, item_id,
+// then rating and timestamp when the log has them; read_log with raw_log_read_options(log) reads it back as it
+// was. An id holding a line break cannot be written that way and is an Error naming the row.
+void write_raw_log(const std::string& path, const RawLog& log);
+ReadOptions raw_log_read_options(const RawLog& log);
+
 // Writes a log back in the given format (seq writes one line per user in time order); used by tests for
 // round-trips and by `embrec data` to export a prepared dataset.
 void write_log(const std::string& path, const Dataset& dataset, const ReadOptions& options);

@@ -130,12 +130,21 @@ class EpochLoop {
   }
 
   // Trains until config.epochs or an early stop; false when stop_after_epochs (>= 0) epochs of this call end it
-  // first, as if the process were killed.
-  bool run(TrainerState& state, int64_t stop_after_epochs) {
+  // first, as if the process were killed, or stop_requested (when set) says so before a batch.
+  bool run(TrainerState& state, int64_t stop_after_epochs, const std::function<bool()>& stop_requested) {
     for (int64_t epochs_this_call = 0; state.next_epoch < config_.epochs; ++epochs_this_call) {
       if (stop_after_epochs >= 0 && epochs_this_call >= stop_after_epochs) return false;
       const int64_t epoch = state.next_epoch;
-      const EpochLoss loss = run_epoch(epoch);
+      const std::optional<EpochLoss> finished = run_epoch(epoch, stop_requested);
+      if (!finished) {
+        if (epoch == 0)
+          spdlog::info("stopped during epoch 1: no epoch finished, nothing to resume");
+        else
+          spdlog::info("stopped during epoch {}: {} keeps epoch {}; resume continues from there", epoch + 1,
+                       files_.checkpoint, epoch);
+        return false;
+      }
+      const EpochLoss& loss = *finished;
       state.train_seconds += loss.seconds;
       state.next_epoch = epoch + 1;
       nlohmann::json line = {
@@ -155,7 +164,8 @@ class EpochLoop {
   }
 
  private:
-  EpochLoss run_epoch(int64_t epoch) {
+  // nullopt when stop_requested stopped it before its end.
+  std::optional<EpochLoss> run_epoch(int64_t epoch, const std::function<bool()>& stop_requested) {
     // Seeding per epoch (not once) makes a resumed run draw exactly what an uninterrupted one would.
     torch::manual_seed(static_cast<uint64_t>(config_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
     model_.begin_epoch(epoch);
@@ -166,6 +176,7 @@ class EpochLoop {
     double total_sum = 0.0;
     int64_t sequences = 0;
     for (int64_t b = 0; b < batches; ++b) {
+      if (stop_requested && stop_requested()) return std::nullopt;
       const BatchLoss loss = train_batch(epoch, b);
       total_sum += loss.total * batch_.size;
       if (sums.size() != loss.parts.size()) {
@@ -334,7 +345,7 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   TrainSummary summary;
   if (model.trainable() && !state.finished) {
     EpochLoop epochs(experiment, module, *optimizer, files, valid_task);
-    summary.interrupted = !epochs.run(state, options.stop_after_epochs);
+    summary.interrupted = !epochs.run(state, options.stop_after_epochs, options.stop_requested);
   } else if (!model.trainable()) {
     keep_fitted_model(module, fit_seconds, files, state);
   }

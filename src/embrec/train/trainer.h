@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "embrec/eval/evaluator.h"
@@ -15,6 +16,9 @@ struct TrainOptions {
   bool resume = false;
   // For tests of --resume: stop (as if killed) after this many epochs of this call; -1 = no limit.
   int64_t stop_after_epochs = -1;
+  // Asked before every batch (Ctrl-C in the CLI and the Python module): when it returns true, training stops there.
+  // The epoch under way is dropped; checkpoint.pt still holds the last finished one, so --resume continues from it.
+  std::function<bool()> stop_requested;
 };
 
 struct TrainSummary {
@@ -23,7 +27,7 @@ struct TrainSummary {
   int64_t epochs_run = 0;
   int64_t best_epoch = 0;
   bool stopped_early = false;
-  bool interrupted = false;  // stop_after_epochs reached before the end
+  bool interrupted = false;  // stopped before the end (stop_after_epochs, stop_requested); no results then
   double train_seconds = 0.0;
 };
 

@@ -8,16 +8,33 @@
 
 namespace embrec {
 
+namespace {
+struct Output {
+  std::function<void(std::string_view)> write;
+  bool redraw = false;
+};
+Output& output() {
+  static Output instance;
+  return instance;
+}
+}  // namespace
+
+void Progress::set_output(std::function<void(std::string_view)> write, bool redraw) {
+  output().write = std::move(write);
+  output().redraw = redraw;
+}
+
 Progress::Progress(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)),
       total_(total > 0 ? total : 1),
       unit_(std::move(unit)),
-      terminal_(stderr_is_terminal()),
+      terminal_(output().write ? output().redraw : stderr_is_terminal()),
+      write_(output().write),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 Progress::~Progress() {
-  if (!finished_ && terminal_) std::fputs("\n", stderr);
+  if (!finished_ && terminal_) put("\n");
 }
 
 bool Progress::stderr_is_terminal() { return ::isatty(::fileno(stderr)) == 1; }
@@ -65,7 +82,15 @@ void Progress::draw(const std::string& status, bool final) {
     line = fmt::format("{} {}/{} ({:.0f}%) {} {:.0f} {}/s {}\n", label_, done_, total_, 100 * fraction, status, rate,
                        unit_, final ? fmt::format("{:.1f}s", seconds) : fmt::format("ETA {:.0f}s", eta));
   }
-  std::fputs(line.c_str(), stderr);
+  put(line);
+}
+
+void Progress::put(const std::string& text) {
+  if (write_) {
+    write_(text);
+    return;
+  }
+  std::fputs(text.c_str(), stderr);
   std::fflush(stderr);
 }
 

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace embrec {
 
@@ -23,15 +25,22 @@ class Progress {
   double elapsed_seconds() const;
   static bool stderr_is_terminal();
 
+  // Where every bar is written: by default stderr, redrawn in place when it is a terminal. A host such as the Python
+  // module sends the text to its own stream (a notebook's, which also redraws on '\r'); an empty `write` restores
+  // the default. Set it before bars are made (it is read when a bar is made, not per line).
+  static void set_output(std::function<void(std::string_view)> write, bool redraw);
+
  private:
   void draw(const std::string& status, bool final);
+  void put(const std::string& text);
 
   std::string label_;
   int64_t total_;
   std::string unit_;
   int64_t done_ = 0;
   int64_t items_ = 0;
-  bool terminal_;
+  bool terminal_;  // redraw in place
+  std::function<void(std::string_view)> write_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
