@@ -69,6 +69,45 @@ TEST_F(CacheTest, RoundTripsTheWholeDataset) {
   EXPECT_EQ(back->interactions.timestamps, dataset_.interactions.timestamps);
 }
 
+TEST_F(CacheTest, RoundTripsItemAndUserFeatures) {
+  // Items: a multi-valued genre and a single-valued year; item 1 has two genres and no year, item 3 has no row.
+  Features& items = dataset_.item_features;
+  items.fields = {"genre", "year"};
+  items.multi_valued = {1, 0};
+  items.values = {"Drama", "1999", "Comedy", "War", "Action", "1995"};
+  items.offsets = {0, 1, 2, 4, 4, 5, 6, 6, 6};
+  Features& users = dataset_.user_features;
+  users.fields = {"age"};
+  users.multi_valued = {0};
+  users.values = {"18", "56"};
+  users.offsets = {0, 1, 1, 2};
+  write_cache(path_, dataset_, kSource, kOptions);
+  std::optional<Dataset> back = read_cache(path_, kSource, kOptions);
+  ASSERT_TRUE(back.has_value());
+  for (const auto& [written, read] : {std::pair{&dataset_.item_features, &back->item_features},
+                                      std::pair{&dataset_.user_features, &back->user_features}}) {
+    EXPECT_EQ(read->fields, written->fields);
+    EXPECT_EQ(read->multi_valued, written->multi_valued);
+    EXPECT_EQ(read->offsets, written->offsets);
+    EXPECT_EQ(read->values, written->values);
+  }
+  EXPECT_EQ(back->item_features.value_count(1, 0), 2);
+  EXPECT_EQ(*back->item_features.begin(2, 1), "1995");
+  EXPECT_EQ(back->user_features.entity_count(), 3);
+}
+
+TEST_F(CacheTest, FeaturesThatDoNotFitTheIdsAreRejected) {
+  dataset_.user_features.fields = {"age"};
+  dataset_.user_features.multi_valued = {0};
+  dataset_.user_features.values = {"18", "25"};
+  dataset_.user_features.offsets = {0, 2, 2, 2};  // two values in a single-valued field
+  write_cache(path_, dataset_, kSource, kOptions);
+  EXPECT_EQ(reason(), "corrupt payload: inconsistent dataset");
+  dataset_.user_features.offsets = {0, 1, 2};  // two users' cells for three users
+  write_cache(path_, dataset_, kSource, kOptions);
+  EXPECT_EQ(reason(), "corrupt payload: inconsistent dataset");
+}
+
 TEST_F(CacheTest, ADatasetWithoutRatingsRoundTripsWithoutThem) {
   dataset_.interactions.ratings.clear();
   write_cache(path_, dataset_, kSource, kOptions);
@@ -93,7 +132,7 @@ TEST_F(CacheTest, DamagedCachesAreRejected) {
   EXPECT_EQ(reason(), "corrupt (payload checksum does not match)");
   write_cache(path_, dataset_, kSource, kOptions);
   rewrite([](std::string& bytes) { bytes[8] = 99; });  // the version field follows the 8-byte magic
-  EXPECT_EQ(reason(), "cache format version 99, this embrec reads 2");
+  EXPECT_EQ(reason(), "cache format version 99, this embrec reads " + std::to_string(kCacheFormatVersion));
   rewrite([](std::string& bytes) { bytes[0] = 'X'; });
   EXPECT_EQ(reason(), "not an embrec dataset cache");
   write_cache(path_, dataset_, kSource, kOptions);

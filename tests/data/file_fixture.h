@@ -1,10 +1,12 @@
-// A fresh folder for the files a data test writes, removed after the test.
+// A fresh folder for the files a data test writes, removed after the test; and lines of the MovieLens files.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <initializer_list>
 #include <fstream>
 #include <string>
 
@@ -30,5 +32,14 @@ class FileTest : public ::testing::Test {
  private:
   std::string name_;
 };
+
+// A MovieLens 100K u.item line: id, title, release date, an empty video date, a URL, then the 19 genre flags with the
+// given ones set.
+inline std::string uitem_line(int id, const std::string& title, std::initializer_list<int> genres,
+                              const std::string& release_date = "01-Jan-1995") {
+  std::string line = std::to_string(id) + "|" + title + "|" + release_date + "||http://us.imdb.com/M/title-exact?x";
+  for (int g = 0; g < 19; ++g) line += std::find(genres.begin(), genres.end(), g) != genres.end() ? "|1" : "|0";
+  return line + "\n";
+}
 
 }  // namespace embrec::data::testing

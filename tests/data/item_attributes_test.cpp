@@ -17,6 +17,7 @@ namespace embrec::data {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::uitem_line;
 using Strings = std::vector<std::string>;
 
 // Four movies: a Latin-1 title (0xE9), a title with '|' and '(', and one ending in ':' before the '::'.
@@ -25,13 +26,6 @@ const char* const kMovies =
     "2::City of Lost Children, The (Cit\xE9 des enfants perdus, La) (1995)::Adventure|Sci-Fi\n"
     "3::Rocky Horror | Picture (Show), The (1975)::Comedy|Horror|Musical|Sci-Fi\n"
     "4::Dr. Strangelove or: How I Learned to Stop Worrying:::Comedy|War\n";
-
-// A u.item line: the fixed fields, then 19 genre flags with the given ones set.
-std::string uitem_line(int id, const std::string& title, std::initializer_list<int> set) {
-  std::string line = std::to_string(id) + "|" + title + "|01-Jan-1995||http://us.imdb.com/M/title-exact?x";
-  for (int g = 0; g < 19; ++g) line += std::find(set.begin(), set.end(), g) != set.end() ? "|1" : "|0";
-  return line + "\n";
-}
 
 class ItemAttributesTest : public testing::FileTest {
  protected:

@@ -163,6 +163,84 @@ TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
             file + ": key 'data.split.train_ratio' must be in (0, 1], got 0");
 }
 
+TEST_F(LoadTest, FeatureTablesAreReadWithTheirKeysAndAbsentTablesMeanNoFeatures) {
+  std::ofstream(folder_ / "movies.dat") << "1::Heat (1995)::Action\n";
+  std::ofstream(folder_ / "map.tsv") << "10\t1\n";
+  std::ofstream(folder_ / "users.csv") << "uid,langs\n1,en;fr\n";
+  DataConfig c = config(
+      "[data]\npath = '../log.txt'\n"
+      "[data.item_features]\npath = '../movies.dat'\nformat = 'movies'\nitem_map = '../map.tsv'\n"
+      "[data.user_features]\npath = '../users.csv'\nid_column = 'uid'\nmulti_columns = ['langs']\nseparator = ';'\n");
+  EXPECT_EQ(c.item_features.path, (folder_ / "movies.dat").string());
+  EXPECT_EQ(c.item_features.read.format, FeatureFormat::Movies);
+  EXPECT_EQ(c.item_features.read.item_map, (folder_ / "map.tsv").string());
+  EXPECT_EQ(c.user_features.read.format, FeatureFormat::Auto);  // a .csv path reads as csv
+  EXPECT_EQ(c.user_features.read.id_column, "uid");
+  EXPECT_EQ(c.user_features.read.multi_columns, (std::vector<std::string>{"langs"}));
+  EXPECT_EQ(c.user_features.read.separator, ";");
+  const Dataset d = load_data(c).dataset;
+  ASSERT_EQ(d.item_features.entity_count(), d.item_count());
+  const int32_t item = d.items.find("10");
+  EXPECT_EQ(std::vector<std::string>(d.item_features.begin(item, 0), d.item_features.end(item, 0)),
+            (std::vector<std::string>{"Action"}));
+  EXPECT_EQ(d.item_features.value_count(d.items.find("11"), 0), 0);  // no row in the map
+  const int32_t user = d.users.find("1");
+  EXPECT_EQ(std::vector<std::string>(d.user_features.begin(user, 0), d.user_features.end(user, 0)),
+            (std::vector<std::string>{"en", "fr"}));
+  const DataConfig plain = config("[data]\npath = '../log.txt'\n");
+  EXPECT_FALSE(plain.item_features.configured());
+  EXPECT_TRUE(load_data(plain).dataset.user_features.empty());
+}
+
+TEST_F(LoadTest, FeaturesAreCachedAndRebuiltWhenAFeatureFileChanges) {
+  std::ofstream(folder_ / "items.tsv") << "item_id\tcolour\n10\tred\n";
+  DataConfig c =
+      config("[data]\npath = '../log.txt'\ncache_dir = '../cache'\n[data.item_features]\npath = '../items.tsv'\n");
+  const auto colour_of_10 = [&]() {
+    const Dataset d = load_data(c).dataset;
+    const int32_t item = d.items.find("10");
+    return d.item_features.value_count(item, 0) ? *d.item_features.begin(item, 0) : std::string("(none)");
+  };
+  EXPECT_EQ(colour_of_10(), "red");
+  const fs::path file = fs::directory_iterator(folder_ / "cache")->path();
+  const auto written = fs::last_write_time(file);
+  EXPECT_EQ(colour_of_10(), "red");
+  EXPECT_EQ(fs::last_write_time(file), written);  // reused, features included
+  std::ofstream(folder_ / "items.tsv") << "item_id\tcolour\n10\tblue\n";
+  EXPECT_EQ(colour_of_10(), "blue");  // a changed feature file rebuilds the same cache file
+  EXPECT_EQ(std::distance(fs::directory_iterator(folder_ / "cache"), fs::directory_iterator()), 1);
+  // Other feature options are another dataset, with its own cache file.
+  DataConfig multi = config(
+      "[data]\npath = '../log.txt'\ncache_dir = '../cache'\n[data.item_features]\npath = '../items.tsv'\n"
+      "multi_columns = ['colour']\n");
+  EXPECT_TRUE(load_data(multi).dataset.item_features.multi_valued[0]);
+  EXPECT_EQ(std::distance(fs::directory_iterator(folder_ / "cache"), fs::directory_iterator()), 2);
+}
+
+TEST_F(LoadTest, FeatureConfigErrorsNameTheKeyAndFile) {
+  const std::string file = (folder_ / "configs" / "c.toml").string();
+  std::ofstream(folder_ / "movies.dat") << "1::Heat (1995)::Action\n";
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../nothing.dat'\n"),
+            file + ": key 'data.item_features.path': no such file " + (folder_ / "nothing.dat").string());
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nitem_map = 'm.tsv'\n"),
+            file + ": key 'data.item_features.item_map': no such file " + (folder_ / "configs" / "m.tsv").string());
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\nformat = 'movies'\n"),
+            file + ": missing key 'data.item_features.path' (the feature file)");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.user_features]\npath = '../movies.dat'\nformat = 'movies'\n"),
+            file + ": key 'data.user_features.format' must describe users (auto, users, uuser, csv or tsv), got "
+                   "'movies'");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nformat = 'xml'\n"),
+            file + ": key 'data.item_features.format' must be one of {auto, movies, uitem, attributes, users, uuser, "
+                   "csv, tsv}, got 'xml'");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nid_column = 'id'\n"),
+            file + ": key 'data.item_features.id_column' applies only to format = \"csv\" or \"tsv\" (or a .csv or "
+                   ".tsv path)");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.user_features]\npath = '../movies.dat'\nitem_map = 'm.tsv'\n"),
+            file + ": key 'data.user_features.item_map' applies only to item features of format movies or uitem");
+  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nmovie_map = 'm'\n"),
+            file + ": unknown key 'data.item_features.movie_map'");
+}
+
 TEST_F(LoadTest, AMissingFileIsAnErrorNamingIt) {
   DataConfig c = config("[data]\npath = '../nothing.txt'\n");
   try {

@@ -1,4 +1,5 @@
-// The binary dataset cache: header (magic, version, source/options/payload checksums, payload size) + payload.
+// The binary dataset cache: header (magic, version, source/options/payload checksums, payload size) + payload (ids,
+// interactions, item and user features).
 #include "embrec/data/cache.h"
 
 #include <cstring>
@@ -92,6 +93,52 @@ Sequences read_sequences(Reader& reader) {
   return sequences;
 }
 
+void write_strings(Writer& writer, const std::vector<std::string>& values) {
+  writer.scalar<uint64_t>(values.size());
+  for (const std::string& value : values) writer.text(value);
+}
+
+std::vector<std::string> read_strings(Reader& reader, size_t payload_size) {
+  const uint64_t count = reader.scalar<uint64_t>();
+  if (count > payload_size) throw std::out_of_range("string count");
+  std::vector<std::string> values;
+  values.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) values.push_back(reader.text());
+  return values;
+}
+
+void write_features(Writer& writer, const Features& features) {
+  write_strings(writer, features.fields);
+  writer.array(features.multi_valued);
+  writer.array(features.offsets);
+  write_strings(writer, features.values);
+}
+
+Features read_features(Reader& reader, size_t payload_size) {
+  Features features;
+  features.fields = read_strings(reader, payload_size);
+  features.multi_valued = reader.array<uint8_t>();
+  features.offsets = reader.array<int64_t>();
+  features.values = read_strings(reader, payload_size);
+  return features;
+}
+
+// No fields and no entities, or one value list per (entity, field) cell for each of `entity_count` entities, with
+// at most one value in a single-valued field.
+bool consistent(const Features& f, int32_t entity_count) {
+  if (f.fields.empty())
+    return f.multi_valued.empty() && f.offsets.size() == 1 && f.offsets.front() == 0 && f.values.empty();
+  const size_t cells = static_cast<size_t>(entity_count) * f.fields.size();
+  if (f.multi_valued.size() != f.fields.size() || f.offsets.size() != cells + 1 || f.offsets.front() != 0 ||
+      f.offsets.back() != static_cast<int64_t>(f.values.size()))
+    return false;
+  for (size_t c = 0; c < cells; ++c) {
+    const int64_t count = f.offsets[c + 1] - f.offsets[c];
+    if (count < 0 || (count > 1 && !f.multi_valued[c % f.fields.size()])) return false;
+  }
+  return true;
+}
+
 bool consistent(const Sequences& s, int32_t item_count) {
   if (s.offsets.empty() || s.offsets.front() != 0 || s.offsets.back() != static_cast<int64_t>(s.items.size()))
     return false;
@@ -112,11 +159,10 @@ void write_cache(const std::string& path, const Dataset& dataset, const std::str
     fail("{}: cache checksums must be SHA-256 hex digests", path);
   Writer payload;
   payload.text(dataset.name);
-  for (const IdMap* map : {&dataset.users, &dataset.items}) {
-    payload.scalar<uint64_t>(map->externals().size());
-    for (const std::string& external : map->externals()) payload.text(external);
-  }
+  for (const IdMap* map : {&dataset.users, &dataset.items}) write_strings(payload, map->externals());
   write_sequences(payload, dataset.interactions);
+  write_features(payload, dataset.item_features);
+  write_features(payload, dataset.user_features);
   Writer header;
   header.bytes.append(kMagic, sizeof kMagic);
   header.scalar<uint32_t>(kCacheFormatVersion);
@@ -158,17 +204,15 @@ std::optional<Dataset> read_cache(const std::string& path, const std::string& so
     Reader reader(payload);
     Dataset dataset;
     dataset.name = reader.text();
-    for (IdMap* map : {&dataset.users, &dataset.items}) {
-      const uint64_t count = reader.scalar<uint64_t>();
-      if (count > payload.size()) throw std::out_of_range("id count");
-      std::vector<std::string> externals;
-      externals.reserve(count);
-      for (uint64_t i = 0; i < count; ++i) externals.push_back(reader.text());
-      *map = IdMap::from_externals(std::move(externals));
-    }
+    for (IdMap* map : {&dataset.users, &dataset.items})
+      *map = IdMap::from_externals(read_strings(reader, payload.size()));
     dataset.interactions = read_sequences(reader);
+    dataset.item_features = read_features(reader, payload.size());
+    dataset.user_features = read_features(reader, payload.size());
     if (!reader.done() || dataset.interactions.user_count() != dataset.users.size() ||
-        !consistent(dataset.interactions, dataset.items.size()))
+        !consistent(dataset.interactions, dataset.items.size()) ||
+        !consistent(dataset.item_features, dataset.items.size()) ||
+        !consistent(dataset.user_features, dataset.users.size()))
       return reject("corrupt payload: inconsistent dataset");
     return dataset;
   } catch (const std::exception& error) {

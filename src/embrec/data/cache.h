@@ -1,4 +1,4 @@
-// Binary cache of a prepared Dataset. The header holds a magic, the format version, the SHA-256 (util/checksum.h) of
+// Binary cache of a prepared Dataset, its features included. The header holds a magic, the format version, the SHA-256 (util/checksum.h) of
 // the source file and of the preparation options, and the payload's size and SHA-256; anything stale or corrupt is
 // rebuilt, never trusted.
 #pragma once
@@ -11,7 +11,7 @@
 
 namespace embrec::data {
 
-inline constexpr uint32_t kCacheFormatVersion = 2;  // 2: SHA-256 checksums (1: 64-bit FNV)
+inline constexpr uint32_t kCacheFormatVersion = 3;  // 3: item and user features; 2: SHA-256 checksums; 1: FNV
 
 // Written atomically (temporary file + rename).
 // The checksums are SHA-256 hex digests (64 characters).

@@ -1,4 +1,4 @@
-// IdMap, Sequences and EvalTask construction.
+// IdMap, Sequences, Features lookups and EvalTask construction.
 #include "embrec/data/dataset.h"
 
 #include <algorithm>
@@ -28,6 +28,12 @@ IdMap IdMap::from_externals(std::vector<std::string> externals) {
   }
   map.externals_ = std::move(externals);
   return map;
+}
+
+int32_t Features::field_index(std::string_view name) const {
+  for (size_t f = 0; f < fields.size(); ++f)
+    if (fields[f] == name) return static_cast<int32_t>(f);
+  return -1;
 }
 
 void Sequences::push_user(const int32_t* item_begin, int64_t count, const float* rating_begin,

@@ -1,5 +1,6 @@
-// The prepared dataset: contiguous internal ids with maps back to the original ids, and per-user time-ordered
-// interactions stored as CSR. Everything downstream (splits, samplers, models, eval) works on these types.
+// The prepared dataset: contiguous internal ids with maps back to the original ids, per-user time-ordered
+// interactions stored as CSR, and the items' and users' categorical features. Everything downstream (splits,
+// samplers, models, eval) works on these types.
 #pragma once
 
 #include <cstdint>
@@ -50,11 +51,45 @@ struct Sequences {
   static Sequences concat(const Sequences& a, const Sequences& b);
 };
 
+// Categorical features of one side (items or users) per internal id: named fields, each single-valued (at most one
+// value) or multi-valued (any number, e.g. a movie's genres). Values are opaque strings as read. Entity e's values
+// of field f are values[offsets[c] .. offsets[c + 1]) for the cell c = e * field_count() + f; an entity that has no
+// row in the feature file has no values. No fields (and no entities) when no features are configured.
+struct Features {
+  std::vector<std::string> fields;
+  std::vector<uint8_t> multi_valued;  // per field: 1 when the field may hold several values
+  std::vector<int64_t> offsets{0};    // per (entity, field) cell, entity-major
+  std::vector<std::string> values;
+
+  bool empty() const { return fields.empty(); }
+  int32_t field_count() const { return static_cast<int32_t>(fields.size()); }
+  int32_t entity_count() const {
+    return fields.empty() ? 0 : static_cast<int32_t>((offsets.size() - 1) / fields.size());
+  }
+  // The position of the field named `name`, -1 when there is none.
+  int32_t field_index(std::string_view name) const;
+  const std::string* begin(int32_t entity, int32_t field) const { return values.data() + offsets[cell(entity, field)]; }
+  const std::string* end(int32_t entity, int32_t field) const {
+    return values.data() + offsets[cell(entity, field) + 1];
+  }
+  int64_t value_count(int32_t entity, int32_t field) const {
+    return offsets[cell(entity, field) + 1] - offsets[cell(entity, field)];
+  }
+
+ private:
+  int64_t cell(int32_t entity, int32_t field) const {
+    return static_cast<int64_t>(entity) * static_cast<int64_t>(fields.size()) + field;
+  }
+};
+
 struct Dataset {
   std::string name;
   IdMap users;
   IdMap items;
   Sequences interactions;  // all interactions, each user's in time order (ties keep file order)
+  // [data.item_features] and [data.user_features], per internal id (data/features.h); empty when not configured.
+  Features item_features;
+  Features user_features;
 
   int32_t user_count() const { return users.size(); }
   int32_t item_count() const { return items.size(); }

@@ -32,22 +32,6 @@ constexpr std::array<const char*, 4> kFormatNames = {"json", "movies", "uitem", 
 constexpr size_t kUItemFixedFields = 5;  // id, title, release date, video release date, IMDb URL
 constexpr int kUItemGenreCount = 19;     // MovieLens 100K: unknown, Action, ..., Western
 
-// '|'-separated attributes of one field: an empty field has none; an empty one between separators is an error.
-std::vector<std::string> split_attributes(std::string_view field, const char* field_name, const LineContext& where) {
-  std::vector<std::string> attributes;
-  if (field.empty()) return attributes;
-  std::vector<std::string_view> parts;
-  split_by(field, "|", parts);
-  attributes.reserve(parts.size());
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const std::string_view attribute = trim(parts[i]);
-    if (attribute.empty())
-      fail("{}:{}: field '{}': attribute {} is empty (two '|' in a row?)", where.file, where.line, field_name, i + 1);
-    attributes.emplace_back(attribute);
-  }
-  return attributes;
-}
-
 // ---- format detection ----
 
 std::string_view first_content_line(std::string_view text) {
@@ -172,7 +156,7 @@ void read_text(const std::string& name, std::string_view text, ItemAttributes& o
     const std::string_view item = trim(line.substr(0, bar));
     if (item.empty()) fail("{}:{}: field 'item': empty id", name, number);
     const std::string_view rest = bar == std::string_view::npos ? std::string_view() : trim(line.substr(bar + 1));
-    if (!out.by_item.try_emplace(std::string(item), split_attributes(rest, "attributes", where)).second)
+    if (!out.by_item.try_emplace(std::string(item), split_values(rest, "|", "attributes", "attribute", where)).second)
       fail("{}:{}: item '{}' appears on an earlier line too", name, number, item);
   });
 }
@@ -182,13 +166,38 @@ void read_text(const std::string& name, std::string_view text, ItemAttributes& o
 struct Movie {
   std::string id;  // as written, the item id when there is no item map
   std::vector<std::string> genres;
+  std::string year;  // empty when the file gives none
 };
 using MovieTable = std::unordered_map<int64_t, Movie>;
 
-void add_movie(MovieTable& movies, std::string_view id, std::vector<std::string> genres, const LineContext& where) {
+void add_movie(MovieTable& movies, std::string_view id, std::vector<std::string> genres, std::string_view year,
+               const LineContext& where) {
   const int64_t key = parse_integer(id, "movie_id", where);
-  if (!movies.try_emplace(key, Movie{std::string(id), std::move(genres)}).second)
+  if (!movies.try_emplace(key, Movie{std::string(id), std::move(genres), std::string(year)}).second)
     fail("{}:{}: movie '{}' appears on an earlier line too", where.file, where.line, id);
+}
+
+bool is_year(std::string_view text) {
+  return text.size() == 4 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// movies.dat titles end in the release year, "Toy Story (1995)"; a title without one has no year (titles are free
+// text, so this is not an error).
+std::string_view year_of_title(std::string_view title) {
+  title = trim(title);
+  if (title.size() < 6 || title.back() != ')' || title[title.size() - 6] != '(') return {};
+  const std::string_view year = title.substr(title.size() - 5, 4);
+  return is_year(year) ? year : std::string_view();
+}
+
+// u.item release dates are dd-Mon-yyyy ("01-Jan-1995"); one movie has none (an empty field, no year).
+std::string_view year_of_release_date(std::string_view date, const LineContext& where) {
+  if (date.empty()) return {};
+  const size_t dash = date.rfind('-');
+  const std::string_view year = dash == std::string_view::npos ? std::string_view() : date.substr(dash + 1);
+  if (!is_year(year))
+    fail("{}:{}: field 'release date': expected a date such as 01-Jan-1995, got '{}'", where.file, where.line, date);
+  return year;
 }
 
 // movies.dat: movie_id::title::Genre|Genre. A title may hold ':' (even a last one, "Title:::Drama") but never '::',
@@ -207,8 +216,9 @@ MovieTable read_movies_dat(const std::string& name, std::string_view text) {
       split_by(line, "::", fields);
       fail("{}:{}: expected 3 fields separated by '::', got {}", name, number, fields.size());
     }
-    add_movie(movies, trim(line.substr(0, first)), split_attributes(trim(line.substr(last + 2)), "genres", where),
-              where);
+    add_movie(movies, trim(line.substr(0, first)),
+              split_values(trim(line.substr(last + 2)), "|", "genres", "attribute", where),
+              year_of_title(line.substr(first + 2, last - first - 2)), where);
   });
   return movies;
 }
@@ -242,7 +252,8 @@ std::vector<std::string> read_genre_names(const std::string& path) {
   return names;
 }
 
-// u.item: id|title|release date|video release date|IMDb URL|flag|flag|...; the genres are the flags set to 1.
+// u.item: id|title|release date|video release date|IMDb URL|flag|flag|...; the genres are the flags set to 1, the
+// year ends the release date.
 MovieTable read_uitem(const std::string& name, std::string_view text, const std::vector<std::string>& genres) {
   MovieTable movies;
   const size_t expected = kUItemFixedFields + genres.size();
@@ -260,7 +271,8 @@ MovieTable read_uitem(const std::string& name, std::string_view text, const std:
       else if (flag != "0")
         fail("{}:{}: field '{}': expected 0 or 1, got '{}'", name, number, genres[g], flag);
     }
-    add_movie(movies, trim(fields[0]), std::move(flagged), LineContext{name, number});
+    const LineContext where{name, number};
+    add_movie(movies, trim(fields[0]), std::move(flagged), year_of_release_date(trim(fields[2]), where), where);
   });
   return movies;
 }
@@ -288,6 +300,7 @@ void read_through_item_map(const std::string& path, const std::string& movies_na
     if (found == movies.end()) fail("{}:{}: movie {} is not in {}", name, number, movie, movies_name);
     if (!out.by_item.try_emplace(std::string(item), found->second.genres).second)
       fail("{}:{}: item '{}' appears on an earlier line too", name, number, item);
+    if (!found->second.year.empty()) out.year_by_item.emplace(item, found->second.year);
   });
   if (out.by_item.empty()) fail("{}: no items (empty file or header only)", name);
 }
@@ -300,7 +313,10 @@ void attach_movies(MovieTable movies, const std::string& name, const std::string
     return;
   }
   out.by_item.reserve(movies.size());
-  for (auto& [key, movie] : movies) out.by_item.emplace(std::move(movie.id), std::move(movie.genres));
+  for (auto& [key, movie] : movies) {
+    if (!movie.year.empty()) out.year_by_item.emplace(movie.id, std::move(movie.year));
+    out.by_item.emplace(std::move(movie.id), std::move(movie.genres));
+  }
 }
 
 void check_options_apply(Format format, const AttributeReadOptions& options, const std::string& name) {
@@ -326,6 +342,7 @@ ItemAttributes read_item_attributes(const std::string& path, const AttributeRead
   const Format format = format_named(options.format, path, text);
   check_options_apply(format, options, name);
   ItemAttributes attributes;
+  attributes.format = kFormatNames[static_cast<size_t>(format)];
   switch (format) {
     case Format::json:
       read_json(name, text, storage.size() - text.size(), attributes);

@@ -1,8 +1,7 @@
-// [data] config section and load_data(): read (or generate the demo) -> prepare -> cache -> split.
+// [data] config section and load_data(): read (or generate the demo) -> prepare -> features -> cache -> split.
 #include "embrec/data/load.h"
 
 #include <spdlog/spdlog.h>
-
 
 #include <filesystem>
 
@@ -24,6 +23,116 @@ DemoOptions demo_options_from(ConfigTable& table) {
   options.intents = table.get("intents", options.intents);
   options.seed = static_cast<uint64_t>(table.get("seed", static_cast<int64_t>(options.seed)));
   return options;
+}
+
+// [data.item_features] / [data.user_features]. Keys that do not apply to the chosen format are errors, and so is a
+// file that does not exist (naming the key and the file).
+FeatureSource feature_source_from(ConfigTable& table, FeatureSide side) {
+  FeatureSource s;
+  s.path = table.get_path("path", s.path);
+  if (s.path.empty()) fail("{}: missing key '{}' (the feature file)", table.source(), table.key_path("path"));
+  s.read.format = table.get_one_of("format", s.read.format, kFeatureFormatNames);
+  table.check(format_describes(s.read.format, side), "format",
+              fmt::format("must describe {} ({}), got '{}'", side == FeatureSide::Items ? "items" : "users",
+                          side == FeatureSide::Items ? "auto, movies, uitem, attributes, csv or tsv"
+                                                     : "auto, users, uuser, csv or tsv",
+                          name_of(kFeatureFormatNames, s.read.format)));
+  const FeatureFormat format = format_by_extension(s.read.format, s.path);
+  const bool items = side == FeatureSide::Items, automatic = format == FeatureFormat::Auto;
+  auto movies = table.only(items && (automatic || format == FeatureFormat::Movies || format == FeatureFormat::UItem),
+                           "to item features of format movies or uitem");
+  s.read.item_map = movies.get_path("item_map", s.read.item_map);
+  auto uitem = table.only(items && (automatic || format == FeatureFormat::UItem), "to item features of format uitem");
+  s.read.genre_names = uitem.get_path("genre_names", s.read.genre_names);
+  const bool table_format = format == FeatureFormat::Csv || format == FeatureFormat::Tsv;
+  auto delimited = table.only(table_format, "to format = \"csv\" or \"tsv\" (or a .csv or .tsv path)");
+  s.read.id_column = delimited.get("id_column", std::string(!table_format ? "" : items ? "item_id" : "user_id"));
+  s.read.multi_columns = delimited.get("multi_columns", s.read.multi_columns);
+  s.read.separator = delimited.get("separator", s.read.separator);
+  table.check(!s.read.separator.empty(), "separator", "must not be empty");
+  for (const auto& [key, file] : {std::pair<const char*, const std::string&>{"path", s.path},
+                                  {"item_map", s.read.item_map},
+                                  {"genre_names", s.read.genre_names}})
+    table.check(file.empty() || file_exists(file), key, fmt::format(": no such file {}", file));
+  return s;
+}
+
+// What decides a cached dataset besides the files' contents: the read, preparation and feature options.
+std::string options_text(const DataConfig& config) {
+  std::string text =
+      fmt::format("format={};user={};item={};rating={};time={};delimiter={};min_rating={}:{};dedup={};cores={},{}",
+                  name_of(kLogFormatNames, config.read.format), config.read.user_column, config.read.item_column,
+                  config.read.rating_column, config.read.timestamp_column, static_cast<int>(config.read.delimiter),
+                  config.prepare.has_min_rating, config.prepare.min_rating, name_of(kDedupNames, config.prepare.dedup),
+                  config.prepare.user_core, config.prepare.item_core);
+  for (const auto& [side, source] : {std::pair<const char*, const FeatureSource&>{"item", config.item_features},
+                                     {"user", config.user_features}}) {
+    if (!source.configured()) continue;
+    const FeatureReadOptions& read = source.read;
+    text += fmt::format(";{}_features=format:{},item_map:{},genre_names:{},id_column:{},separator:{},multi:", side,
+                        name_of(kFeatureFormatNames, read.format), !read.item_map.empty(), !read.genre_names.empty(),
+                        read.id_column, read.separator);
+    for (const std::string& column : read.multi_columns) text += column + ",";
+  }
+  return text;
+}
+
+// The log's SHA-256, or with features the SHA-256 of the log's and every feature file's, so that a changed feature
+// file rebuilds the cache as a changed log does.
+std::string source_checksum(const DataConfig& config) {
+  const std::string log = sha256_file_hex(config.path);
+  std::string features;
+  for (const FeatureSource* source : {&config.item_features, &config.user_features})
+    for (const std::string* file : {&source->path, &source->read.item_map, &source->read.genre_names})
+      if (!file->empty()) features += sha256_file_hex(*file);
+  return features.empty() ? log : sha256_hex(log + features);
+}
+
+Features configured_features(const FeatureSource& source, FeatureSide side, const IdMap& ids) {
+  if (!source.configured()) return Features();
+  Features features = attach_features(read_features(source.path, side, source.read), ids);
+  int32_t covered = 0;
+  for (int32_t entity = 0; entity < features.entity_count(); ++entity)
+    covered += features.offsets[static_cast<int64_t>(entity) * features.field_count()] !=
+               features.offsets[static_cast<int64_t>(entity + 1) * features.field_count()];
+  const bool items = side == FeatureSide::Items;
+  std::string fields;
+  for (const std::string& field : features.fields) fields += (fields.empty() ? "" : ", ") + field;
+  if (covered == 0)
+    spdlog::warn("{}: none of the log's {} has features (do its ids match the log's?)", source.path,
+                 items ? "items" : "users");
+  spdlog::info("{} features ({}) for {} of {} {}", items ? "item" : "user", fields, covered, ids.size(),
+               items ? "items" : "users");
+  return features;
+}
+
+// The configured features, read onto the dataset's internal ids.
+void attach_configured_features(const DataConfig& config, Dataset& dataset) {
+  dataset.item_features = configured_features(config.item_features, FeatureSide::Items, dataset.items);
+  dataset.user_features = configured_features(config.user_features, FeatureSide::Users, dataset.users);
+}
+
+// The log prepared, with its features: from the cache when it holds this exact dataset, else built (and cached).
+Dataset prepared_dataset(const DataConfig& config) {
+  if (!file_exists(config.path)) fail("{}: no such file", config.path);
+  const std::string options_checksum = sha256_hex(options_text(config));
+  std::string cache_path, checksum;
+  if (!config.cache_dir.empty()) {
+    checksum = source_checksum(config);
+    cache_path = fmt::format("{}/{}-{}.bin", config.cache_dir, fs::path(config.path).stem().string(),
+                             options_checksum.substr(0, 16));
+    std::string why;
+    std::optional<Dataset> cached = read_cache(cache_path, checksum, options_checksum, &why);
+    if (cached) return std::move(*cached);
+    if (why != "no cache file") spdlog::info("rebuilding dataset cache {}: {}", cache_path, why);
+  }
+  Dataset dataset = prepare_dataset(read_log(config.path, config.read), config.prepare);
+  attach_configured_features(config, dataset);
+  if (!cache_path.empty()) {
+    make_directories(config.cache_dir);
+    write_cache(cache_path, dataset, checksum, options_checksum);
+  }
+  return dataset;
 }
 
 }  // namespace
@@ -68,42 +177,18 @@ DataConfig DataConfig::from(ConfigTable& table) {
   if (!c.demo.empty() && !c.path.empty())
     fail("{}: keys '{}' and '{}' exclude each other", source, table.key_path("path"), table.key_path("demo"));
   c.demo_options = demo_options_from(table.sub("demo_options"));
+  if (table.has("item_features")) c.item_features = feature_source_from(table.sub("item_features"), FeatureSide::Items);
+  if (table.has("user_features")) c.user_features = feature_source_from(table.sub("user_features"), FeatureSide::Users);
   return c;
 }
 
 LoadedData load_data(const DataConfig& config) {
   LoadedData loaded;
-  if (!config.demo.empty()) {
-    loaded.dataset = generate_demo(config.demo_options);
+  if (config.demo.empty()) {
+    loaded.dataset = prepared_dataset(config);
   } else {
-    if (!file_exists(config.path)) fail("{}: no such file", config.path);
-    const std::string options_text =
-        fmt::format("format={};user={};item={};rating={};time={};delimiter={};min_rating={}:{};dedup={};cores={},{}",
-                    name_of(kLogFormatNames, config.read.format), config.read.user_column, config.read.item_column, config.read.rating_column,
-                    config.read.timestamp_column, static_cast<int>(config.read.delimiter),
-                    config.prepare.has_min_rating, config.prepare.min_rating, name_of(kDedupNames, config.prepare.dedup),
-                    config.prepare.user_core, config.prepare.item_core);
-    std::optional<Dataset> cached;
-    std::string cache_path;
-    std::string source_checksum;
-    const std::string options_checksum = sha256_hex(options_text);
-    if (!config.cache_dir.empty()) {
-      source_checksum = sha256_file_hex(config.path);
-      cache_path = fmt::format("{}/{}-{}.bin", config.cache_dir, fs::path(config.path).stem().string(),
-                               options_checksum.substr(0, 16));
-      std::string why;
-      cached = read_cache(cache_path, source_checksum, options_checksum, &why);
-      if (!cached && why != "no cache file") spdlog::info("rebuilding dataset cache {}: {}", cache_path, why);
-    }
-    if (cached) {
-      loaded.dataset = std::move(*cached);
-    } else {
-      loaded.dataset = prepare_dataset(read_log(config.path, config.read), config.prepare);
-      if (!cache_path.empty()) {
-        make_directories(config.cache_dir);
-        write_cache(cache_path, loaded.dataset, source_checksum, options_checksum);
-      }
-    }
+    loaded.dataset = generate_demo(config.demo_options);
+    attach_configured_features(config, loaded.dataset);
   }
   loaded.split = make_split(loaded.dataset, config.split);
   return loaded;

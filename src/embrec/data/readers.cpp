@@ -20,61 +20,6 @@ namespace embrec::data {
 
 namespace {
 
-// One csv/tsv record: fields split at `delimiter`, RFC 4180 quoting ("a,b" is one field, "" inside quotes is a
-// quote) so that files written by pandas or spreadsheets read as written. Quoted fields lose their quotes and are
-// kept in `unquoted` (fields then view into it) exactly as written between the quotes, spaces included; unquoted
-// fields are trimmed. A field cannot span lines. Returns false on an unterminated quote.
-bool split_record(std::string_view line, char delimiter, std::vector<std::string_view>& fields,
-                  std::vector<std::string>& unquoted) {
-  fields.clear();
-  if (line.find('"') == std::string_view::npos) {
-    split_by(line, std::string_view(&delimiter, 1), fields);
-    for (std::string_view& field : fields) field = trim(field);
-    return true;
-  }
-  unquoted.clear();
-  std::vector<std::pair<size_t, size_t>> quoted;  // (field index, index into unquoted), resolved at the end
-  size_t position = 0;
-  while (true) {
-    size_t start = position;
-    while (start < line.size() && line[start] == ' ') ++start;
-    if (start < line.size() && line[start] == '"') {
-      std::string value;
-      size_t at = start + 1;
-      while (true) {
-        if (at >= line.size()) return false;
-        if (line[at] == '"') {
-          if (at + 1 < line.size() && line[at + 1] == '"') {
-            value += '"';
-            at += 2;
-            continue;
-          }
-          ++at;
-          break;
-        }
-        value += line[at++];
-      }
-      while (at < line.size() && line[at] == ' ') ++at;
-      if (at < line.size() && line[at] != delimiter) return false;  // text after the closing quote
-      quoted.emplace_back(fields.size(), unquoted.size());
-      unquoted.push_back(std::move(value));
-      fields.emplace_back();
-      if (at >= line.size()) break;
-      position = at + 1;
-    } else {
-      const size_t end = line.find(delimiter, position);
-      if (end == std::string_view::npos) {
-        fields.push_back(trim(line.substr(position)));
-        break;
-      }
-      fields.push_back(trim(line.substr(position, end - position)));
-      position = end + 1;
-    }
-  }
-  for (const auto& [field, index] : quoted) fields[field] = unquoted[index];
-  return true;
-}
-
 // Quotes a csv/tsv field only when it needs it, so plain ids are written bare.
 std::string quote_if_needed(const std::string& field, char delimiter) {
   if (field.find(delimiter) == std::string::npos && field.find('"') == std::string::npos &&
@@ -124,20 +69,13 @@ void read_sequences(const std::string& name, std::string_view text, RawLog& log)
 }
 
 // ratings.dat (UserID::MovieID::Rating::Timestamp) and u.data (user TAB item TAB rating TAB timestamp).
-void read_movielens(const std::string& name, std::string_view text, std::string_view separator,
-                    std::string_view shown_separator, RawLog& log) {
-  std::vector<std::string_view> fields;
-  for_each_line(text, [&](std::string_view line, int64_t number) {
-    if (trim(line).empty()) return;
-    const LineContext where{name, number};
-    split_by(line, separator, fields);
-    if (fields.size() != 4)
-      fail("{}:{}: expected 4 fields separated by '{}', got {}", name, number, shown_separator, fields.size());
-    const std::string_view user = integer_id(trim(fields[0]), "user", where);
-    const std::string_view item = integer_id(trim(fields[1]), "item", where);
-    const double rating = parse_number(trim(fields[2]), "rating", where);
-    const int64_t timestamp = parse_integer(trim(fields[3]), "timestamp", where);
-    add(log, user, item, static_cast<float>(rating), timestamp, number);
+void read_movielens(const std::string& name, std::string_view text, std::string_view separator, RawLog& log) {
+  for_each_record(name, text, separator, 4, [&](const std::vector<std::string_view>& fields, const LineContext& where) {
+    const std::string_view user = integer_id(fields[0], "user", where);
+    const std::string_view item = integer_id(fields[1], "item", where);
+    const double rating = parse_number(fields[2], "rating", where);
+    const int64_t timestamp = parse_integer(fields[3], "timestamp", where);
+    add(log, user, item, static_cast<float>(rating), timestamp, where.line);
   });
 }
 
@@ -145,7 +83,6 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
                     RawLog& log) {
   if (options.user_column.empty() || options.item_column.empty())
     fail("{}: user_column and item_column must name columns of the header", name);
-  const std::string shown_delimiter = delimiter == '\t' ? "\\t" : std::string(1, delimiter);
   std::vector<std::string_view> fields;
   std::vector<std::string> unquoted;
   std::vector<std::string> header;
@@ -156,13 +93,9 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
       fail("{}:{}: unterminated or misplaced '\"' (quoted fields must be whole fields on one line)", name, number);
     if (header.empty()) {
       for (std::string_view field : fields) header.emplace_back(trim(field));
+      const LineContext where{name, number};
       auto column = [&](const std::string& wanted, const char* key) {
-        if (wanted.empty()) return -1;
-        for (size_t c = 0; c < header.size(); ++c)
-          if (header[c] == wanted) return static_cast<int>(c);
-        std::string known;
-        for (const std::string& h : header) known += (known.empty() ? "" : ", ") + h;
-        fail("{}:{}: unknown column '{}' for {} (columns: {})", name, number, wanted, key, known);
+        return wanted.empty() ? -1 : column_index(header, wanted, key, where);
       };
       user_column = column(options.user_column, "user_column");
       item_column = column(options.item_column, "item_column");
@@ -172,8 +105,7 @@ void read_delimited(const std::string& name, std::string_view text, const ReadOp
     }
     const LineContext where{name, number};
     if (fields.size() != header.size())
-      fail("{}:{}: expected {} fields separated by '{}', got {}", name, number, header.size(), shown_delimiter,
-           fields.size());
+      fail_field_count(where, header.size(), std::string_view(&delimiter, 1), fields.size());
     const std::string_view user = fields[user_column];  // quoted ids keep their spaces (split_record)
     const std::string_view item = fields[item_column];
     if (user.empty()) fail("{}:{}: field '{}': empty id", name, number, header[user_column]);
@@ -217,8 +149,8 @@ RawLog read_log(const std::string& path, const ReadOptions& options) {
   const bool delimited = options.format == LogFormat::Csv || options.format == LogFormat::Tsv;
   switch (options.format) {
     case LogFormat::Seq: read_sequences(name, text, log); break;
-    case LogFormat::Movielens: read_movielens(name, text, "::", "::", log); break;
-    case LogFormat::Udata: read_movielens(name, text, "\t", "\\t", log); break;
+    case LogFormat::Movielens: read_movielens(name, text, "::", log); break;
+    case LogFormat::Udata: read_movielens(name, text, "\t", log); break;
     case LogFormat::Csv:
     case LogFormat::Tsv: read_delimited(name, text, options, delimiter_of(options), log); break;
   }

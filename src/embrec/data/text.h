@@ -1,5 +1,6 @@
-// Line and field helpers shared by the text readers (interaction logs, item attributes): lines with their numbers,
-// fields split at a separator, integers and numbers parsed with errors that name the file, line and field.
+// Line and field helpers shared by the text readers (interaction logs, item attributes, feature tables): lines with
+// their numbers, fields split at a separator or as csv records, integers and numbers parsed with errors that name
+// the file, line and field.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,42 @@ void split_by(std::string_view line, std::string_view separator, std::vector<std
 // Without leading and trailing spaces and tabs.
 std::string_view trim(std::string_view text);
 std::string_view trim_end(std::string_view text);
+
+// "<file>:<line>: expected <expected> fields separated by '<separator>', got <got>" (a tab shown as \t).
+[[noreturn]] void fail_field_count(const LineContext& where, size_t expected, std::string_view separator, size_t got);
+
+// Calls visit(fields, where) for each non-blank line of a file of fixed-width records: the line cut at `separator`
+// into exactly `field_count` fields, each trimmed (another count is fail_field_count's error).
+template <typename Visit>
+void for_each_record(const std::string& file, std::string_view text, std::string_view separator, size_t field_count,
+                     Visit&& visit) {
+  std::vector<std::string_view> fields;
+  for_each_line(text, [&](std::string_view line, int64_t number) {
+    if (trim(line).empty()) return;
+    const LineContext where{file, number};
+    split_by(line, separator, fields);
+    if (fields.size() != field_count) fail_field_count(where, field_count, separator, fields.size());
+    for (std::string_view& field : fields) field = trim(field);
+    visit(fields, where);
+  });
+}
+
+// One csv/tsv record: fields split at `delimiter`, RFC 4180 quoting ("a,b" is one field, "" inside quotes is a
+// quote) so that files written by pandas or spreadsheets read as written. Quoted fields lose their quotes and are
+// kept in `unquoted` (fields then view into it) exactly as written between the quotes, spaces included; unquoted
+// fields are trimmed. A field cannot span lines. Returns false on an unterminated quote.
+bool split_record(std::string_view line, char delimiter, std::vector<std::string_view>& fields,
+                  std::vector<std::string>& unquoted);
+
+// The position of column `wanted` in a header row, else "<file>:<line>: unknown column '<wanted>' for <key>
+// (columns: a, b, c)"; `key` names the option that asked for it.
+int column_index(const std::vector<std::string>& header, std::string_view wanted, std::string_view key,
+                 const LineContext& where);
+
+// The values of one field cut at `separator` and trimmed: an empty field has none; an empty value between two
+// separators is "<file>:<line>: field '<field>': <noun> 2 is empty (two '|' in a row?)".
+std::vector<std::string> split_values(std::string_view field, std::string_view separator, const char* field_name,
+                                      const char* noun, const LineContext& where);
 
 bool is_integer(std::string_view text);
 // The whole field as an integer / a finite number, else "<file>:<line>: field '<field>': cannot parse ...".
