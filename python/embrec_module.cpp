@@ -319,7 +319,8 @@ class Run {
     {
       py::gil_scoped_release release;
       const data::Split& split = experiment_->data.split;
-      const eval::UserGroups groups = eval::head_tail_groups(split.train, experiment_->train_config.head_share);
+      const eval::UserGroups groups = eval::result_groups(split.train, experiment_->train_config.head_share,
+                                                          experiment_->data.dataset.item_count(), config);
       const data::EvalTask task = data::make_eval_task(split, test_stage);
       const eval::EvalResult result =
           models::evaluate_model(*experiment_->model, task, experiment_->data.dataset.item_count(), config, &groups);

@@ -229,6 +229,41 @@ TEST(Evaluator, GroupsAreMeansOverTheirUsers) {
   EXPECT_THROW(result.value("ndcg@3"), Error);
 }
 
+TEST(Evaluator, ItemGroupsScoreHeadAndTailItemTargetsEachOnTheirOwn) {
+  // Items 0 and 1 are head items, 2 and 3 tail. Scores 4 > 3 > 2 > 1 over items 0..3, no history.
+  TableScores scores({{4.f, 3.f, 2.f, 1.f}, {4.f, 3.f, 2.f, 1.f}, {4.f, 3.f, 2.f, 1.f}});
+  // User 0: targets 1 (head, rank 2) and 3 (tail, rank 4); user 1: only 2 (tail, rank 3); user 2: only 0 (head).
+  data::EvalTask task{lists({{}, {}, {}}), lists({{1, 3}, {2}, {0}})};
+  UserGroups groups{{"head", "tail"}, {0, 1, 1}, {"head_items", "tail_items"}, {0, 0, 1, 1}};
+  EvalResult result = evaluate(scores, task, config_with({2, 4}, {"recall"}), &groups);
+  EXPECT_EQ(result.group_names,
+            (std::vector<std::string>{"all", "head", "tail", "head_items", "tail_items"}));
+  // All targets: user 0 finds 1 of 2 in the top 2, user 1 none, user 2 its one.
+  EXPECT_NEAR(result.value("recall@2"), (0.5 + 0.0 + 1.0) / 3, 1e-12);
+  // Head-item targets (users 0 and 2): both found in the top 2. Tail-item targets (users 0 and 1): none in the top 2,
+  // both in the top 4.
+  EXPECT_EQ(result.groups[3].users, 2);
+  EXPECT_NEAR(result.value("recall@2", "head_items"), 1.0, 1e-12);
+  EXPECT_NEAR(result.value("recall@2", "tail_items"), 0.0, 1e-12);
+  EXPECT_NEAR(result.value("recall@4", "tail_items"), 1.0, 1e-12);
+  // The single-target path (each user one target) agrees: user 1 (tail item 2, rank 3) and user 2 (head item 0).
+  data::EvalTask single{lists({{}, {}, {}}), lists({{}, {2}, {0}})};
+  EvalResult fast = evaluate(scores, single, config_with({2}, {"recall"}), &groups);
+  EXPECT_NEAR(fast.value("recall@2", "head_items"), 1.0, 1e-12);
+  EXPECT_NEAR(fast.value("recall@2", "tail_items"), 0.0, 1e-12);
+  EXPECT_EQ(fast.groups[4].users, 1);
+}
+
+TEST(Evaluator, HeadItemsAreTheMostTrainedOnAndTiesGoToTheLowerId) {
+  // Training counts: item 0: 1, item 1: 3, item 2: 3, item 3: 0, item 4: 2.
+  const data::Sequences train = lists({{1, 2, 4}, {1, 2, 0}, {1, 2, 4}});
+  const UserGroups groups = head_tail_groups(train, 0.5, 5, 0.4);  // ceil(0.4 x 5) = 2 head items
+  EXPECT_EQ(groups.item_group, (std::vector<int32_t>{1, 0, 0, 1, 1}));
+  const UserGroups three = head_tail_groups(train, 0.5, 5, 0.5);  // 3: item 4 (2) before item 0 (1)
+  EXPECT_EQ(three.item_group, (std::vector<int32_t>{1, 0, 0, 1, 0}));
+  EXPECT_TRUE(head_tail_groups(train, 0.5).item_group.empty());
+}
+
 TEST(Evaluator, JsonRoundTripAndTable) {
   TableScores scores({{3.f, 2.f, 1.f}, {1.f, 2.f, 3.f}});
   data::EvalTask task{lists({{}, {}}), lists({{0}, {0}})};

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -34,6 +35,9 @@ EvalConfig EvalConfig::from(ConfigTable& table) {
   c.index = by_index.get("index", c.index);
   c.index_metric = by_index.get("index_metric", c.index_metric);  // checked where the index code is (train/)
   c.select = table.get("select", c.select);
+  c.item_groups = table.get("item_groups", c.item_groups);
+  c.head_item_share =
+      table.only(c.item_groups, "to item_groups = true").get_in_range("head_item_share", c.head_item_share, "(0, 1)");
   table.check(!c.ks.empty(), "ks", "must not be empty");
   for (int64_t k : c.ks) table.check(k > 0, "ks", fmt::format("must hold positive values, got {}", k));
   table.check(!c.metrics.empty(), "metrics", "must not be empty");
@@ -151,12 +155,30 @@ std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vect
   return table;
 }
 
-UserGroups head_tail_groups(const data::Sequences& train, double head_share) {
+UserGroups result_groups(const data::Sequences& train, double head_share, int32_t item_count,
+                         const EvalConfig& config) {
+  return head_tail_groups(train, head_share, config.item_groups ? item_count : 0, config.head_item_share);
+}
+
+UserGroups head_tail_groups(const data::Sequences& train, double head_share, int32_t item_count,
+                            double head_item_share) {
   const std::vector<uint8_t> head = data::head_users(train, head_share);
   UserGroups groups;
   groups.names = {"head", "tail"};
   groups.user_group.resize(head.size());
   for (size_t u = 0; u < head.size(); ++u) groups.user_group[u] = head[u] ? 0 : 1;
+  if (item_count > 0) {
+    // The most interacted-with items by training count, ties by lower id: the first ceil(share x items) are head.
+    std::vector<int64_t> counts(static_cast<size_t>(item_count), 0);
+    for (int32_t item : train.items) ++counts[item];
+    std::vector<int32_t> order(static_cast<size_t>(item_count));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return counts[a] > counts[b]; });
+    const size_t heads = static_cast<size_t>(std::ceil(head_item_share * item_count));
+    groups.item_names = {"head_items", "tail_items"};
+    groups.item_group.assign(static_cast<size_t>(item_count), 1);
+    for (size_t i = 0; i < heads && i < order.size(); ++i) groups.item_group[order[i]] = 0;
+  }
   return groups;
 }
 
@@ -201,25 +223,30 @@ int64_t repeat_count(const data::EvalTask& task, int32_t u) {
   return count;
 }
 
-// Where one user's metric values go, in `keys` order: for all targets, and -- with exclude = none -- for the
-// repeated and the new targets alone (has_* = 0 where the user has none of that kind).
+// A division of every user's targets into two sets, each scored on its own as if it were the user's only
+// targets: repeated / new (exclude = none), head-item / tail-item targets (UserGroups' item groups).
+struct TargetSplit {
+  std::string first, second;
+  std::function<bool(int32_t user, int32_t item)> in_first;
+};
+
+// Where one user's metric values go, in `keys` order: for all targets, and for each side of each TargetSplit
+// (`has` = 0 where the user has no target on that side).
 struct UserOut {
   double* all;
-  double* repeat;
-  double* fresh;
-  uint8_t* has_repeat;
-  uint8_t* has_fresh;
+  std::vector<double*> sides;    // 2 per split: first, second
+  std::vector<uint8_t*> has;     // parallel to sides
 };
 
 // One user's metric values from the scores of all items, ranked after exclusion; ties go to the lower item id.
 // Returns how many of the user's targets repeat an item of the input history.
 int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& task, int32_t u, bool single_target,
-                     const MetricKeys& keys, int64_t max_k, Exclude exclude, const UserOut& out) {
+                     const MetricKeys& keys, int64_t max_k, Exclude exclude, const std::vector<TargetSplit>& splits,
+                     const UserOut& out) {
   const int32_t* target_begin = task.targets.begin(u);
   const int64_t target_count = task.targets.length(u);
   const int64_t repeats = repeat_count(task, u);
   apply_exclusion(exclude, task.history.begin(u), task.history.length(u), target_begin, target_count, row_scores);
-  const bool by_kind = exclude == Exclude::None;
   if (single_target) {
     const int32_t target = target_begin[0];
     const float target_score = row_scores[target];
@@ -229,9 +256,10 @@ int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& tas
     // A NaN score is a miss, never a hit; so is an excluded target (exclude = history and a repeated target).
     if (std::isnan(target_score) || (exclude == Exclude::History && repeats > 0)) rank = items;
     for (size_t m = 0; m < keys.size(); ++m) out.all[m] = metric_from_rank(keys[m].first, rank, keys[m].second);
-    if (by_kind) {
-      std::copy(out.all, out.all + keys.size(), repeats > 0 ? out.repeat : out.fresh);
-      *(repeats > 0 ? out.has_repeat : out.has_fresh) = 1;
+    for (size_t s = 0; s < splits.size(); ++s) {
+      const size_t side = 2 * s + (splits[s].in_first(u, target) ? 0 : 1);
+      std::copy(out.all, out.all + keys.size(), out.sides[side]);
+      *out.has[side] = 1;
     }
     return repeats;
   }
@@ -248,15 +276,14 @@ int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& tas
       values[m] = metric_at_k(keys[m].first, candidates.data(), depth, relevant, relevant_count, keys[m].second);
   };
   fill(target_begin, target_count, out.all);
-  if (by_kind) {
-    // The targets split by whether they repeat an item of the input history, each set scored on its own.
-    std::vector<int32_t> repeated, fresh;
+  for (size_t s = 0; s < splits.size(); ++s) {
+    std::vector<int32_t> first, second;
     for (const int32_t* t = target_begin; t != target_begin + target_count; ++t)
-      (contains(task.history.begin(u), task.history.length(u), *t) ? repeated : fresh).push_back(*t);
-    *out.has_repeat = !repeated.empty();
-    *out.has_fresh = !fresh.empty();
-    if (*out.has_repeat) fill(repeated.data(), static_cast<int64_t>(repeated.size()), out.repeat);
-    if (*out.has_fresh) fill(fresh.data(), static_cast<int64_t>(fresh.size()), out.fresh);
+      (splits[s].in_first(u, *t) ? first : second).push_back(*t);
+    *out.has[2 * s] = !first.empty();
+    *out.has[2 * s + 1] = !second.empty();
+    if (!first.empty()) fill(first.data(), static_cast<int64_t>(first.size()), out.sides[2 * s]);
+    if (!second.empty()) fill(second.data(), static_cast<int64_t>(second.size()), out.sides[2 * s + 1]);
   }
   return repeats;
 }
@@ -278,15 +305,17 @@ GroupMetrics mean_over(const std::vector<double>& values, const MetricKeys& keys
   return metrics;
 }
 
-// Per-user values of the three target sets, and which users have repeated / new targets.
+// Per-user values of all targets and of each side of each TargetSplit, and which users have targets there.
 struct UserValues {
-  std::vector<double> all, repeat, fresh;
-  std::vector<uint8_t> has_repeat, has_fresh;
+  std::vector<double> all;
+  std::vector<std::vector<double>> sides;
+  std::vector<std::vector<uint8_t>> has;
 };
 
-// "all", then the user groups (head, tail), then -- when measured -- "repeat" and "new" targets.
+// "all", then the user groups (head, tail), then each side of each TargetSplit ("repeat" and "new",
+// "head_items" and "tail_items").
 EvalResult group_means(const UserValues& values, const std::vector<int32_t>& users, const MetricKeys& keys,
-                       const UserGroups* groups, bool by_kind) {
+                       const UserGroups* groups, const std::vector<TargetSplit>& splits) {
   EvalResult result;
   result.group_names.push_back("all");
   result.groups.push_back(mean_over(values.all, keys, nullptr));
@@ -296,10 +325,10 @@ EvalResult group_means(const UserValues& values, const std::vector<int32_t>& use
     result.group_names.push_back(groups->names[g]);
     result.groups.push_back(mean_over(values.all, keys, &member));
   }
-  if (by_kind) {
-    result.group_names.insert(result.group_names.end(), {"repeat", "new"});
-    result.groups.push_back(mean_over(values.repeat, keys, &values.has_repeat));
-    result.groups.push_back(mean_over(values.fresh, keys, &values.has_fresh));
+  for (size_t s = 0; s < splits.size(); ++s) {
+    result.group_names.insert(result.group_names.end(), {splits[s].first, splits[s].second});
+    result.groups.push_back(mean_over(values.sides[2 * s], keys, &values.has[2 * s]));
+    result.groups.push_back(mean_over(values.sides[2 * s + 1], keys, &values.has[2 * s + 1]));
   }
   return result;
 }
@@ -324,15 +353,21 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
   for (const std::string& metric : config.metrics)
     for (int64_t k : config.ks) keys.emplace_back(metric, k);
   const int64_t max_k = *std::max_element(config.ks.begin(), config.ks.end());
-  const bool by_kind = config.exclude == Exclude::None;
+  std::vector<TargetSplit> splits;
+  if (config.exclude == Exclude::None)
+    splits.push_back({"repeat", "new", [&task](int32_t u, int32_t item) {
+                        return contains(task.history.begin(u), task.history.length(u), item);
+                      }});
+  if (groups && !groups->item_group.empty()) {
+    if (static_cast<int32_t>(groups->item_group.size()) != items)
+      fail("internal: item groups cover {} items, the scores {}", groups->item_group.size(), items);
+    splits.push_back({groups->item_names[0], groups->item_names[1],
+                      [groups](int32_t, int32_t item) { return groups->item_group[item] == 0; }});
+  }
   UserValues values;
   values.all.resize(users.size() * keys.size());
-  if (by_kind) {
-    values.repeat.resize(values.all.size());
-    values.fresh.resize(values.all.size());
-    values.has_repeat.resize(users.size());
-    values.has_fresh.resize(users.size());
-  }
+  values.sides.assign(2 * splits.size(), std::vector<double>(values.all.size()));
+  values.has.assign(2 * splits.size(), std::vector<uint8_t>(users.size()));
   std::vector<int64_t> repeats(users.size());
 
   // Scores in blocks of chunk users x all items, one reused buffer.
@@ -344,14 +379,16 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
 #pragma omp parallel for schedule(dynamic, 4)
     for (int32_t row = 0; row < count; ++row) {
       const size_t i = begin + row, at = i * keys.size();
-      const UserOut out{values.all.data() + at, by_kind ? values.repeat.data() + at : nullptr,
-                        by_kind ? values.fresh.data() + at : nullptr, by_kind ? &values.has_repeat[i] : nullptr,
-                        by_kind ? &values.has_fresh[i] : nullptr};
+      UserOut out{values.all.data() + at, {}, {}};
+      for (size_t side = 0; side < values.sides.size(); ++side) {
+        out.sides.push_back(values.sides[side].data() + at);
+        out.has.push_back(&values.has[side][i]);
+      }
       repeats[i] = rank_metrics(scores.data() + static_cast<size_t>(row) * items, items, task, users[i],
-                                single_target, keys, max_k, config.exclude, out);
+                                single_target, keys, max_k, config.exclude, splits, out);
     }
   }
-  EvalResult result = group_means(values, users, keys, groups, by_kind);
+  EvalResult result = group_means(values, users, keys, groups, splits);
   result.exclude = name_of(kExcludeNames, config.exclude);
   for (int32_t u : users) result.targets += task.targets.length(u);
   for (int64_t r : repeats) result.repeat_targets += r;

@@ -76,6 +76,10 @@ struct EvalConfig {
   std::string index_metric = "ip";   // search = "index": ip | cosine | l2, as `embrec export --metric`
   // Which metric/k early stopping and "best" use, e.g. "ndcg@10".
   std::string select = "ndcg@10";
+  // Also report the metrics over head-item and tail-item targets (head_item_share of the items, most popular in
+  // training first), for the test and valid results (not the per-epoch validation).
+  bool item_groups = false;
+  double head_item_share = 0.2;
 
   static EvalConfig from(ConfigTable& table);
 };
@@ -109,15 +113,26 @@ struct EvalResult {
   std::string to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const;
 };
 
-// Optional user groups: user_group[u] indexes group_names (user ids are internal ids); -1 = in no group.
+// Optional user groups: user_group[u] indexes group_names (user ids are internal ids); -1 = in no group. And
+// optional item groups (two, e.g. head and tail items): item_group[i] is 0 or 1; each user's targets are then also
+// divided by their item's group and each part scored on its own, reported as the groups item_names[0] and [1].
 struct UserGroups {
   std::vector<std::string> names;
   std::vector<int32_t> user_group;
+  std::vector<std::string> item_names;
+  std::vector<int32_t> item_group;  // empty: no item groups
 };
 
 // Head/tail users by training-history length: the `head_share` longest histories are "head", the rest "tail"
 // (the S4Rec paper takes the longest 20 %). Ties at the boundary go by user id so the split is deterministic.
-UserGroups head_tail_groups(const data::Sequences& train, double head_share);
+// With item_count > 0 also head/tail items: the ceil(head_item_share x item_count) items with the most training
+// interactions (ties by lower id) are "head_items", the rest (the long tail, items never trained on included)
+// "tail_items".
+UserGroups head_tail_groups(const data::Sequences& train, double head_share, int32_t item_count = 0,
+                            double head_item_share = 0.2);
+// The groups a run's results report: head/tail users, and head/tail items when config.item_groups.
+UserGroups result_groups(const data::Sequences& train, double head_share, int32_t item_count,
+                         const EvalConfig& config);
 
 EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalConfig& config,
                     const UserGroups* groups = nullptr);

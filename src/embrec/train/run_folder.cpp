@@ -34,8 +34,8 @@ eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage) {
   Experiment experiment = load_run(run_dir);
   set_threads(experiment.train_config);
   models::Model& model = *experiment.model;
-  const eval::UserGroups groups =
-      eval::head_tail_groups(experiment.data.split.train, experiment.train_config.head_share);
+  const eval::UserGroups groups = eval::result_groups(experiment.data.split.train, experiment.train_config.head_share,
+                                                      experiment.data.dataset.item_count(), experiment.eval_config);
   const data::EvalTask task = data::make_eval_task(experiment.data.split, test_stage);
   eval::EvalResult result =
       models::evaluate_model(model, task, experiment.data.dataset.item_count(), experiment.eval_config, &groups);

@@ -296,7 +296,8 @@ void write_results(Experiment& experiment, torch::nn::Module& module, const RunF
   models::Model& model = *experiment.model;
   const data::Split& split = experiment.data.split;
   const int32_t item_count = experiment.data.dataset.item_count();
-  const eval::UserGroups groups = eval::head_tail_groups(split.train, experiment.train_config.head_share);
+  const eval::UserGroups groups =
+      eval::result_groups(split.train, experiment.train_config.head_share, item_count, experiment.eval_config);
   if (file_exists(files.best)) load_module(module, files.best);
   module.eval();
   summary.valid = models::evaluate_model(model, valid_task, item_count, experiment.eval_config, &groups);
