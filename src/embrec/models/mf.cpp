@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 
+#include "embrec/models/losses/sampled_softmax.h"
 #include "embrec/models/losses/softmax_cross_entropy.h"
 #include "embrec/util/error.h"
 
@@ -213,16 +214,9 @@ LossParts Mf::loss(const TensorBatch& batch) {
     if (config_.negatives == MfNegatives::All) {
       main = losses::softmax_cross_entropy(hidden, weight, items, config_.softmax_chunk);
     } else {
-      // Row r's classes are the batch's items; its own column is the label. A column holding the same item as the
-      // row's (a duplicate in the batch) is not a negative and is masked out.
-      const torch::Tensor candidates = weight.index_select(0, items);
-      torch::Tensor logits = hidden.mm(candidates.t());
-      if (config_.logq_correction) logits = logits - m.item_log_q.index_select(0, items).unsqueeze(0);
-      const int64_t n = items.size(0);
-      const torch::Tensor same = items.unsqueeze(1).eq(items.unsqueeze(0));
-      const torch::Tensor own = torch::eye(n, same.options());
-      logits = logits.masked_fill(same.logical_and(own.logical_not()), -std::numeric_limits<float>::infinity());
-      main = F::cross_entropy(logits, torch::arange(n, items.options()));
+      // Row r's classes are the batch's items; its own column is the label (duplicates of it are no negatives).
+      const torch::Tensor log_q = config_.logq_correction ? m.item_log_q.index_select(0, items) : torch::Tensor();
+      main = losses::sampled_softmax_loss(hidden, weight.index_select(0, items), items, log_q);
     }
   }
   LossParts out;

@@ -24,6 +24,11 @@ struct ModelContext {
   int32_t user_count = 0;
   torch::Device device = torch::kCPU;
   uint64_t seed = 42;
+  // The prepared data and its split, for models that size themselves by it (the two-tower model's feature
+  // vocabularies). Valid only while the model is constructed (the experiment holding them may move afterwards);
+  // null when an export's encoder is rebuilt from its config alone.
+  const data::Dataset* dataset = nullptr;
+  const data::Split* split = nullptr;
 };
 
 // The loss of one batch: the total that is minimised and its named parts for logs and curves ("sr", "clust", ...).

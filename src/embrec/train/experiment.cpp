@@ -91,6 +91,8 @@ Experiment load_experiment(ConfigTable& root) {
   context.user_count = experiment.data.dataset.user_count();
   context.device = torch::Device(experiment.train_config.device);
   context.seed = static_cast<uint64_t>(experiment.train_config.seed);
+  context.dataset = &experiment.data.dataset;
+  context.split = &experiment.data.split;
   torch::manual_seed(context.seed);
   experiment.model = checked.build_model(context);
   experiment.resolved_toml = resolved_toml(root, experiment.data_config);

@@ -8,6 +8,8 @@
 #include "embrec/models/losses/grad_reverse.h"
 #include "embrec/models/losses/info_nce.h"
 #include "embrec/models/losses/ranking.h"
+#include "embrec/models/losses/sampled_softmax.h"
+#include "embrec/models/losses/streaming_frequency.h"
 #include "embrec/models/losses/sinkhorn.h"
 
 namespace embrec::models::losses {
@@ -184,6 +186,73 @@ TEST(RankingLoss, BprMaxIsFiniteWhereTheSoftmaxWeightsUnderflow) {
   EXPECT_NEAR(value.item<double>(), 800.0 - std::log(1.5), 1e-9);
   EXPECT_TRUE(torch::isfinite(negatives.grad()).all().item<bool>());
   EXPECT_TRUE(torch::isfinite(positive.grad()).all().item<bool>());
+}
+
+TEST(SampledSoftmax, TheLogQCorrectionMovesEachLogitByExactlyMinusLogQAndDuplicatesAreNoNegatives) {
+  torch::manual_seed(3);
+  const auto users = torch::randn({3, 4}, torch::kFloat64), items = torch::randn({3, 4}, torch::kFloat64);
+  const auto extra = torch::randn({2, 4}, torch::kFloat64);
+  // Row 0 and row 2 hold the same item (7); the second extra is item 5, row 1's item.
+  const auto ids = torch::tensor({7, 5, 7}, torch::kLong), extra_ids = torch::tensor({9, 5}, torch::kLong);
+  const auto log_q = torch::tensor({-1.0, -2.5, -1.0}, torch::kFloat64);
+  const auto extra_log_q = torch::tensor({-3.0, -3.0}, torch::kFloat64);
+  const auto plain = sampled_softmax_logits(users, items, ids, {}, extra, extra_ids, {});
+  const auto corrected = sampled_softmax_logits(users, items, ids, log_q, extra, extra_ids, extra_log_q);
+  const auto scores = users.mm(torch::cat({items, extra}).t());
+  const double minus_log_q[5] = {1.0, 2.5, 1.0, 3.0, 3.0};
+  const bool masked[3][5] = {{false, false, true, false, false},
+                             {false, false, false, false, true},
+                             {true, false, false, false, false}};
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 5; ++j) {
+      if (masked[i][j]) {
+        EXPECT_TRUE(std::isinf(corrected[i][j].item<double>()) && corrected[i][j].item<double>() < 0) << i << j;
+        continue;
+      }
+      EXPECT_DOUBLE_EQ(plain[i][j].item<double>(), scores[i][j].item<double>()) << i << j;
+      EXPECT_DOUBLE_EQ(corrected[i][j].item<double>() - plain[i][j].item<double>(), minus_log_q[j]) << i << j;
+    }
+  }
+  // Hand-checked loss of one row: -log(e^{a} / (e^{a} + e^{b})) with two candidates.
+  const auto u = torch::tensor({{1.0, 0.0}}, torch::kFloat64), v = torch::tensor({{2.0, 0.0}}, torch::kFloat64);
+  const auto e = torch::tensor({{0.5, 0.0}}, torch::kFloat64);
+  const double a = 2.0 + 1.0, b = 0.5 + 2.0;  // scores minus log Q (log Q = -1 and -2)
+  EXPECT_NEAR(sampled_softmax_loss(u, v, torch::tensor({1}), torch::tensor({-1.0}, torch::kFloat64), e,
+                                   torch::tensor({2}), torch::tensor({-2.0}, torch::kFloat64))
+                  .item<double>(),
+              -std::log(std::exp(a) / (std::exp(a) + std::exp(b))), 1e-12);
+}
+
+TEST(SampledSoftmax, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(4);
+  const auto ids = torch::tensor({0, 1, 0, 3}, torch::kLong), extra_ids = torch::tensor({2, 1, 5}, torch::kLong);
+  const auto log_q = torch::tensor({-1.0, -2.0, -1.0, -0.5}, torch::kFloat64);
+  const auto extra_log_q = torch::full({3}, -1.7, torch::kFloat64);
+  Loss loss = [&](const std::vector<torch::Tensor>& x) {
+    return sampled_softmax_loss(x[0], x[1], ids, log_q, x[2], extra_ids, extra_log_q);
+  };
+  EXPECT_LT(gradient_error(loss, {torch::randn({4, 3}), torch::randn({4, 3}), torch::randn({3, 3})}), 1e-7);
+}
+
+TEST(StreamingFrequency, ConvergesToThePlantedProbabilitiesOfAStream) {
+  // Items 0..2 appear in each batch with probability 0.5, 0.1 and 0.02; item 3 never does.
+  struct Holder : torch::nn::Module {};
+  Holder holder;
+  StreamingFrequency estimator(holder, "frequency_", 4, 0.01);
+  const double planted[3] = {0.5, 0.1, 0.02};
+  torch::manual_seed(8);
+  const torch::Tensor draws = torch::rand({40000, 3}, torch::kFloat64);
+  for (int64_t step = 0; step < 40000; ++step) {
+    std::vector<int64_t> present;
+    for (int64_t item = 0; item < 3; ++item)
+      if (draws[step][item].item<double>() < planted[item]) present.push_back(item);
+    if (!present.empty()) estimator.update(torch::tensor(present), step);
+  }
+  const torch::Tensor estimated = estimator.log_probability(torch::tensor({0, 1, 2, 3})).exp();
+  for (int64_t item = 0; item < 3; ++item)
+    EXPECT_NEAR(estimated[item].item<float>() / planted[item], 1.0, 0.2) << "item " << item;
+  EXPECT_NEAR(estimated[3].item<float>(), 1.0 / 40000, 1e-7);  // never seen: the smallest it can state
+  EXPECT_EQ(holder.named_buffers().size(), 3u);                // checkpointed with the model
 }
 
 }  // namespace

@@ -1,0 +1,35 @@
+// In-batch (and mixed) sampled softmax with the log-Q correction.
+#include "embrec/models/losses/sampled_softmax.h"
+
+#include <limits>
+
+namespace embrec::models::losses {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor sampled_softmax_logits(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
+                                     const torch::Tensor& log_q, const torch::Tensor& extra,
+                                     const torch::Tensor& extra_ids, const torch::Tensor& extra_log_q) {
+  const int64_t rows = users.size(0);
+  const bool has_extra = extra.defined() && extra.size(0) > 0;
+  torch::Tensor candidates = has_extra ? torch::cat({items, extra}, 0) : items;
+  torch::Tensor ids = has_extra ? torch::cat({item_ids, extra_ids}, 0) : item_ids;
+  torch::Tensor logits = users.mm(candidates.t());
+  if (log_q.defined()) {
+    const torch::Tensor correction = has_extra ? torch::cat({log_q, extra_log_q}, 0) : log_q;
+    logits = logits - correction.unsqueeze(0);
+  }
+  // Row i's own item in any column but its label is not a negative.
+  const torch::Tensor same = item_ids.unsqueeze(1).eq(ids.unsqueeze(0));
+  const torch::Tensor label = torch::eye(rows, ids.size(0), same.options());
+  return logits.masked_fill(same.logical_and(label.logical_not()), -std::numeric_limits<float>::infinity());
+}
+
+torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
+                                   const torch::Tensor& log_q, const torch::Tensor& extra,
+                                   const torch::Tensor& extra_ids, const torch::Tensor& extra_log_q) {
+  const torch::Tensor logits = sampled_softmax_logits(users, items, item_ids, log_q, extra, extra_ids, extra_log_q);
+  return F::cross_entropy(logits, torch::arange(users.size(0), item_ids.options().dtype(torch::kLong)));
+}
+
+}  // namespace embrec::models::losses

@@ -1,0 +1,25 @@
+// The sampled softmax of retrieval models: each (user, item) pair of a batch against the batch's other items and
+// optional extra sampled items, with the log-Q correction (Yi et al., RecSys 2019): a candidate's logit is its
+// score minus the log of the probability with which it was drawn, since in-batch candidates come by popularity
+// and would otherwise over-penalise popular items. Shared by MF (negatives = "in_batch") and the two-tower model.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace embrec::models::losses {
+
+// Logits [B, B + K] of rows i over columns j:  users_i · candidates_j − log_q_j, where the candidates are the
+// batch's own items [B, d] (row i's label is column i) followed by `extra` [K, d] (or undefined). Scores are taken
+// as given (scale them by 1/τ first). `item_ids` [B] and `extra_ids` [K] are the candidates' item ids: a column
+// holding row i's own item other than its label (the same item twice in a batch, or drawn again among the extras)
+// is no negative and is set to -inf. `log_q` [B] and `extra_log_q` [K] are undefined for no correction.
+torch::Tensor sampled_softmax_logits(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
+                                     const torch::Tensor& log_q, const torch::Tensor& extra = {},
+                                     const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {});
+
+// Mean over rows of the cross-entropy of sampled_softmax_logits with row i's label at column i.
+torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
+                                   const torch::Tensor& log_q, const torch::Tensor& extra = {},
+                                   const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {});
+
+}  // namespace embrec::models::losses
