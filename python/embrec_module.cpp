@@ -310,7 +310,12 @@ class Run {
   std::string model_name() const { return experiment_->model->name(); }
   std::string config_toml() const { return experiment_->resolved_toml; }
 
-  py::object evaluate(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics, bool test_stage) {
+  py::object evaluate(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics, const std::string& stage_name) {
+    const train::EvalStage stage = [&] {
+      for (const auto& [name, value] : train::kEvalStageNames)
+        if (name == stage_name) return value;
+      fail("evaluate: stage must be 'test', 'valid' or 'cold', got '{}'", stage_name);
+    }();
     eval::EvalConfig config = experiment_->eval_config;
     if (!ks.empty()) config.ks = ks;
     if (!metrics.empty()) config.metrics = metrics;
@@ -321,7 +326,11 @@ class Run {
       const data::Split& split = experiment_->data.split;
       const eval::UserGroups groups = eval::result_groups(split.train, experiment_->train_config.head_share,
                                                           experiment_->data.dataset.item_count(), config);
-      const data::EvalTask task = data::make_eval_task(split, test_stage);
+      if (stage == train::EvalStage::Cold && split.cold.size() == 0)
+        fail("{}: no cold-start stage (its [data.split] holds out no items: cold_item_ratio = 0)", dir_);
+      const data::EvalTask task = stage == train::EvalStage::Cold
+                                      ? data::make_cold_task(split)
+                                      : data::make_eval_task(split, stage == train::EvalStage::Test);
       const eval::EvalResult result =
           models::evaluate_model(*experiment_->model, task, experiment_->data.dataset.item_count(), config, &groups);
       json = result.to_json();
@@ -502,7 +511,7 @@ PYBIND11_MODULE(_embrec, m) {
       .def_property_readonly("dir", &Run::dir)
       .def_property_readonly("model", &Run::model_name)
       .def_property_readonly("config_toml", &Run::config_toml)
-      .def("evaluate", &Run::evaluate, py::arg("ks"), py::arg("metrics"), py::arg("test_stage"))
+      .def("evaluate", &Run::evaluate, py::arg("ks"), py::arg("metrics"), py::arg("stage"))
       .def("item_vectors", &Run::item_vectors)
       .def("user_vectors", &Run::user_vectors)
       .def("recommend_users", &Run::recommend_users, py::arg("users"), py::arg("k"), py::arg("exclude_seen"))

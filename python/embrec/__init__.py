@@ -188,10 +188,9 @@ class Run:
 
     def evaluate(self, ks: Optional[Iterable[int]] = None, metrics: Optional[Iterable[str]] = None,
                  stage: str = "test") -> pd.DataFrame:
-        """Full-ranking metrics of the best checkpoint: rows metric@k, columns all / head / tail users."""
-        if stage not in ("test", "valid"):
-            raise Error(f"evaluate: stage must be 'test' or 'valid', got {stage!r}")
-        result = self._run.evaluate(list(ks or []), list(metrics or []), stage == "test")
+        """Full-ranking metrics of the best checkpoint on stage test, valid or cold (the held-out cold items of a
+        split with cold_item_ratio): rows metric@k, columns all / head / tail users (and head / tail items)."""
+        result = self._run.evaluate(list(ks or []), list(metrics or []), stage)
         groups = result["groups"]
         frame = pd.DataFrame({name: groups[name]["metrics"] for name in result["group_order"]}).reindex(result["rows"])
         frame.attrs["users"] = {name: groups[name]["users"] for name in result["group_order"]}

@@ -112,6 +112,10 @@ def test_training_equals_the_cli_on_the_same_config_and_seed(trained, tmp_path):
     assert table.loc["ndcg@10", "all"] == pytest.approx(cli["test"]["groups"]["all"]["metrics"]["ndcg@10"], abs=1e-12)
     assert table.loc["ndcg@10", "all"] > 0.1  # the walk is learnable: far above random (1 / 40 items)
     assert len(trained.history()) == 3
+    with pytest.raises(embrec.Error, match="stage must be 'test', 'valid' or 'cold', got 'tset'"):
+        trained.evaluate(stage="tset")
+    with pytest.raises(embrec.Error, match="no cold-start stage"):
+        trained.evaluate(stage="cold")
 
 
 def start_service(export_dir):

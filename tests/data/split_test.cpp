@@ -341,6 +341,52 @@ TEST(Split, TestStageHistoriesKeepRatingsAndTimesWhenTheValidStageIsEmpty) {
   EXPECT_EQ(task.history.timestamps, s.train.timestamps);
 }
 
+TEST(Split, ColdItemsAreHeldOutEntirelyAndTheRestIsSplitWithoutThem) {
+  const Dataset d = synthetic_dataset();
+  SplitOptions options;
+  options.cold_item_ratio = 0.1;  // 4 of 40 items
+  const Split s = make_split(d, options);
+  std::vector<uint8_t> cold(40, 0);
+  for (int32_t item : s.cold.items) cold[item] = 1;
+  EXPECT_EQ(std::count(cold.begin(), cold.end(), 1), 4);
+  for (const Sequences* part : {&s.train, &s.valid, &s.test})
+    for (int32_t item : part->items) EXPECT_FALSE(cold[item]) << "cold item " << item << " outside the cold stage";
+  int64_t expected_cold = 0;
+  for (int32_t u = 0; u < 200; ++u) {
+    // The cold part is the user's cold-item interactions in time order; the rest is split as a dataset without them.
+    std::vector<int32_t> warm, mine;
+    std::vector<int64_t> cold_times;
+    for (int64_t p = d.interactions.offsets[u]; p < d.interactions.offsets[u + 1]; ++p) {
+      if (cold[d.interactions.items[p]]) {
+        mine.push_back(d.interactions.items[p]);
+        cold_times.push_back(d.interactions.timestamps[p]);
+      } else {
+        warm.push_back(d.interactions.items[p]);
+      }
+    }
+    expected_cold += static_cast<int64_t>(mine.size());
+    EXPECT_EQ(std::vector<int32_t>(s.cold.begin(u), s.cold.end(u)), mine) << "user " << u;
+    EXPECT_EQ(std::vector<int64_t>(s.cold.timestamps.begin() + s.cold.offsets[u],
+                                   s.cold.timestamps.begin() + s.cold.offsets[u + 1]),
+              cold_times);
+    if (warm.size() >= 3) {
+      EXPECT_EQ(*s.test.begin(u), warm.back()) << "user " << u;
+      EXPECT_EQ(*s.valid.begin(u), warm[warm.size() - 2]) << "user " << u;
+    }
+  }
+  EXPECT_EQ(s.cold.size(), expected_cold);
+  EXPECT_GT(expected_cold, 0);
+  // The cold stage ranks the cold items against everything the user is known to have.
+  const EvalTask task = make_cold_task(s);
+  EXPECT_EQ(task.targets.items, s.cold.items);
+  EXPECT_EQ(task.history.size(), s.train.size() + s.valid.size() + s.test.size());
+  // Seeded: the same items again, other items with another seed; none without the option.
+  EXPECT_EQ(make_split(d, options).cold.items, s.cold.items);
+  options.seed = 7;
+  EXPECT_NE(make_split(d, options).cold.items, s.cold.items);
+  EXPECT_EQ(make_split(d, SplitOptions{}).cold.size(), 0);
+}
+
 TEST(Split, BadOptionsAreErrors) {
   Dataset d = synthetic_dataset();
   SplitOptions options;

@@ -157,6 +157,20 @@ TEST(TwoTower, AFeaturesOnlyItemTowerPlacesAColdItemAmongItsColour) {
   for (int64_t u = 0; u < 4; ++u) EXPECT_EQ(scores[u].argmax().item<int64_t>(), u) << "user " << u;
 }
 
+TEST(TwoTower, WithIdDropoutAnItemTowerWithIdsAlsoPlacesColdItemsByTheirFeatures) {
+  const ColourData data;
+  auto model = colour_model(data, "id_dropout = 0.5");
+  train_epochs(*model, data, 40);
+  const torch::Tensor items = model->item_vectors();
+  for (int64_t cold = 0; cold < 4; ++cold) {
+    torch::Tensor similarity = items.mm(items[cold].unsqueeze(1)).squeeze(1);
+    similarity.slice(0, 0, 4).fill_(-2);
+    const torch::Tensor nearest = std::get<1>(similarity.topk(5));
+    for (int64_t k = 0; k < 5; ++k)
+      EXPECT_EQ(nearest[k].item<int64_t>() % 4, cold) << "cold item " << cold << ", neighbour " << k;
+  }
+}
+
 TEST(TwoTower, ConfigErrorsNameTheKey) {
   const ColourData data;
   EXPECT_THROW(colour_model(data, "item_id = false\nitem_features = false"), Error);

@@ -256,7 +256,7 @@ select = "ndcg@5"
   EXPECT_GT(dynamic_cast<models::Rlrmc&>(*experiment.model).trace().iterations, 0);
   Experiment loaded = load_run(dir);
   EXPECT_EQ(dynamic_cast<models::Rlrmc&>(*loaded.model).trace().iterations, 0);  // restored, not re-fitted
-  const eval::EvalResult again = evaluate_run(dir, /*test_stage=*/true);
+  const eval::EvalResult again = evaluate_run(dir, EvalStage::Test);
   EXPECT_DOUBLE_EQ(again.value("rmse"), summary.test.value("rmse"));
   EXPECT_DOUBLE_EQ(again.value("ndcg@5"), summary.test.value("ndcg@5"));
   fs::remove_all(dir);

@@ -69,6 +69,10 @@ void print_summary(const train::TrainSummary& summary, const train::Experiment& 
               static_cast<long long>(summary.epochs_run), summary.train_seconds);
   std::printf("\ntest (full ranking over %d items, %s split):\n%s", experiment.data.dataset.item_count(),
               experiment.data.split.method.c_str(), train::results_table(summary.test, experiment.eval_config).c_str());
+  if (!summary.cold.groups.empty())
+    std::printf("\ncold-start items (%lld of their interactions, never trained on):\n%s",
+                static_cast<long long>(experiment.data.split.cold.size()),
+                train::results_table(summary.cold, experiment.eval_config).c_str());
   std::printf("\nrun folder: %s\n", run_dir.c_str());
 }
 
@@ -367,13 +371,17 @@ void add_eval_command(CLI::App& app) {
   auto* eval_command = app.add_subcommand("eval", "Evaluate a run folder's best checkpoint (full ranking)");
   auto run_dir = std::make_shared<std::string>();
   auto valid = std::make_shared<bool>(false);
+  auto cold = std::make_shared<bool>(false);
   eval_command->add_option("RUN_DIR", *run_dir, "Run folder written by train or demo")->required();
-  eval_command->add_flag("--valid", *valid, "Evaluate the validation stage instead of test");
-  eval_command->callback([run_dir, valid] {
-    eval::EvalResult result = train::evaluate_run(*run_dir, !*valid);
+  auto* valid_flag = eval_command->add_flag("--valid", *valid, "Evaluate the validation stage instead of test");
+  eval_command->add_flag("--cold", *cold, "Evaluate the cold-start stage (runs with [data.split] cold_item_ratio)")
+      ->excludes(valid_flag);
+  eval_command->callback([run_dir, valid, cold] {
+    const train::EvalStage stage = *cold ? train::EvalStage::Cold : *valid ? train::EvalStage::Valid : train::EvalStage::Test;
+    eval::EvalResult result = train::evaluate_run(*run_dir, stage);
     ConfigTable root = ConfigTable::parse_file(*run_dir + "/config.toml");
     eval::EvalConfig config = eval::EvalConfig::from(root.sub("eval"));
-    std::printf("%s (%lld users, %.2f s):\n%s", *valid ? "valid" : "test",
+    std::printf("%s (%lld users, %.2f s):\n%s", name_of(train::kEvalStageNames, stage).c_str(),
                 static_cast<long long>(result.all().users), result.seconds,
                 train::results_table(result, config).c_str());
   });

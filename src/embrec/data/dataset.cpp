@@ -78,6 +78,14 @@ EvalTask make_eval_task(const Split& split, bool test_stage) {
   return task;
 }
 
+EvalTask make_cold_task(const Split& split) {
+  EvalTask task;
+  task.history = Sequences::concat(Sequences::concat(split.train, split.valid), split.test);
+  if (split.method == "user") task.history = Sequences::concat(split.eval_input, task.history);
+  task.targets = split.cold;
+  return task;
+}
+
 std::vector<uint8_t> head_users(const Sequences& train, double head_share) {
   const int32_t users = train.user_count();
   std::vector<int32_t> order(users);

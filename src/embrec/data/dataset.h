@@ -105,6 +105,9 @@ struct Split {
   // The "user" split only: each valid or test user's input (the first part of their sequence), from which their
   // targets in valid or test are predicted; never trained on (their train lists are empty). Empty otherwise.
   Sequences eval_input;
+  // With [data.split] cold_item_ratio > 0: per user, the interactions with the held-out cold items (time order),
+  // in no other part. Empty otherwise.
+  Sequences cold;
 };
 
 // One evaluation stage: for each user, the history a model conditions on (also the items excluded from the
@@ -121,5 +124,8 @@ std::vector<uint8_t> head_users(const Sequences& train, double head_share);
 // valid: history = train, targets = valid. test: history = train + valid, targets = test. A "user" split:
 // history = eval_input at both stages.
 EvalTask make_eval_task(const Split& split, bool test_stage);
+// The cold-start stage: history = everything known of the user (train + valid + test, or the eval input of a
+// "user" split), targets = the user's interactions with cold items (Split::cold), ranked among all items.
+EvalTask make_cold_task(const Split& split);
 
 }  // namespace embrec::data

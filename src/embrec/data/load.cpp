@@ -165,6 +165,9 @@ DataConfig DataConfig::from(ConfigTable& table) {
   c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
   c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
   c.split.stratify_by = split.get_one_of("stratify_by", c.split.stratify_by, kStratifyByNames);
+  c.split.cold_item_ratio = split.get("cold_item_ratio", c.split.cold_item_ratio);
+  split.check(c.split.cold_item_ratio >= 0 && c.split.cold_item_ratio < 1, "cold_item_ratio",
+              fmt::format("must be in [0, 1), got {}", c.split.cold_item_ratio));
   split.check(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio, "valid_ratio",
               fmt::format("must be in [0, train_ratio), got {}", c.split.valid_ratio));
   auto by_user = split.only(c.split.method == SplitMethod::User, "to method = \"user\"");

@@ -132,7 +132,47 @@ std::string user_ratios_problem(const std::vector<double>& ratios) {
   return "";
 }
 
+namespace {
+Split split_warm(const Dataset& dataset, const SplitOptions& options);
+}  // namespace
+
+// With cold items: the split of the dataset without them, and their interactions kept apart as Split::cold.
 Split make_split(const Dataset& dataset, const SplitOptions& options) {
+  if (options.cold_item_ratio <= 0) return split_warm(dataset, options);
+  if (options.cold_item_ratio >= 1) fail("split: cold_item_ratio must be in [0, 1), got {}", options.cold_item_ratio);
+  const int32_t items = dataset.item_count();
+  std::vector<int32_t> order(static_cast<size_t>(items));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 random(options.seed ^ 0xC01DC01DULL);
+  std::shuffle(order.begin(), order.end(), random);
+  std::vector<uint8_t> cold(static_cast<size_t>(items), 0);
+  const int64_t count = std::llround(options.cold_item_ratio * items);
+  for (int64_t i = 0; i < count; ++i) cold[order[i]] = 1;
+  Dataset warm;
+  warm.name = dataset.name;
+  Sequences cold_part;
+  const Sequences& all = dataset.interactions;
+  for (int32_t u = 0; u < all.user_count(); ++u) {
+    for (int64_t p = all.offsets[u]; p < all.offsets[u + 1]; ++p) {
+      Sequences& out = cold[all.items[p]] ? cold_part : warm.interactions;
+      out.items.push_back(all.items[p]);
+      if (all.has_ratings()) out.ratings.push_back(all.ratings[p]);
+      if (all.has_timestamps()) out.timestamps.push_back(all.timestamps[p]);
+    }
+    warm.interactions.offsets.push_back(static_cast<int64_t>(warm.interactions.items.size()));
+    cold_part.offsets.push_back(static_cast<int64_t>(cold_part.items.size()));
+  }
+  // The split reads only the interactions and the id counts; the id maps stay the dataset's.
+  warm.users = IdMap::from_externals(std::vector<std::string>(dataset.users.externals()));
+  warm.items = IdMap::from_externals(std::vector<std::string>(dataset.items.externals()));
+  Split split = split_warm(warm, options);
+  split.cold = std::move(cold_part);
+  return split;
+}
+
+namespace {
+
+Split split_warm(const Dataset& dataset, const SplitOptions& options) {
   const Sequences& all = dataset.interactions;
   std::vector<int8_t> part(all.items.size(), 0);
   if (options.method == SplitMethod::LeaveOneOut) {
@@ -177,5 +217,7 @@ Split make_split(const Dataset& dataset, const SplitOptions& options) {
   }
   return assemble(dataset, part, options.method, options.drop_unseen);
 }
+
+}  // namespace
 
 }  // namespace embrec::data

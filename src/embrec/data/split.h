@@ -35,6 +35,10 @@ struct SplitOptions {
   // time-ordered sequence that is their input (the rest are their targets).
   std::vector<double> user_ratios = {0.8, 0.1, 0.1};
   double input_ratio = 0.8;
+  // Cold-start items: this share of the items (drawn uniformly with `seed`) is held out entirely. Their
+  // interactions are taken out of every user's sequence before the split is made (so the split and training see
+  // only the others) and kept as Split::cold, the targets of the cold-start stage (make_cold_task). 0 = none.
+  double cold_item_ratio = 0.0;
 };
 
 // What is wrong with user_ratios (": must be ..."), or "" when they are three shares >= 0 that sum to 1.

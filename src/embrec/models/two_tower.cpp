@@ -22,6 +22,7 @@ TwoTowerConfig TwoTowerConfig::from(ConfigTable& table) {
   for (int64_t width : c.hidden) table.check(width > 0, "hidden", "every layer width must be positive");
   c.dropout = table.get_in_range("dropout", c.dropout, "[0, 1)");
   c.item_id = table.get("item_id", c.item_id);
+  c.id_dropout = table.only(c.item_id, "to item_id = true").get_in_range("id_dropout", c.id_dropout, "[0, 1)");
   c.user_id = table.get("user_id", c.user_id);
   c.item_features = table.get("item_features", c.item_features);
   c.user_features = table.get("user_features", c.user_features);
@@ -289,7 +290,18 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
     const std::vector<int64_t> row_list(row_users.data_ptr<int64_t>(), row_users.data_ptr<int64_t>() + row_users.numel());
     user = (user_tower_->forward(user_input(row_list, {})) / config_.temperature).index_select(0, rows);
   }
-  const torch::Tensor item = item_tower_->forward(item_input(item_list, {}, 0.0, 0));
+  const uint64_t seed = context_.seed * 1000003ULL + static_cast<uint64_t>(batch.epoch) * 7919ULL +
+                        static_cast<uint64_t>(batch.batch_index) + 17;
+  std::vector<uint8_t> id_masked;
+  if (config_.id_dropout > 0) {
+    // Only the id column (column 0 of the item tower's fields) is masked.
+    const int64_t columns = 1 + field_count(item_features_);
+    id_masked.assign(item_list.size() * static_cast<size_t>(columns), 0);
+    std::mt19937_64 random(seed + 2);
+    std::bernoulli_distribution masked(config_.id_dropout);
+    for (size_t n = 0; n < item_list.size(); ++n) id_masked[n * columns] = masked(random);
+  }
+  const torch::Tensor item = item_tower_->forward(item_input(item_list, id_masked, 0.0, 0));
 
   torch::Tensor log_q;
   if (config_.logq == LogQ::Counts) log_q = item_log_q_.index_select(0, items);
@@ -299,8 +311,6 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
     step_.add_(1);
   }
   torch::Tensor extra, extra_ids, extra_log_q;
-  const uint64_t seed = context_.seed * 1000003ULL + static_cast<uint64_t>(batch.epoch) * 7919ULL +
-                        static_cast<uint64_t>(batch.batch_index) + 17;
   if (config_.extra_negatives > 0) {
     const std::vector<int64_t> drawn = uniform_items(config_.extra_negatives, context_.item_count, seed);
     extra = item_tower_->forward(item_input(drawn, {}, 0.0, 0));

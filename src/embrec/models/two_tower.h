@@ -33,6 +33,9 @@ struct TwoTowerConfig {
   std::vector<int64_t> hidden{128};     // MLP hidden layers (ReLU) before the output layer; [] = linear
   double dropout = 0.0;                 // on the MLP's hidden layers
   bool item_id = true;                  // the item id embedding (false: a features-only item tower)
+  // The share of the main loss's items whose id is masked (DropoutNet, Volkovs et al. 2017): the tower learns to
+  // place an item by its features alone, as it must for cold items, whose id was never trained.
+  double id_dropout = 0.0;
   bool user_id = true;                  // the user id embedding
   bool item_features = true;            // the dataset's item features, when it has any
   bool user_features = true;            // the dataset's user features, when it has any

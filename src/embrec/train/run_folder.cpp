@@ -30,16 +30,21 @@ Experiment load_run(const std::string& run_dir) {
   return experiment;
 }
 
-eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage) {
+eval::EvalResult evaluate_run(const std::string& run_dir, EvalStage stage) {
   Experiment experiment = load_run(run_dir);
   set_threads(experiment.train_config);
   models::Model& model = *experiment.model;
-  const eval::UserGroups groups = eval::result_groups(experiment.data.split.train, experiment.train_config.head_share,
+  const data::Split& split = experiment.data.split;
+  const eval::UserGroups groups = eval::result_groups(split.train, experiment.train_config.head_share,
                                                       experiment.data.dataset.item_count(), experiment.eval_config);
-  const data::EvalTask task = data::make_eval_task(experiment.data.split, test_stage);
+  if (stage == EvalStage::Cold && split.cold.size() == 0)
+    fail("{}: no cold-start stage (its [data.split] holds out no items: cold_item_ratio = 0)", run_dir);
+  const data::EvalTask task =
+      stage == EvalStage::Cold ? data::make_cold_task(split) : data::make_eval_task(split, stage == EvalStage::Test);
   eval::EvalResult result =
       models::evaluate_model(model, task, experiment.data.dataset.item_count(), experiment.eval_config, &groups);
-  write_file_atomic(run_dir + (test_stage ? "/eval-test.json" : "/eval-valid.json"), result.to_json().dump(2) + "\n");
+  write_file_atomic(fmt::format("{}/eval-{}.json", run_dir, name_of(kEvalStageNames, stage)),
+                    result.to_json().dump(2) + "\n");
   return result;
 }
 

@@ -18,9 +18,15 @@ namespace embrec::train {
 // Loads run_dir's config, its data and its best checkpoint (model fitted and in eval mode).
 Experiment load_run(const std::string& run_dir);
 
-// Loads run_dir's config and best checkpoint and evaluates the test stage (or valid); writes eval-test.json (or
-// eval-valid.json).
-eval::EvalResult evaluate_run(const std::string& run_dir, bool test_stage = true);
+// The stages a run is evaluated on: valid, test, and with cold items held out ([data.split] cold_item_ratio) the
+// cold-start stage (data::make_cold_task).
+enum class EvalStage { Valid, Test, Cold };
+inline const Names<EvalStage> kEvalStageNames = {
+    {"valid", EvalStage::Valid}, {"test", EvalStage::Test}, {"cold", EvalStage::Cold}};
+
+// Loads run_dir's config and best checkpoint and evaluates one stage; writes eval-<stage>.json. The cold stage of
+// a run without cold items is an Error.
+eval::EvalResult evaluate_run(const std::string& run_dir, EvalStage stage = EvalStage::Test);
 
 // For models with clusters: each user's cluster, from the user's training history as during training; -1 for users
 // without one.

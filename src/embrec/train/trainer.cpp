@@ -303,6 +303,9 @@ void write_results(Experiment& experiment, torch::nn::Module& module, const RunF
   summary.valid = models::evaluate_model(model, valid_task, item_count, experiment.eval_config, &groups);
   summary.test =
       models::evaluate_model(model, data::make_eval_task(split, true), item_count, experiment.eval_config, &groups);
+  if (split.cold.size() > 0)
+    summary.cold =
+        models::evaluate_model(model, data::make_cold_task(split), item_count, experiment.eval_config, &groups);
   nlohmann::json results = {{"model", model.name()},
                             {"dataset", experiment.data.dataset.name},
                             {"best_epoch", summary.best_epoch},
@@ -312,6 +315,7 @@ void write_results(Experiment& experiment, torch::nn::Module& module, const RunF
                             {"fit_seconds", fit_seconds},
                             {"valid", summary.valid.to_json()},
                             {"test", summary.test.to_json()}};
+  if (!summary.cold.groups.empty()) results["cold"] = summary.cold.to_json();
   write_file_atomic(files.dir + "/results.json", results.dump(2) + "\n");
   if (model.cluster_count() > 0)
     write_cluster_report(model, split, experiment.train_config.head_share, experiment.data.dataset.name, files.dir);

@@ -24,6 +24,7 @@ struct TrainOptions {
 struct TrainSummary {
   eval::EvalResult valid;
   eval::EvalResult test;
+  eval::EvalResult cold;  // the cold-start stage, with [data.split] cold_item_ratio > 0; else no groups
   int64_t epochs_run = 0;
   int64_t best_epoch = 0;
   bool stopped_early = false;
