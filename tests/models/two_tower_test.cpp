@@ -127,6 +127,17 @@ void train_epochs(TwoTower& model, const ColourData& data, int epochs) {
   model.module().eval();
 }
 
+// Each cold item's 5 nearest trained items (cosine) share its colour.
+void expect_cold_items_among_their_colour(const torch::Tensor& items) {
+  for (int64_t cold = 0; cold < 4; ++cold) {
+    torch::Tensor similarity = items.mm(items[cold].unsqueeze(1)).squeeze(1);
+    similarity.slice(0, 0, 4).fill_(-2);  // among the trained items
+    const torch::Tensor nearest = std::get<1>(similarity.topk(5));
+    for (int64_t k = 0; k < 5; ++k)
+      EXPECT_EQ(nearest[k].item<int64_t>() % 4, cold) << "cold item " << cold << ", neighbour " << k;
+  }
+}
+
 TEST(TwoTower, ServesCosineOverTemperatureWithoutTheLogQTerm) {
   const ColourData data;
   auto model = colour_model(data, "logq = 'counts'");
@@ -143,14 +154,7 @@ TEST(TwoTower, AFeaturesOnlyItemTowerPlacesAColdItemAmongItsColour) {
   auto model = colour_model(data, "item_id = false\nssl_weight = 0.5\naugmentation = 'correlated'\nssl_batch = 32");
   train_epochs(*model, data, 40);
   const torch::Tensor items = model->item_vectors();
-
-  for (int64_t cold = 0; cold < 4; ++cold) {
-    torch::Tensor similarity = items.mm(items[cold].unsqueeze(1)).squeeze(1);
-    similarity.slice(0, 0, 4).fill_(-2);  // among the trained items
-    const torch::Tensor nearest = std::get<1>(similarity.topk(5));
-    for (int64_t k = 0; k < 5; ++k)
-      EXPECT_EQ(nearest[k].item<int64_t>() % 4, cold) << "cold item " << cold << ", neighbour " << k;
-  }
+  expect_cold_items_among_their_colour(items);
   // And the users of each colour rank its cold item above the other colours' cold items.
   std::vector<int32_t> users = {0, 1, 2, 3};
   const torch::Tensor scores = model->user_vectors(data.split.train, users.data(), 4).mm(items.slice(0, 0, 4).t());
@@ -161,14 +165,7 @@ TEST(TwoTower, WithIdDropoutAnItemTowerWithIdsAlsoPlacesColdItemsByTheirFeatures
   const ColourData data;
   auto model = colour_model(data, "id_dropout = 0.5");
   train_epochs(*model, data, 40);
-  const torch::Tensor items = model->item_vectors();
-  for (int64_t cold = 0; cold < 4; ++cold) {
-    torch::Tensor similarity = items.mm(items[cold].unsqueeze(1)).squeeze(1);
-    similarity.slice(0, 0, 4).fill_(-2);
-    const torch::Tensor nearest = std::get<1>(similarity.topk(5));
-    for (int64_t k = 0; k < 5; ++k)
-      EXPECT_EQ(nearest[k].item<int64_t>() % 4, cold) << "cold item " << cold << ", neighbour " << k;
-  }
+  expect_cold_items_among_their_colour(model->item_vectors());
 }
 
 TEST(TwoTower, ConfigErrorsNameTheKey) {
