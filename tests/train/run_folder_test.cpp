@@ -4,12 +4,66 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "train_fixtures.h"
 
 namespace embrec::train {
 namespace {
+
+TEST(RunFolder, ARunWithFeaturesAndRelativePathsLoadsFromItsOwnFolder) {
+  // A config beside its data, naming every file relatively; the run folder is elsewhere.
+  const std::filesystem::path folder = temporary_folder("features-config");
+  std::filesystem::create_directories(folder / "data");
+  std::string log, items, users;
+  for (int u = 0; u < 30; ++u)
+    for (int j = 0; j < 6; ++j) log += fmt::format("u{}\ti{}\t{}\n", u, (u + 3 * j) % 12, j);
+  for (int i = 0; i < 12; ++i) items += fmt::format("i{}\tc{}|d{}\n", i, i % 3, i % 2);
+  for (int u = 0; u < 30; ++u) users += fmt::format("u{}\tg{}\n", u, u % 2);
+  std::ofstream(folder / "data" / "log.tsv") << "user_id\titem_id\ttimestamp\n" << log;
+  std::ofstream(folder / "data" / "items.tsv") << "item_id\ttags\n" << items;
+  std::ofstream(folder / "data" / "users.tsv") << "user_id\tgroup\n" << users;
+  std::ofstream(folder / "config.toml") << R"([data]
+path = "data/log.tsv"
+format = "tsv"
+timestamp_column = "timestamp"
+[data.item_features]
+path = "data/items.tsv"
+multi_columns = ["tags"]
+[data.user_features]
+path = "data/users.tsv"
+[data.split]
+cold_item_ratio = 0.2
+[model]
+name = "two_tower"
+dim = 8
+embedding_dim = 4
+hidden = []
+[train]
+epochs = 1
+threads = 1
+[eval]
+ks = [5]
+metrics = ["recall"]
+select = "recall@5"
+item_groups = true
+)";
+  const std::string run_dir = temporary_folder("features-run");
+  Experiment experiment = load_experiment_file((folder / "config.toml").string());
+  EXPECT_EQ(experiment.data.dataset.item_features.field_count(), 1);
+  EXPECT_EQ(experiment.data.dataset.user_features.field_count(), 1);
+  const TrainSummary summary = train(experiment, {run_dir, false, -1});
+  EXPECT_FALSE(summary.cold.groups.empty());
+  EXPECT_EQ(summary.test.group_names,
+            (std::vector<std::string>{"all", "head", "tail", "head_items", "tail_items"}));
+  // From the run folder alone, wherever the current directory is.
+  const eval::EvalResult cold = evaluate_run(run_dir, EvalStage::Cold);
+  EXPECT_EQ(cold.all().values.at("recall@5"), summary.cold.all().values.at("recall@5"));
+  std::filesystem::remove_all(folder);
+  std::filesystem::remove_all(run_dir);
+}
 
 TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
   const std::string run_dir = temporary_folder("export-run"), out = temporary_folder("export-out") + "/export";

@@ -139,15 +139,21 @@ std::string EvalResult::repeat_summary() const {
 }
 
 std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const {
+  // Columns 18 wide, or wider for a long heading ("head_items (n=10271)"), always apart by two spaces.
   std::string table = fmt::format("{:<12}", "metric");
-  for (size_t g = 0; g < groups.size(); ++g)
-    table += fmt::format("{:>18}", fmt::format("{} (n={})", group_names[g], groups[g].users));
+  std::vector<size_t> widths;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string heading = fmt::format("{} (n={})", group_names[g], groups[g].users);
+    widths.push_back(std::max<size_t>(18, heading.size() + 2));
+    table += fmt::format("{:>{}}", heading, widths.back());
+  }
   table += "\n";
   for (const std::string& key : row_keys(ks, metrics)) {
     table += fmt::format("{:<12}", key == "explained_variance" ? "expl. var." : key);
-    for (const GroupMetrics& group : groups) {
-      auto it = group.values.find(key);
-      table += it == group.values.end() ? fmt::format("{:>18}", "-") : fmt::format("{:>18.4f}", it->second);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      auto it = groups[g].values.find(key);
+      table += it == groups[g].values.end() ? fmt::format("{:>{}}", "-", widths[g])
+                                            : fmt::format("{:>{}.4f}", it->second, widths[g]);
     }
     table += "\n";
   }

@@ -51,10 +51,25 @@ namespace {
 
 // The resolved config as written next to every checkpoint and result. Paths are written absolute so the run
 // folder's config works from anywhere.
+// The files the data reads, written absolute: the run folder's config.toml lives elsewhere than the config it came
+// from, and a relative path would point somewhere else from there.
 std::string resolved_toml(const ConfigTable& root, const data::DataConfig& data_config) {
   toml::table resolved = root.resolved();
-  if (auto* data_table = resolved["data"].as_table(); data_table && !data_config.path.empty())
-    data_table->insert_or_assign("path", fs::absolute(data_config.path).lexically_normal().string());
+  const auto absolute = [](toml::table& table, const char* key, const std::string& path) {
+    if (!path.empty()) table.insert_or_assign(key, fs::absolute(path).lexically_normal().string());
+  };
+  if (auto* data_table = resolved["data"].as_table()) {
+    absolute(*data_table, "path", data_config.path);
+    for (const auto& [name, source] : {std::pair<const char*, const data::FeatureSource&>{"item_features",
+                                                                                         data_config.item_features},
+                                       {"user_features", data_config.user_features}}) {
+      auto* features = (*data_table)[name].as_table();
+      if (!features) continue;
+      absolute(*features, "path", source.path);
+      absolute(*features, "item_map", source.read.item_map);
+      absolute(*features, "genre_names", source.read.genre_names);
+    }
+  }
   std::ostringstream text;
   text << resolved << '\n';
   return text.str();
