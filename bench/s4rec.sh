@@ -4,7 +4,9 @@
 # test HR/NDCG@5/10/20 (all users), NDCG@20 for head / tail users, best / run epochs, median seconds per epoch,
 # total training seconds, peak RSS. Usage:
 #   bench/s4rec.sh CONFIG [CONFIG ...]      e.g. bench/s4rec.sh configs/s4rec-beauty.toml configs/iclrec-beauty.toml
-# Env: SEEDS="42 43 44" (default 42), RUNS=runs/bench, BIN=build/embrec, EXTRA="--set train.threads=1" (overrides).
+# Env: SEEDS="42 43 44" (default 42), RUNS=runs/bench, BIN=build/embrec, EXTRA="--set train.threads=1" (overrides),
+# KEYS="recall@20 recall@50 ndcg@20" (the test columns), GROUP_KEY=ndcg@20 (the metric of the head / tail users,
+# head / tail items (runs with [eval] item_groups) and cold-start (cold_item_ratio) columns).
 # A config whose data file is absent (e.g. ML-1M) is reported as SKIPPED.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +37,15 @@ done
 [ ${#folders[@]} -eq 0 ] && exit 0
 python3 - "${folders[@]}" <<'PY'
 import json, os, re, statistics, sys
-keys = ["hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20"]
+keys = os.environ.get("KEYS", "hr@5 hr@10 hr@20 ndcg@5 ndcg@10 ndcg@20").split()
+group_key = os.environ.get("GROUP_KEY", "ndcg@20")
+first = json.load(open(os.path.join(sys.argv[1], "results.json")))
+item_groups = "head_items" in first["test"]["groups"]
+cold = "cold" in first
 rows = {}
-print("| run | " + " | ".join(k.upper() for k in keys) + " | head / tail NDCG@20 | best / run epochs | s/epoch | train s | peak RSS |")
-print("|---|" + "---|" * (len(keys) + 5))
+extra = (f" | head / tail items {group_key.upper()}" if item_groups else "") + (f" | cold {group_key.upper()}" if cold else "")
+print("| run | " + " | ".join(k.upper() for k in keys) + f" | head / tail {group_key.upper()}{extra} | best / run epochs | s/epoch | train s | peak RSS |")
+print("|---|" + "---|" * (len(keys) + 5 + item_groups + cold))
 for folder in sys.argv[1:]:
     r = json.load(open(os.path.join(folder, "results.json")))
     groups = r["test"]["groups"]
@@ -48,8 +55,12 @@ for folder in sys.argv[1:]:
     if os.path.exists(folder + ".time"):
         found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(folder + ".time").read())
         if found: rss = f"{int(found.group(1)) / 1024:.0f} MiB"
-    print(f"| {os.path.basename(folder)} | " + " | ".join(f"{m[k]:.4f}" for k in keys) +
-          f" | {groups['head']['metrics']['ndcg@20']:.4f} / {groups['tail']['metrics']['ndcg@20']:.4f}"
+    cells = f" | {groups['head']['metrics'][group_key]:.4f} / {groups['tail']['metrics'][group_key]:.4f}"
+    if item_groups:
+        cells += f" | {groups['head_items']['metrics'][group_key]:.4f} / {groups['tail_items']['metrics'][group_key]:.4f}"
+    if cold:
+        cells += f" | {r['cold']['groups']['all']['metrics'][group_key]:.4f}" if "cold" in r else " | "
+    print(f"| {os.path.basename(folder)} | " + " | ".join(f"{m[k]:.4f}" for k in keys) + cells +
           f" | {r['best_epoch']} / {r['epochs_run']} | {statistics.median(seconds):.1f} | {r['train_seconds']:.0f} | {rss} |")
     rows.setdefault(re.sub(r"-seed\d+$", "", os.path.basename(folder)), []).append(m)
 multi = {name: runs for name, runs in rows.items() if len(runs) > 1}
