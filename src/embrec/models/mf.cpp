@@ -67,12 +67,8 @@ Mf::Mf(const MfConfig& config, const ModelContext& context) : config_(config), c
 
 void Mf::fit(const data::Split& split) {
   if (module_->item_log_q.defined()) {
-    // Add-one counts, so an item never seen in training has a finite log Q.
-    std::vector<float> counts(static_cast<size_t>(context_.item_count), 1.0f);
-    for (int32_t item : split.train.items) counts[item] += 1.0f;
-    const torch::Tensor share = torch::tensor(counts) / static_cast<double>(split.train.items.size() + counts.size());
     torch::NoGradGuard no_grad;
-    module_->item_log_q.copy_(share.log());
+    module_->item_log_q.copy_(losses::log_training_share(split.train.items, context_.item_count));
   }
   if (config_.solver == MfSolver::Sgd) fit_sgd(split.train);
   if (config_.loss != MfLoss::Mse) return;

@@ -204,12 +204,8 @@ TwoTower::TwoTower(const TwoTowerConfig& config, const ModelContext& context) : 
 
 void TwoTower::fit(const data::Split& split) {
   if (config_.logq != LogQ::Counts) return;
-  // Each item's share of the training interactions (add-one, so unseen items have a finite log), as MF's in_batch.
-  std::vector<float> counts(static_cast<size_t>(context_.item_count), 1.0f);
-  for (int32_t item : split.train.items) counts[item] += 1.0f;
-  const torch::Tensor share = torch::tensor(counts) / static_cast<double>(split.train.items.size() + counts.size());
   torch::NoGradGuard no_grad;
-  item_log_q_.copy_(share.log());
+  item_log_q_.copy_(losses::log_training_share(split.train.items, context_.item_count));
 }
 
 data::SamplerOptions TwoTower::sampler_options(const data::SamplerOptions& defaults) const {
@@ -270,8 +266,6 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
   const torch::Tensor users = batch.users.index_select(0, rows);
   const torch::Tensor item_cpu = items.cpu().contiguous();
   const std::vector<int64_t> item_list(item_cpu.data_ptr<int64_t>(), item_cpu.data_ptr<int64_t>() + item_cpu.numel());
-  const torch::Tensor user_cpu = users.cpu().contiguous();
-  const std::vector<int64_t> user_list(user_cpu.data_ptr<int64_t>(), user_cpu.data_ptr<int64_t>() + user_cpu.numel());
 
   torch::Tensor history;
   if (config_.history == UserHistory::Mean) {
@@ -283,6 +277,8 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
   }
   torch::Tensor user;
   if (history.defined()) {
+    const torch::Tensor user_cpu = users.cpu().contiguous();
+    const std::vector<int64_t> user_list(user_cpu.data_ptr<int64_t>(), user_cpu.data_ptr<int64_t>() + user_cpu.numel());
     user = user_tower_->forward(user_input(user_list, history)) / config_.temperature;  // per pair
   } else {
     // Without a history a user's vector is the same for all its pairs: once per row, then gathered.

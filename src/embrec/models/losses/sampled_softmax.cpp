@@ -32,4 +32,10 @@ torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tens
   return F::cross_entropy(logits, torch::arange(users.size(0), item_ids.options().dtype(torch::kLong)));
 }
 
+torch::Tensor log_training_share(const std::vector<int32_t>& train_items, int32_t item_count) {
+  std::vector<float> counts(static_cast<size_t>(item_count), 1.0f);
+  for (int32_t item : train_items) counts[item] += 1.0f;
+  return (torch::tensor(counts) / static_cast<double>(train_items.size() + counts.size())).log();
+}
+
 }  // namespace embrec::models::losses

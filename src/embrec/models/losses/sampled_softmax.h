@@ -6,6 +6,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace embrec::models::losses {
 
 // Logits [B, B + K] of rows i over columns j:  users_i · candidates_j − log_q_j, where the candidates are the
@@ -21,5 +24,9 @@ torch::Tensor sampled_softmax_logits(const torch::Tensor& users, const torch::Te
 torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
                                    const torch::Tensor& log_q, const torch::Tensor& extra = {},
                                    const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {});
+
+// log Q from exact counts: each item's share of the training interactions `train_items`, counted add-one so an item
+// never trained on has a finite log. [item_count] float32 on the CPU.
+torch::Tensor log_training_share(const std::vector<int32_t>& train_items, int32_t item_count);
 
 }  // namespace embrec::models::losses
