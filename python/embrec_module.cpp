@@ -402,7 +402,8 @@ class Run {
     return columns_of(found, labels);
   }
 
-  py::object export_to(const std::string& out, const std::string& index_factory, const std::string& metric) {
+  py::object export_to(const std::string& out, const std::string& index_factory, const std::string& metric,
+                       bool cold_items) {
     index::ExportOptions options;
     options.index.factory = index_factory;
     options.index.metric = index::parse_metric(metric);
@@ -410,7 +411,7 @@ class Run {
     index::Manifest manifest;
     {
       py::gil_scoped_release release;
-      manifest = train::export_run(dir_, out, options);
+      manifest = train::export_run(dir_, out, options, cold_items);
     }
     return from_json(manifest.to_json());
   }
@@ -517,7 +518,8 @@ PYBIND11_MODULE(_embrec, m) {
       .def("recommend_users", &Run::recommend_users, py::arg("users"), py::arg("k"), py::arg("exclude_seen"))
       .def("recommend_histories", &Run::recommend_histories, py::arg("histories"), py::arg("k"),
            py::arg("exclude_seen"))
-      .def("export", &Run::export_to, py::arg("out"), py::arg("index"), py::arg("metric"));
+      .def("export", &Run::export_to, py::arg("out"), py::arg("index"), py::arg("metric"),
+           py::arg("cold_items"));
 
   m.def("fetch", &fetch_dataset, py::arg("name"), py::arg("to"), py::arg("from_"), py::arg("accept_unverified"));
 

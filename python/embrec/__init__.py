@@ -225,9 +225,10 @@ class Run:
             frame[key] = frame[key].astype(int)
         return frame
 
-    def export(self, out: Optional[str] = None, index: str = "flat", metric: str = "ip") -> dict:
-        """`embrec export`: the item index, user store and encoder for `embrec serve`; returns the manifest."""
-        return self._run.export(out or os.path.join(self.path, "export"), index, metric)
+    def export(self, out: Optional[str] = None, index: str = "flat", metric: str = "ip", cold_items: bool = False) -> dict:
+        """`embrec export`: the item index, user store and encoder for `embrec serve`; returns the manifest. Items
+        never trained on are left out of the index unless cold_items (models that place them by features)."""
+        return self._run.export(out or os.path.join(self.path, "export"), index, metric, cold_items)
 
 
 def fetch(name: str, to: Optional[str] = None, from_: Optional[str] = None, accept_unverified: bool = False) -> dict:

@@ -268,13 +268,13 @@ TEST(FeaturesEncode, AFreshEntityIsEncodedByFieldName) {
   try {
     encode_entity(e, {{"genres", {"War"}}});
     FAIL();
-  } catch (const Error& error) {
+  } catch (const InputError& error) {  // a request's mistake: a service answers 400
     EXPECT_STREQ(error.what(), "unknown feature field 'genres' (fields: genre, year)");
   }
   try {
     encode_entity(e, {{"year", {"1995", "1996"}}});
     FAIL();
-  } catch (const Error& error) {
+  } catch (const InputError& error) {
     EXPECT_STREQ(error.what(), "feature field 'year' is single-valued, got 2 values");
   }
   EXPECT_THROW(e.index_of("brand", "x"), Error);

@@ -1,10 +1,12 @@
 // Export folders: everything written comes back from load_export, any edit or truncation is refused naming the
 // file and the manifest field, an export moves and copies whole, and interrupted exports never load and are
-// recovered.
+// recovered; an export whose index holds only the flagged items keeps every item known and loads with them alone
+// in the index.
 #include "embrec/index/export.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -145,6 +147,34 @@ TEST_F(ExportTest, TheVersionCoversTheEncoderAndAnExportWithoutOneHasNone) {
   EXPECT_THROW(write_export(data_, dir_, options_), Error);  // a config without weights
 }
 
+TEST_F(ExportTest, AnEncoderStateIsWrittenCheckedAndCoveredByTheVersion) {
+  const Manifest without = write_export(data_, dir_, options_);
+  EXPECT_EQ(without.encoder_state_checksum, "");
+  EXPECT_FALSE(fs::exists(load_export(dir_).encoder_dir() + "/state.json"));
+  EXPECT_FALSE(nlohmann::json::parse(read_file(dir_ + "/manifest.json")).contains("encoder_state_checksum"));
+  data_.encoder_state = R"({"user_fields": []})";
+  const Manifest with = write_export(data_, dir_, options_);
+  EXPECT_NE(with.version(), without.version());
+  const LoadedExport loaded = load_export(dir_);
+  EXPECT_EQ(loaded.manifest.encoder_state_checksum, with.encoder_state_checksum);
+  EXPECT_EQ(read_file(loaded.encoder_dir() + "/state.json"), data_.encoder_state);
+  // A damaged state is refused, naming the file and the field.
+  const std::string state = fs::canonical(dir_).string() + "/encoder/state.json";
+  fs::permissions(state, fs::perms::owner_write, fs::perm_options::add);
+  std::ofstream(state, std::ios::trunc) << R"({"user_fields": [1]})";
+  try {
+    load_export(dir_);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("state.json"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("encoder_state_checksum"), std::string::npos) << error.what();
+  }
+  // A state needs an encoder.
+  data_.encoder_config.clear();
+  data_.encoder_weights.clear();
+  EXPECT_THROW(write_export(data_, dir_, options_), Error);
+}
+
 TEST_F(ExportTest, AnExportCopiedOrMovedElsewhereLoadsAndServesTheSame) {
   const Manifest written = write_export(data_, dir_, options_);
   fs::copy(dir_, root_ + "/copy", fs::copy_options::recursive);  // cp -rL: the link followed
@@ -193,6 +223,12 @@ TEST_F(ExportTest, InvalidDataIsRefusedBeforeAnythingIsWritten) {
   bad = data_;
   bad.item_external_ids[5] = bad.item_external_ids[6];
   expect_refused(bad, "item id '106' appears twice (rows 5 and 6)");
+  bad = data_;
+  bad.item_indexed.assign(119, 1);
+  expect_refused(bad, "item_indexed has 119 flags for 120 items");
+  bad = data_;
+  bad.item_indexed.assign(120, 0);
+  expect_refused(bad, "item_indexed flags none of the 120 items");
 }
 
 TEST_F(ExportTest, EditedManifestIsAnErrorNamingTheFileAndField) {
@@ -268,6 +304,144 @@ TEST_F(ExportTest, TruncatedOrReplacedIndexIsAChecksumErrorNamingTheFile) {
   edit_manifest([&](json& m) { m["index_checksum"] = other_checksum; });
   message = load_error(dir_);
   EXPECT_NE(message.find(index_path + ": dimension 4 does not match manifest.json field 'dimension' (8)"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(ExportTest, AnExportIndexingSomeItemsRoundTripsWithOnlyThoseInTheIndexAndEveryItemKnown) {
+  data_.item_indexed = embrec::testing::indexed_flags(120, 3);  // items 0, 3, ..., 117 left out: 80 indexed
+  const Manifest written = write_export(data_, dir_, options_);
+  EXPECT_EQ(written.indexed_item_count, 80);
+  EXPECT_EQ(json::parse(read_file(dir_ + "/manifest.json")).at("indexed_item_count"), 80);
+  const LoadedExport loaded = load_export(dir_);
+  const Manifest& m = loaded.manifest;
+  EXPECT_EQ(m.item_count, 120);
+  EXPECT_EQ(m.indexed_item_count, 80);
+  EXPECT_EQ(m.version(), written.version());
+  EXPECT_EQ(loaded.index.size(), 80);
+  EXPECT_TRUE(loaded.index.has_item_ids());
+  EXPECT_EQ(loaded.index.item_id_end(), 119 + 1);
+  for (int32_t item = 0; item < 120; ++item) {
+    SCOPED_TRACE(item);
+    const bool indexed = item % 3 != 0;
+    ASSERT_EQ(loaded.index.contains(item), indexed);
+    if (indexed) {
+      const std::vector<float> expected(data_.item_vectors.begin() + item * 8,
+                                        data_.item_vectors.begin() + item * 8 + 8);
+      ASSERT_EQ(loaded.index.item_vector(item), expected);
+    } else {
+      ASSERT_THROW((void)loaded.index.item_vector(item), Error);
+    }
+    // Left-out items keep their place in the id maps.
+    ASSERT_EQ(loaded.item_external_ids[item], data_.item_external_ids[item]);
+    ASSERT_EQ(loaded.item_id(data_.item_external_ids[item]), item);
+    ASSERT_EQ(loaded.store.item_id(data_.item_external_ids[item]), item);
+  }
+  ASSERT_EQ(data_.user_seen_items[0], std::vector<int32_t>{0});  // a left-out item
+  for (int32_t user = 0; user < 40; ++user) {
+    SCOPED_TRACE(user);
+    const std::vector<int32_t> seen = loaded.store.seen_items(user).value_or(std::vector<int32_t>{});
+    ASSERT_EQ(seen, data_.user_seen_items[user]);
+    // Seen lists mix indexed and left-out items: still exactly k, none seen, none left out.
+    const std::vector<ScoredItem> hits = loaded.index.search(data_.user_vectors.data() + user * 8, 30, seen);
+    ASSERT_EQ(hits.size(), 30u);
+    for (const ScoredItem& hit : hits) {
+      ASSERT_NE(hit.item % 3, 0) << hit.item;
+      ASSERT_EQ(std::count(seen.begin(), seen.end(), hit.item), 0) << hit.item;
+    }
+  }
+}
+
+TEST_F(ExportTest, AnExportOfEveryItemWritesNoIndexedItemCountAndTheIndexFileItAlwaysWrote) {
+  const Manifest plain = write_export(data_, dir_, options_);
+  EXPECT_EQ(plain.indexed_item_count, 120);
+  EXPECT_FALSE(json::parse(read_file(dir_ + "/manifest.json")).contains("indexed_item_count"));
+  const LoadedExport loaded = load_export(dir_);
+  EXPECT_EQ(loaded.manifest.indexed_item_count, 120);  // absent: item_count
+  EXPECT_FALSE(loaded.index.has_item_ids());
+  // Byte-for-byte the file exports wrote before item_indexed: the plain index of every row, no id map.
+  const ItemIndex reference = ItemIndex::build(data_.item_vectors.data(), 120, 8, options_.index);
+  EXPECT_EQ(read_file(dir_ + "/items.faiss"), reference.serialize());
+  // Every item flagged is the same export: the plain index, no field, the same version.
+  data_.item_indexed.assign(120, 1);
+  const Manifest flagged = write_export(data_, dir_, options_);
+  EXPECT_EQ(flagged.indexed_item_count, 120);
+  EXPECT_FALSE(json::parse(read_file(dir_ + "/manifest.json")).contains("indexed_item_count"));
+  EXPECT_EQ(flagged.index_checksum, plain.index_checksum);
+  EXPECT_EQ(flagged.version(), plain.version());
+}
+
+TEST_F(ExportTest, TheVersionChangesWhenTheIndexedItemsChange) {
+  const Manifest every = write_export(data_, dir_, options_);
+  data_.item_indexed = embrec::testing::indexed_flags(120, 3);
+  const Manifest some = write_export(data_, dir_, options_);
+  EXPECT_EQ(some.store_checksum, every.store_checksum);  // ids, vectors and seen lists unchanged
+  EXPECT_NE(some.index_checksum, every.index_checksum);
+  EXPECT_NE(some.version(), every.version());
+  EXPECT_EQ(write_export(data_, dir_, options_).version(), some.version());  // the same flags: the same version
+  data_.item_indexed[0] = 1;  // one item more
+  const Manifest more = write_export(data_, dir_, options_);
+  EXPECT_EQ(more.indexed_item_count, 81);
+  EXPECT_NE(more.version(), some.version());
+  EXPECT_EQ(load_export(dir_).manifest.version(), more.version());
+}
+
+TEST_F(ExportTest, AnIvfPresetIsSizedForTheIndexedItems) {
+  // 80 indexed items: at most 80 / 39 = 2 lists so each trains on Faiss' minimum; all 120 would allow 3.
+  options_.index.factory = "ivf";
+  data_.item_indexed = embrec::testing::indexed_flags(120, 3);
+  const Manifest written = write_export(data_, dir_, options_);
+  EXPECT_EQ(written.index_factory, "IVF2,Flat");
+  const LoadedExport loaded = load_export(dir_);
+  EXPECT_EQ(loaded.index.description(), "IVF2,Flat");
+  const std::vector<ScoredItem> hits = loaded.index.search(data_.user_vectors.data(), 80);
+  ASSERT_EQ(hits.size(), 80u);
+  for (const ScoredItem& hit : hits) ASSERT_NE(hit.item % 3, 0) << hit.item;
+}
+
+TEST_F(ExportTest, AnIndexedItemCountThatDisagreesWithTheIndexIsAnErrorNamingTheField) {
+  data_.item_indexed = embrec::testing::indexed_flags(120, 3);  // 80 indexed
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["indexed_item_count"] = 79; });
+  std::string message = load_error(dir_);
+  EXPECT_NE(message.find("items.faiss: holds 80 items but manifest.json field 'indexed_item_count' says 79"),
+            std::string::npos)
+      << message;
+
+  // Without the field the manifest says every item is indexed, which an index of 80 contradicts.
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m.erase("indexed_item_count"); });
+  message = load_error(dir_);
+  EXPECT_NE(message.find("items.faiss: holds 80 items but manifest.json field 'item_count' says 120"),
+            std::string::npos)
+      << message;
+
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["indexed_item_count"] = 121; });
+  message = load_error(dir_);
+  EXPECT_NE(message.find("manifest.json: field 'indexed_item_count' must be in [1, item_count = 120], got 121"),
+            std::string::npos)
+      << message;
+
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["indexed_item_count"] = "80"; });
+  message = load_error(dir_);
+  EXPECT_NE(message.find("field 'indexed_item_count' must be an integer"), std::string::npos) << message;
+
+  // The index holds ids up to 119: an item id map of 100 could not name them.
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["item_count"] = 100; });
+  message = load_error(dir_);
+  EXPECT_NE(message.find("items.faiss: holds item id 119 but manifest.json field 'item_count' says 100"),
+            std::string::npos)
+      << message;
+
+  // An export of every item given the field afterwards.
+  data_.item_indexed.clear();
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["indexed_item_count"] = 119; });
+  message = load_error(dir_);
+  EXPECT_NE(message.find("items.faiss: holds 120 items but manifest.json field 'indexed_item_count' says 119"),
             std::string::npos)
       << message;
 }

@@ -1,5 +1,6 @@
 // ItemIndex: exact search equals hand-computed top-k for every metric, exclusions never leak and never shorten the
-// list, approximate indexes keep their recall, and an index survives save and load.
+// list, approximate indexes keep their recall, and an index survives save and load; the same for an index of a
+// subset of the items with explicit ids, which never returns a left-out id.
 #include "embrec/index/item_index.h"
 
 #include <gtest/gtest.h>
@@ -268,6 +269,279 @@ TEST(ItemIndex, L2ScoresAreMinusSquaredDistanceBestFirst) {
   EXPECT_FLOAT_EQ(hits[0].score, 0.0f);
   EXPECT_FLOAT_EQ(hits[1].score, -1.0f);
   EXPECT_FLOAT_EQ(hits[2].score, -25.0f);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// An index of a subset of the items, with explicit ids (ItemIndex::build with `ids`).
+
+// Ids 0..count-1 except the multiples of `left_out_every`: the items a subset index holds.
+std::vector<int32_t> ids_but_multiples_of(int64_t count, int32_t left_out_every) {
+  std::vector<int32_t> out;
+  for (int32_t item = 0; item < count; ++item)
+    if (item % left_out_every != 0) out.push_back(item);
+  return out;
+}
+
+// The ids in [0, count) a subset leaves out: brute force excludes them to search the same items.
+std::set<int32_t> left_out(int64_t count, const std::vector<int32_t>& indexed) {
+  std::set<int32_t> out;
+  for (int32_t item = 0; item < count; ++item) out.insert(item);
+  for (int32_t item : indexed) out.erase(item);
+  return out;
+}
+
+// The rows of `items` [? x dim] for the ids `indexed`, in their order: what a subset index is built from.
+std::vector<float> rows_of(const std::vector<float>& items, int32_t dim, const std::vector<int32_t>& indexed) {
+  std::vector<float> rows;
+  for (int32_t item : indexed) rows.insert(rows.end(), items.begin() + item * dim, items.begin() + (item + 1) * dim);
+  return rows;
+}
+
+ItemIndex build_subset(const std::vector<float>& items, int32_t dim, const std::vector<int32_t>& indexed,
+                       const IndexSpec& spec) {
+  const std::vector<float> rows = rows_of(items, dim, indexed);
+  return ItemIndex::build(rows.data(), static_cast<int64_t>(indexed.size()), dim, spec, indexed);
+}
+
+std::set<int32_t> united(std::set<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(b.begin(), b.end());
+  return a;
+}
+
+class SubsetFlatIndex : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(SubsetFlatIndex, SearchEqualsBruteForceOverTheIndexedItemsAndNeverReturnsALeftOutId) {
+  const int32_t dim = 16;
+  const int64_t count = 600;
+  const std::vector<float> items = random_vectors(count, dim, 41);
+  const std::vector<float> queries = random_vectors(20, dim, 42);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 3);  // 400 of the 600
+  const std::set<int32_t> outside = left_out(count, indexed);
+  const ItemIndex index = build_subset(items, dim, indexed, {"Flat", GetParam()});
+  EXPECT_EQ(index.size(), 400);
+  EXPECT_EQ(index.dim(), dim);
+  EXPECT_EQ(index.description(), "Flat");
+  EXPECT_TRUE(index.has_item_ids());
+  EXPECT_EQ(index.item_id_end(), 600);  // 599 is indexed (599 % 3 = 2)
+  EXPECT_TRUE(index.contains(1));
+  EXPECT_FALSE(index.contains(0));
+  EXPECT_FALSE(index.contains(597));
+  EXPECT_FALSE(index.contains(600));
+  EXPECT_FALSE(index.contains(-1));
+  const auto batch = index.search_batch(queries.data(), 20, 25);
+  for (int q = 0; q < 20; ++q) {
+    SCOPED_TRACE(q);
+    const std::vector<ScoredItem> expected = brute_force(items, dim, queries.data() + q * dim, 25, GetParam(), outside);
+    expect_same_hits(index.search(queries.data() + q * dim, 25), expected);
+    expect_same_hits(batch[q], expected);
+  }
+  // Asking for more than it holds returns every indexed item, and none of the others.
+  const std::vector<ScoredItem> all = index.search(queries.data(), 1000);
+  ASSERT_EQ(all.size(), 400u);
+  for (const ScoredItem& hit : all) ASSERT_NE(hit.item % 3, 0) << hit.item;
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, SubsetFlatIndex,
+                         ::testing::Values(Metric::kInnerProduct, Metric::kCosine, Metric::kL2),
+                         [](const auto& info) { return metric_name(info.param); });
+
+// Probing every list makes IVF exact and an efSearch above the item count makes HNSW visit every item: both must
+// then equal brute force over the subset, which also shows nprobe and efSearch reach the index inside the id map.
+TEST(ItemIndex, SubsetIvfProbingEveryListAndHnswWithLargeEfSearchEqualBruteForce) {
+  const int32_t dim = 8;
+  const int64_t count = 900;
+  const std::vector<float> items = clustered_vectors(count, dim, 6, 43);
+  const std::vector<float> queries = random_vectors(10, dim, 44);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 3);  // 600 of the 900
+  const std::set<int32_t> outside = left_out(count, indexed);
+  for (Metric metric : {Metric::kL2, Metric::kCosine}) {
+    for (const char* factory : {"IVF8,Flat", "HNSW16"}) {
+      SCOPED_TRACE(std::string(factory) + " " + metric_name(metric));
+      IndexSpec spec{factory, metric};
+      spec.nprobe = 1;
+      spec.ef_search = 16;
+      ItemIndex index = build_subset(items, dim, indexed, spec);
+      EXPECT_EQ(index.description(), std::string(factory) == "HNSW16" ? "HNSW16" : "IVF8,Flat");
+      index.set_search_parameters(8, 1024);
+      EXPECT_EQ(index.nprobe(), 8);
+      EXPECT_EQ(index.ef_search(), 1024);
+      const auto batch = index.search_batch(queries.data(), 10, 20);
+      for (int q = 0; q < 10; ++q) {
+        SCOPED_TRACE(q);
+        const std::vector<ScoredItem> expected = brute_force(items, dim, queries.data() + q * dim, 20, metric, outside);
+        expect_same_hits(index.search(queries.data() + q * dim, 20), expected);
+        expect_same_hits(batch[q], expected);
+      }
+    }
+  }
+}
+
+// Exclusion lists (a user's seen items) hold indexed ids and ids the index left out alike: only the indexed ones
+// take anything away, so a search still returns exactly min(k, indexed items not excluded).
+TEST(ItemIndex, SubsetExclusionOfIndexedAndLeftOutIdsStillGivesExactlyK) {
+  const int32_t dim = 8;
+  const int64_t count = 400;
+  const std::vector<float> items = random_vectors(count, dim, 45);
+  const std::vector<float> query = random_vectors(1, dim, 46);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 2);  // the 200 odd ids
+  const std::set<int32_t> outside = left_out(count, indexed);
+  const std::vector<int32_t> evens(outside.begin(), outside.end());
+  const ItemIndex index = build_subset(items, dim, indexed, {"Flat", Metric::kInnerProduct});
+
+  // The 150 best indexed items, every left-out id, a duplicate and ids outside every range.
+  std::vector<int32_t> exclude = ids(brute_force(items, dim, query.data(), 150, Metric::kInnerProduct, outside));
+  exclude.insert(exclude.end(), evens.begin(), evens.end());
+  exclude.insert(exclude.end(), {exclude.front(), -3, 400, 100000});
+  std::vector<ScoredItem> hits = index.search(query.data(), 10, exclude);
+  ASSERT_EQ(hits.size(), 10u);
+  expect_same_hits(hits, brute_force(items, dim, query.data(), 10, Metric::kInnerProduct, united(outside, exclude)));
+  expect_same_hits(index.search_batch(query.data(), 1, 10, {exclude})[0], hits);
+
+  // All but 5 indexed items excluded, plus the 200 left-out ids: exactly those 5, though k = 20 and the list is
+  // longer than the index.
+  exclude = ids(brute_force(items, dim, query.data(), 195, Metric::kInnerProduct, outside));
+  exclude.insert(exclude.end(), evens.begin(), evens.end());
+  hits = index.search(query.data(), 20, exclude);
+  ASSERT_EQ(hits.size(), 5u);
+  expect_same_hits(hits, brute_force(items, dim, query.data(), 20, Metric::kInnerProduct, united(outside, exclude)));
+  expect_same_hits(index.search_batch(query.data(), 1, 20, {exclude})[0], hits);
+  // Left-out ids alone exclude nothing.
+  EXPECT_EQ(index.search(query.data(), 200, evens).size(), 200u);
+}
+
+// The fetch-more / widen-nprobe / widen-efSearch loop over a subset whose best items are excluded, with left-out ids
+// in the list as well: it must stop, with exactly k, or every indexed item left when fewer than k remain.
+TEST(ItemIndex, SubsetApproximateIndexesStillReturnExactlyKWhenTheirTopIsExcluded) {
+  const int32_t dim = 16;
+  const int64_t count = 3000;
+  const std::vector<float> items = clustered_vectors(count, dim, 20, 47);
+  const std::vector<float> queries = clustered_vectors(5, dim, 20, 47);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 3);  // 2000 of the 3000
+  const std::set<int32_t> outside = left_out(count, indexed);
+  for (const char* factory : {"IVF40,Flat", "HNSW16"}) {
+    SCOPED_TRACE(factory);
+    IndexSpec spec{factory, Metric::kL2};
+    spec.nprobe = 1;
+    spec.ef_search = 16;
+    const ItemIndex index = build_subset(items, dim, indexed, spec);
+    for (int q = 0; q < 5; ++q) {
+      SCOPED_TRACE(q);
+      std::vector<int32_t> exclude = ids(brute_force(items, dim, queries.data() + q * dim, 300, Metric::kL2, outside));
+      exclude.insert(exclude.end(), outside.begin(), outside.end());
+      const std::set<int32_t> excluded(exclude.begin(), exclude.end());
+      std::vector<ScoredItem> hits = index.search(queries.data() + q * dim, 50, exclude);
+      ASSERT_EQ(hits.size(), 50u);
+      for (const ScoredItem& hit : hits) ASSERT_EQ(excluded.count(hit.item), 0u) << hit.item;
+      // Every indexed item but 7 excluded: the search must reach all the way to those 7.
+      exclude = ids(brute_force(items, dim, queries.data() + q * dim, 1993, Metric::kL2, outside));
+      exclude.insert(exclude.end(), outside.begin(), outside.end());
+      hits = index.search(queries.data() + q * dim, 50, exclude);
+      EXPECT_EQ(hits.size(), 7u);
+      for (const ScoredItem& hit : hits) ASSERT_TRUE(index.contains(hit.item)) << hit.item;
+    }
+  }
+}
+
+TEST(ItemIndex, SubsetItemVectorIsTheRowOfItsIdAndALeftOutIdIsAnErrorNamingIt) {
+  const std::vector<float> items{3, 4, 0, 1, 1, 1, 0, 0, 2, 5, 0, 0};  // four 3-d items; item 1 left out
+  const std::vector<int32_t> indexed{0, 2, 3};
+  const ItemIndex ip = build_subset(items, 3, indexed, {"Flat", Metric::kInnerProduct});
+  EXPECT_EQ(ip.item_vector(0), (std::vector<float>{3, 4, 0}));
+  EXPECT_EQ(ip.item_vector(2), (std::vector<float>{0, 0, 2}));
+  EXPECT_EQ(ip.item_vector(3), (std::vector<float>{5, 0, 0}));
+  const ItemIndex cosine = build_subset(items, 3, indexed, {"IVF1,Flat", Metric::kCosine});
+  const std::vector<float> unit = cosine.item_vector(0);
+  EXPECT_NEAR(unit[0], 0.6f, 1e-6);
+  EXPECT_NEAR(unit[1], 0.8f, 1e-6);
+  EXPECT_EQ(cosine.item_vector(3), (std::vector<float>{1, 0, 0}));
+  for (const ItemIndex* index : {&ip, &cosine}) {
+    try {
+      (void)index->item_vector(1);
+      ADD_FAILURE() << "expected an error";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("item 1 is not in the index"), std::string::npos) << error.what();
+    }
+    EXPECT_THROW((void)index->item_vector(4), Error);
+    EXPECT_THROW((void)index->item_vector(-1), Error);
+  }
+}
+
+TEST(ItemIndex, SubsetTiesRankTheLowerItemIdFirst) {
+  // Items 5, 11 and 14 share one vector; 2 scores 0.5 and 8 scores 0 against the query (1, 0).
+  const std::vector<float> rows{0.5f, 0, 1, 0, 0, 1, 1, 0, 1, 0};
+  const std::vector<int32_t> indexed{2, 5, 8, 11, 14};
+  const ItemIndex index = ItemIndex::build(rows.data(), 5, 2, {"Flat", Metric::kInnerProduct}, indexed);
+  const std::vector<float> query{1, 0};
+  EXPECT_EQ(ids(index.search(query.data(), 2)), (std::vector<int32_t>{5, 11}));
+  EXPECT_EQ(ids(index.search(query.data(), 4)), (std::vector<int32_t>{5, 11, 14, 2}));
+  EXPECT_EQ(ids(index.search(query.data(), 2, {5, 3})), (std::vector<int32_t>{11, 14}));
+}
+
+TEST(ItemIndex, SubsetSaveLoadAndSerializeKeepIdsResultsAndSearchParameters) {
+  const int32_t dim = 16;
+  const int64_t count = 1500;
+  const std::vector<float> items = clustered_vectors(count, dim, 10, 48);
+  const std::vector<float> queries = random_vectors(5, dim, 49);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 3);  // 1000 of the 1500
+  // Seen lists mixing indexed ids (4, 5, 7) with left-out ones (3, 6, 9).
+  const std::vector<int32_t> exclude{3, 4, 5, 6, 7, 9};
+  const std::string path = embrec::testing::temp_path("subset-index-save") + ".faiss";
+  for (const char* factory : {"Flat", "IVF16,Flat", "HNSW16"}) {
+    SCOPED_TRACE(factory);
+    IndexSpec spec{factory, Metric::kCosine};
+    spec.nprobe = 4;
+    spec.ef_search = 32;
+    const ItemIndex built = build_subset(items, dim, indexed, spec);
+    built.save(path);
+    const ItemIndex loaded = ItemIndex::load(path, Metric::kCosine);
+    const ItemIndex from_bytes = ItemIndex::deserialize(built.serialize(), Metric::kCosine, "bytes");
+    for (const ItemIndex* copy : {&loaded, &from_bytes}) {
+      EXPECT_EQ(copy->size(), 1000);
+      EXPECT_EQ(copy->dim(), dim);
+      EXPECT_TRUE(copy->has_item_ids());
+      EXPECT_EQ(copy->item_id_end(), built.item_id_end());
+      EXPECT_EQ(copy->description(), built.description());
+      if (std::string(factory) == "IVF16,Flat") EXPECT_EQ(copy->nprobe(), 4);
+      if (std::string(factory) == "HNSW16") EXPECT_EQ(copy->ef_search(), 32);
+      EXPECT_FALSE(copy->contains(3));
+      EXPECT_TRUE(copy->contains(4));
+      EXPECT_EQ(copy->item_vector(1499), built.item_vector(1499));
+      EXPECT_THROW((void)copy->item_vector(1497), Error);
+      for (int q = 0; q < 5; ++q) {
+        const std::vector<ScoredItem> hits = copy->search(queries.data() + q * dim, 10, exclude);
+        ASSERT_EQ(hits.size(), 10u);
+        for (const ScoredItem& hit : hits)
+          ASSERT_TRUE(hit.item % 3 != 0 && std::count(exclude.begin(), exclude.end(), hit.item) == 0) << hit.item;
+        expect_same_hits(hits, built.search(queries.data() + q * dim, 10, exclude));
+      }
+    }
+  }
+  // The metric check looks through the id map: a cosine subset loaded as l2 is refused, naming the file.
+  try {
+    (void)ItemIndex::load(path, Metric::kL2);
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("'l2'"), std::string::npos) << error.what();
+  }
+  std::filesystem::remove(path);
+}
+
+TEST(ItemIndex, SubsetBuildRefusesIdsThatDoNotMatchTheRowsOrDoNotIncrease) {
+  const std::vector<float> rows = random_vectors(3, 2, 50);
+  auto message = [&](const std::vector<int32_t>& indexed) -> std::string {
+    try {
+      (void)ItemIndex::build(rows.data(), 3, 2, {"Flat", Metric::kL2}, indexed);
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message({0, 1}).find("2 ids for 3 item vectors"), std::string::npos) << message({0, 1});
+  EXPECT_NE(message({0, -1, 2}).find("ids[1] is -1"), std::string::npos) << message({0, -1, 2});
+  EXPECT_NE(message({0, 2, 2}).find("ids[2] = 2 follows ids[1] = 2"), std::string::npos) << message({0, 2, 2});
+  EXPECT_NE(message({0, 5, 3}).find("strictly increasing"), std::string::npos) << message({0, 5, 3});
+  EXPECT_EQ(message({0, 5, 9}), "");
 }
 
 TEST(ItemIndex, PresetsResolveToFactoryStrings) {

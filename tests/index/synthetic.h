@@ -59,6 +59,14 @@ inline index::ExportData small_export_data(int32_t users, int32_t items, int32_t
   return data;
 }
 
+// ExportData::item_indexed for `items` items with every `left_out_every`-th item (0, n, 2n, ...) left out of the
+// index: the shape of an export that indexes only the items a model was trained on.
+inline std::vector<uint8_t> indexed_flags(int32_t items, int32_t left_out_every) {
+  std::vector<uint8_t> flags(static_cast<size_t>(items));
+  for (int32_t item = 0; item < items; ++item) flags[item] = item % left_out_every != 0;
+  return flags;
+}
+
 // A fresh path under the temporary folder, unique per process and name; removed if it exists.
 inline std::string temp_path(const std::string& name) {
   const std::filesystem::path path =

@@ -390,7 +390,84 @@ TEST(Mf, InvalidKeysAreErrorsNamingTheKey) {
   EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nsgd_epochs = 3\n").find("sgd_epochs"), std::string::npos);
   EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nsolver = 'sgd'\nsgd_learning_rate = 0.0\n").find("sgd_learning_rate"),
             std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\ntargets = 'binary'\n").find("targets"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\ntargets = 'clicks'\n").find("targets"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nmax_pairs = 64\n").find("max_pairs"), std::string::npos);
+  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nnegatives = 'in_batch'\nmax_pairs = 1\n").find("max_pairs"),
+            std::string::npos);
   EXPECT_EQ(error_of("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\n"), "(no error)");
+}
+
+TEST(Mf, BinaryTargetsRegressOneOnObservedAndZeroOnTheSampledItem) {
+  // p_0 = (1, 2), q_1 = (0.5, -1), q_3 = (1, 1), b_u = 0.25, b_1 = -0.5, b_3 = 0.1, μ = 0.5 (set by fit):
+  // observed r̂_01 = 0.5 + 0.25 - 0.5 - 1.5 = -1.25, error (1 + 1.25)² = 5.0625; sampled r̂_03 = 0.5 + 0.25 + 0.1 + 3 =
+  // 3.85, error 3.85² = 14.8225; the loss is their mean 9.9425.
+  auto model = make("name = 'mf'\nloss = 'mse'\ntargets = 'binary'\ndim = 2\n", 2, 4);
+  EXPECT_FALSE(model->predicts_ratings());
+  data::SamplerOptions defaults;
+  const data::SamplerOptions options = model->sampler_options(defaults);
+  EXPECT_TRUE(options.negatives);
+  EXPECT_FALSE(options.ratings);
+  data::Split split;  // no ratings: binary targets need none
+  const int32_t a[] = {1};
+  split.train.push_user(a, 1);
+  model->fit(split);
+  MfModuleImpl& m = *model->mf_module();
+  EXPECT_DOUBLE_EQ(m.global_mean.item<double>(), 0.5);
+  {
+    torch::NoGradGuard no_grad;
+    m.user_factors[0] = torch::tensor({1.0f, 2.0f});
+    m.item_factors[1] = torch::tensor({0.5f, -1.0f});
+    m.item_factors[3] = torch::tensor({1.0f, 1.0f});
+    m.user_bias[0] = 0.25f;
+    m.item_bias[1] = -0.5f;
+    m.item_bias[3] = 0.1f;
+  }
+  TensorBatch batch;
+  batch.users = torch::tensor({0}, torch::kLong);
+  batch.target = torch::tensor({{0, 2}}, torch::kLong);
+  batch.input = batch.target;
+  batch.negative = torch::tensor({{0, 4}}, torch::kLong);
+  EXPECT_NEAR(model->loss(batch).total.item<double>(), 9.9425, 1e-5);
+  // Its gradient, biases and L2 term included, against finite differences.
+  auto fresh = make("name = 'mf'\nloss = 'mse'\ntargets = 'binary'\ndim = 4\nreg = 0.01\n", 3, 5);
+  fresh->module().to(torch::kFloat64);
+  EXPECT_LT(testing::parameter_gradient_error(*fresh, small_batch()), 1e-7);
+}
+
+TEST(Mf, InBatchSoftmaxIsCutIntoChunksOfAtMostMaxPairs) {
+  // small_batch holds five pairs. max_pairs = 2 cuts them into three chunks (sizes 1, 2, 2 of a seeded shuffle):
+  // the loss is the mean of three softmaxes, each over its own chunk's items, so it differs from one softmax over
+  // all five; max_pairs = 5 is that one softmax exactly.
+  const std::string base = "name = 'mf'\nloss = 'softmax'\nnegatives = 'in_batch'\nlogq_correction = false\ndim = 3\n"
+                           "init_std = 0.5\n";
+  auto whole = make(base + "max_pairs = 5\n", 3, 5);
+  auto chunked = make(base + "max_pairs = 2\n", 3, 5);
+  {
+    torch::NoGradGuard no_grad;
+    chunked->mf_module()->user_factors.copy_(whole->mf_module()->user_factors);
+    chunked->mf_module()->item_factors.copy_(whole->mf_module()->item_factors);
+  }
+  MfModuleImpl& m = *whole->mf_module();
+  const torch::Tensor users = torch::tensor({0, 0, 2, 2, 2}, torch::kLong), items = torch::tensor({1, 2, 0, 3, 4}, torch::kLong);
+  const torch::Tensor logits = m.user_factors.index_select(0, users).mm(m.item_factors.index_select(0, items).t());
+  EXPECT_NEAR(whole->loss(small_batch()).total.item<double>(),
+              (-torch::log_softmax(logits, 1).diagonal().mean()).item<double>(), 1e-6);
+  const double chunked_loss = chunked->loss(small_batch()).total.item<double>();
+  // Every partition of the five pairs into chunks of sizes {1, 2, 2}: the chunked loss is one of them.
+  double closest = 1e9;
+  std::vector<int64_t> order{0, 1, 2, 3, 4};
+  do {
+    double total = 0;
+    for (auto [begin, end] : {std::pair<int, int>{0, 1}, {1, 3}, {3, 5}}) {
+      const torch::Tensor rows = torch::tensor(std::vector<int64_t>(order.begin() + begin, order.begin() + end));
+      const torch::Tensor part = logits.index_select(0, rows).index_select(1, rows);
+      total += (-torch::log_softmax(part, 1).diagonal().mean()).item<double>();
+    }
+    closest = std::min(closest, std::abs(total / 3.0 - chunked_loss));
+  } while (std::next_permutation(order.begin(), order.end()));
+  EXPECT_LT(closest, 1e-6);
+  EXPECT_GT(std::abs(chunked_loss - whole->loss(small_batch()).total.item<double>()), 1e-4);
 }
 
 TEST(Mf, MseWithoutRatingsIsAnError) {
@@ -403,6 +480,7 @@ TEST(Mf, MseWithoutRatingsIsAnError) {
     FAIL() << "expected an error";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("ratings"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("targets = \"binary\""), std::string::npos) << error.what();
   }
 }
 

@@ -59,10 +59,11 @@ TEST(TwoTowerAugmentation, TheSelfSupervisedBatchIsUniformOverItems) {
 
 // 40 items of 4 colours (colour = item % 4; `shade` repeats the colour, a perfectly correlated field; `noise` is
 // random); 120 users, each of one colour, with 8 items of it. Items 0..3 (one per colour) have no interactions.
+// With user_features: each user has the single-valued field "likes" = its colour.
 struct ColourData {
   data::Dataset dataset;
   data::Split split;
-  ColourData() {
+  explicit ColourData(bool user_features = false) {
     std::mt19937_64 random(5);
     for (int i = 0; i < 40; ++i) dataset.items.get_or_add("i" + std::to_string(i));
     dataset.item_features.fields = {"colour", "shade", "noise"};
@@ -81,6 +82,14 @@ struct ColourData {
         if (std::find(items.begin(), items.end(), item) == items.end()) items.push_back(item);
       }
       dataset.interactions.push_user(items.data(), static_cast<int64_t>(items.size()));
+    }
+    if (user_features) {
+      dataset.user_features.fields = {"likes"};
+      dataset.user_features.multi_valued = {0};
+      for (int u = 0; u < 120; ++u) {
+        dataset.user_features.values.push_back(std::to_string(u % 4));
+        dataset.user_features.offsets.push_back(static_cast<int64_t>(dataset.user_features.values.size()));
+      }
     }
     split.method = "none";
     split.train = dataset.interactions;
@@ -168,6 +177,70 @@ TEST(TwoTower, WithIdDropoutAnItemTowerWithIdsAlsoPlacesColdItemsByTheirFeatures
   expect_cold_items_among_their_colour(model->item_vectors());
 }
 
+// An export's encoder: the model rebuilt from its config, encoder_state() and weights alone (no data), serving a
+// fresh user from features and a history.
+std::unique_ptr<Model> rebuilt_without_data(Model& trained, const ColourData& data, const std::string& extra) {
+  ConfigTable table = ConfigTable::parse_string(
+      "name = 'two_tower'\ndim = 16\nembedding_dim = 8\nhidden = [16]\ntemperature = 0.1\n" + extra, "test.toml");
+  ModelContext context;
+  context.user_count = data.dataset.user_count();
+  context.item_count = data.dataset.item_count();
+  context.encoder_state = trained.encoder_state();
+  std::unique_ptr<Model> model = create_model(table, context);
+  table.finish();
+  torch::NoGradGuard no_grad;
+  auto source = trained.module().named_parameters(true);
+  for (auto& parameter : model->module().named_parameters(true)) parameter.value().copy_(source[parameter.key()]);
+  auto buffers = trained.module().named_buffers(true);
+  for (auto& buffer : model->module().named_buffers(true)) buffer.value().copy_(buffers[buffer.key()]);
+  model->module().eval();
+  return model;
+}
+
+TEST(TwoTower, AFreshUserIsServedFromFeaturesAndHistoryByTheRebuiltEncoder) {
+  const ColourData data(/*user_features=*/true);
+  // User tower = id + "likes"; with half the ids masked in training, the unknown id with a liked colour is a user.
+  const std::string by_features = "user_id_dropout = 0.5\n";
+  auto model = colour_model(data, by_features);
+  EXPECT_TRUE(model->encodes_histories());
+  EXPECT_TRUE(model->takes_user_features());
+  train_epochs(*model, data, 40);
+  auto served = rebuilt_without_data(*model, data, by_features);
+  ASSERT_TRUE(served->takes_user_features());
+  const torch::Tensor items = model->item_vectors();
+  for (int colour = 0; colour < 4; ++colour) {
+    // Features alone: the top 5 trained items are of the liked colour.
+    const torch::Tensor vector = served->fresh_user_vector({}, {{"likes", {std::to_string(colour)}}});
+    ASSERT_EQ(vector.sizes(), (std::vector<int64_t>{1, 16}));
+    torch::Tensor scores = vector.mm(items.t()).squeeze(0);
+    scores.slice(0, 0, 4).fill_(-1e9);
+    const torch::Tensor top = std::get<1>(scores.topk(5));
+    for (int64_t k = 0; k < 5; ++k) EXPECT_EQ(top[k].item<int64_t>() % 4, colour) << "liked colour " << colour;
+  }
+  // With a pooled history too, the rebuilt model gives what the trained one gives.
+  const std::string with_history = "history = 'mean'\nuser_id_dropout = 0.5\n";
+  auto pooled = colour_model(data, with_history);
+  train_epochs(*pooled, data, 2);
+  auto pooled_served = rebuilt_without_data(*pooled, data, with_history);
+  for (const std::vector<int32_t>& history : {std::vector<int32_t>{5, 9}, {}})
+    EXPECT_TRUE(torch::allclose(pooled_served->fresh_user_vector(history, {{"likes", {"1"}}}),
+                                pooled->fresh_user_vector(history, {{"likes", {"1"}}}), 1e-5, 1e-6));
+  // Bad input is an InputError naming the feature (a service answers 400).
+  try {
+    served->fresh_user_vector({4}, {{"age", {"25"}}});
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& error) {
+    EXPECT_NE(std::string(error.what()).find("'age'"), std::string::npos) << error.what();
+  }
+  EXPECT_THROW(served->fresh_user_vector({4}, {{"likes", {"1", "2"}}}), InputError);
+  // A model trained without user features refuses them, and so does one that encodes no history by default.
+  const ColourData plain;
+  auto no_features = colour_model(plain, "history = 'mean'");
+  EXPECT_FALSE(no_features->takes_user_features());
+  EXPECT_THROW(no_features->fresh_user_vector({4}, {{"likes", {"1"}}}), InputError);
+  EXPECT_FALSE(colour_model(plain, "")->encodes_histories());
+}
+
 TEST(TwoTower, ConfigErrorsNameTheKey) {
   const ColourData data;
   EXPECT_THROW(colour_model(data, "item_id = false\nitem_features = false"), Error);
@@ -176,6 +249,12 @@ TEST(TwoTower, ConfigErrorsNameTheKey) {
     ADD_FAILURE() << "no error";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("mask_ratio"), std::string::npos) << error.what();
+  }
+  try {
+    colour_model(data, "user_id = false\nuser_id_dropout = 0.3\nhistory = 'mean'");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("user_id_dropout"), std::string::npos) << error.what();
   }
   ModelContext bare;
   bare.user_count = 3;

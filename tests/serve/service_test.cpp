@@ -646,6 +646,94 @@ TEST_F(ServiceTest, HistoryRouteWithoutEncoderIs501) {
   }
 }
 
+// An encoder with user features (a stand-in for the two-tower model): the field "likes" names an item whose
+// vector is added to the history's mean; any other field is an InputError naming it.
+class LikesEncoder final : public HistoryEncoder {
+ public:
+  explicit LikesEncoder(const index::LoadedExport& loaded) : loaded_(loaded) {}
+  std::vector<float> encode(const std::vector<int32_t>& items) override { return encode_user(items, {}); }
+  std::vector<float> encode_user(const std::vector<int32_t>& items,
+                                 const std::map<std::string, std::vector<std::string>>& features) override {
+    std::vector<float> sum(static_cast<size_t>(loaded_.index.dim()), 0.0f);
+    auto add = [&](int32_t item) {
+      const std::vector<float> vector = loaded_.index.item_vector(item);
+      for (size_t d = 0; d < sum.size(); ++d) sum[d] += vector[d];
+    };
+    for (int32_t item : items) add(item);
+    for (const auto& [name, values] : features) {
+      if (name != "likes") throw InputError(fmt::format("unknown feature field '{}' (fields: likes)", name));
+      for (const std::string& value : values) add(*loaded_.item_id(value));
+    }
+    return sum;
+  }
+  bool takes_features() const override { return true; }
+
+ private:
+  const index::LoadedExport& loaded_;
+};
+
+TEST_F(ServiceTest, AFreshUserIsEncodedFromFeaturesBesideTheHistoryAndBadFeaturesAre400) {
+  start(test_config(), [](const index::LoadedExport& loaded) { return std::make_unique<LikesEncoder>(loaded); });
+  const std::shared_ptr<const Bundle> bundle = service_->bundle();
+  httplib::Client http = client();
+  auto item = [&](int32_t i) { return std::vector<float>(data_a_->item_vectors.begin() + i * kDim,
+                                                         data_a_->item_vectors.begin() + (i + 1) * kDim); };
+  // Features alone (no history): the user is item 9's vector; nothing is excluded.
+  json reply = body(http.Post("/v1/recommendations", R"({"features": {"likes": "109"}, "k": 5})", "application/json"));
+  expect_items(reply["items"], expected_items(bundle->data.index.search(item(9).data(), 5)));
+  // Features beside a history (a list of values, an integer value): the sum; the history is excluded.
+  reply = body(http.Post("/v1/recommendations", R"({"history": ["105"], "features": {"likes": [109, "112"]}, "k": 5})",
+                         "application/json"));
+  std::vector<float> sum(kDim, 0.0f);
+  for (int32_t i : {5, 9, 12})
+    for (int32_t d = 0; d < kDim; ++d) sum[d] += item(i)[d];
+  expect_items(reply["items"], expected_items(bundle->data.index.search(sum.data(), 5, {5})));
+  // Bad features: 400 naming the feature.
+  for (const auto& [request, expected] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"history": [105], "features": {"age": "25"}})", "'age'"},
+           {R"({"history": [105], "features": {"likes": 1.5}})", "feature 'likes'"},
+           {R"({"history": [105], "features": {"likes": [true]}})", "feature 'likes'"},
+           {R"({"history": [105], "features": ["likes"]})", "field 'features'"},
+           {R"({"features": {}})", "missing field 'history'"},
+           {R"({"history": [], "features": {}})", "must not be empty"}}) {
+    const httplib::Result result = http.Post("/v1/recommendations", request, "application/json");
+    ASSERT_TRUE(result) << request;
+    EXPECT_EQ(result->status, 400) << request << " -> " << result->body;
+    EXPECT_NE(body(result)["error"].get<std::string>().find(expected), std::string::npos) << result->body;
+  }
+  // An encoder without features (the mean encoder) refuses them.
+  start(test_config(), mean_encoder_factory());
+  const httplib::Result refused =
+      client().Post("/v1/recommendations", R"({"history": [105], "features": {"likes": "109"}})", "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400);
+  EXPECT_NE(body(refused)["error"].get<std::string>().find("takes no user features"), std::string::npos);
+}
+
+// An export that leaves items out of the index (never trained on): they stay known (histories accept them) but
+// are never recommended, and asking for items similar to one is a 404 that says why.
+TEST_F(ServiceTest, ItemsLeftOutOfTheIndexAreKnownButNeverRecommended) {
+  index::ExportData data = *data_a_;
+  data.item_indexed = embrec::testing::indexed_flags(kItems, 3);  // items 0, 3, 6, ... left out
+  index::write_export(data, *root_ + "/subset", index::ExportOptions());
+  start(test_config(), mean_encoder_factory(), *root_ + "/subset");
+  httplib::Client http = client();
+  const json health = body(http.Get("/healthz"));
+  EXPECT_EQ(health["items"], kItems);
+  EXPECT_EQ(health["indexed_items"], kItems - (kItems + 2) / 3);
+  const httplib::Result similar = http.Post("/v1/items/similar", R"({"item": "103"})", "application/json");
+  ASSERT_TRUE(similar);
+  EXPECT_EQ(similar->status, 404);
+  EXPECT_NE(body(similar)["error"].get<std::string>().find("not in the index"), std::string::npos) << similar->body;
+  for (const std::string& request : {std::string(R"({"history": [101, 104], "k": 30})"), std::string()}) {
+    const json reply = request.empty() ? body(http.Get("/v1/users/u1/recommendations?k=30"))
+                                       : body(http.Post("/v1/recommendations", request, "application/json"));
+    ASSERT_EQ(reply["items"].size(), 30u) << reply.dump();
+    for (const json& item : reply["items"])
+      EXPECT_NE((std::stoi(item["item"].get<std::string>()) - 100) % 3, 0) << item.dump();
+  }
+}
+
 TEST_F(ServiceTest, MetricsCountRequestsByRouteAndStatus) {
   httplib::Client http = client();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(http.Get("/v1/users/u1/recommendations?k=5")->status, 200);

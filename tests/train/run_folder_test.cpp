@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
+#include "embrec/data/features.h"
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "train_fixtures.h"
@@ -61,6 +63,27 @@ item_groups = true
   // From the run folder alone, wherever the current directory is.
   const eval::EvalResult cold = evaluate_run(run_dir, EvalStage::Cold);
   EXPECT_EQ(cold.all().values.at("recall@5"), summary.cold.all().values.at("recall@5"));
+
+  // The export leaves the cold items (no training interactions) out of the index unless asked; both serve a fresh
+  // user from user features through the export's own encoder (vocabularies in encoder/state.json).
+  const std::vector<uint8_t> trained = data::items_in(experiment.data.split.train, experiment.data.dataset.item_count());
+  const int64_t trained_count = std::count(trained.begin(), trained.end(), uint8_t{1});
+  ASSERT_LT(trained_count, experiment.data.dataset.item_count());
+  for (const bool cold_items : {false, true}) {
+    const index::Manifest manifest = export_run(run_dir, run_dir + "/export", {}, cold_items);
+    index::LoadedExport loaded = index::load_export(run_dir + "/export");
+    EXPECT_EQ(loaded.manifest.item_count, experiment.data.dataset.item_count());
+    EXPECT_EQ(loaded.index.size(), cold_items ? experiment.data.dataset.item_count() : trained_count);
+    for (int32_t item = 0; item < experiment.data.dataset.item_count(); ++item)
+      EXPECT_EQ(loaded.index.contains(item), cold_items || trained[item]) << item;
+    EXPECT_FALSE(manifest.encoder_state_checksum.empty());
+    auto encoder = export_encoder_factory()(loaded);
+    ASSERT_TRUE(encoder);
+    EXPECT_TRUE(encoder->takes_features());
+    EXPECT_EQ(encoder->encode_user({}, {{"group", {"g1"}}}).size(), 8u);
+    EXPECT_NE(encoder->encode_user({}, {{"group", {"g1"}}}), encoder->encode_user({}, {{"group", {"g0"}}}));
+    EXPECT_THROW(encoder->encode_user({0}, {{"age", {"30"}}}), InputError);
+  }
   std::filesystem::remove_all(folder);
   std::filesystem::remove_all(run_dir);
 }
@@ -77,6 +100,8 @@ TEST(ExportRun, OnlineEncodingEqualsTheExportedUserVectors) {
     Experiment experiment = experiment_from(small_config(model, 1));
     train(experiment, {run_dir, false, -1});
     index::ExportOptions options;
+    // Their item vectors are embeddings: an item never trained on would be indexed with its random start.
+    EXPECT_THROW(export_run(run_dir, out, options, /*cold_items=*/true), Error);
     index::Manifest manifest = export_run(run_dir, out, options);
     // Self-contained: it serves without the run folder, from another place.
     std::filesystem::remove_all(run_dir);

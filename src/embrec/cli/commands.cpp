@@ -152,6 +152,7 @@ void run_prepare(const PrepareFlags& flags) {
 struct ExportFlags {
   std::string run_dir, out, index = "flat", metric = "ip";
   int nprobe = 16, ef_search = 64;
+  bool cold_items = false;
 };
 
 void run_export(const ExportFlags& flags) {
@@ -161,10 +162,14 @@ void run_export(const ExportFlags& flags) {
   options.index.nprobe = flags.nprobe;
   options.index.ef_search = flags.ef_search;
   const std::string out = flags.out.empty() ? flags.run_dir + "/export" : flags.out;
-  index::Manifest manifest = train::export_run(flags.run_dir, out, options);
-  std::printf("%s: %s on %s, %lld items (%s, %s), %lld users, version %s\n", out.c_str(), manifest.model.c_str(),
-              manifest.dataset.c_str(), static_cast<long long>(manifest.item_count), manifest.index_factory.c_str(),
-              manifest.metric.c_str(), static_cast<long long>(manifest.user_count), manifest.version().c_str());
+  index::Manifest manifest = train::export_run(flags.run_dir, out, options, flags.cold_items);
+  const std::string indexed = manifest.indexed_item_count == manifest.item_count
+                                  ? ""
+                                  : fmt::format(", {} of them indexed", manifest.indexed_item_count);
+  std::printf("%s: %s on %s, %lld items%s (%s, %s), %lld users, version %s\n", out.c_str(), manifest.model.c_str(),
+              manifest.dataset.c_str(), static_cast<long long>(manifest.item_count), indexed.c_str(),
+              manifest.index_factory.c_str(), manifest.metric.c_str(), static_cast<long long>(manifest.user_count),
+              manifest.version().c_str());
 }
 
 // Signals only set flags (or write to the service's pipe); the main thread acts on them.
@@ -349,6 +354,9 @@ void add_export_command(CLI::App& app) {
       ->capture_default_str();
   export_command->add_option("--nprobe", o->nprobe, "IVF: lists probed per query")->capture_default_str();
   export_command->add_option("--ef-search", o->ef_search, "HNSW: candidate list size per query")->capture_default_str();
+  export_command->add_flag("--cold-items", o->cold_items,
+                           "Also index items with no training interactions, placed by their features (two_tower with "
+                           "item features); by default they are left out of the index");
   export_command->callback([o] { run_export(*o); });
 }
 

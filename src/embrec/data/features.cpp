@@ -313,16 +313,24 @@ EncodedFeatures encode_features(const Features& features, const std::vector<uint
   return encoded;
 }
 
-std::vector<std::vector<int32_t>> encode_entity(const EncodedFeatures& encoded,
-                                                const std::map<std::string, std::vector<std::string>>& values) {
-  for (const auto& [name, given] : values) encoded.field(name);  // an unknown name is an Error listing the fields
+std::vector<std::vector<int32_t>> encode_entity(const EncodedFeatures& encoded, const FeatureValues& values) {
+  // The values come from a caller (a request): mistakes in them are InputErrors.
+  for (const auto& [name, given] : values) {
+    try {
+      encoded.field(name);  // an unknown name is an Error listing the fields
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& error) {
+      throw InputError(error.what());
+    }
+  }
   std::vector<std::vector<int32_t>> indices(encoded.fields.size());
   for (size_t f = 0; f < encoded.fields.size(); ++f) {
     const EncodedField& field = encoded.fields[f];
     const auto given = values.find(field.name);
     const size_t count = given == values.end() ? 0 : given->second.size();
     if (!field.multi_valued && count > 1)
-      fail("feature field '{}' is single-valued, got {} values", field.name, count);
+      throw InputError(fmt::format("feature field '{}' is single-valued, got {} values", field.name, count));
     if (!field.multi_valued && count == 0) indices[f].push_back(kMissingIndex);
     for (size_t v = 0; v < count; ++v) indices[f].push_back(field.index_of(given->second[v]));
   }

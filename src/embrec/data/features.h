@@ -132,9 +132,9 @@ EncodedFeatures encode_features(const Features& features, const std::vector<uint
 // A fresh entity's features by name (a cold item in a request): field -> values. One index list per field, in
 // field order: single-valued fields exactly one index (kMissingIndex when absent), multi-valued ones an index per
 // value (none when absent); unknown values are kOutOfVocabularyIndex. An unknown field, or two values for a
-// single-valued field, is an Error naming the field.
-std::vector<std::vector<int32_t>> encode_entity(const EncodedFeatures& encoded,
-                                                const std::map<std::string, std::vector<std::string>>& values);
+// single-valued field, is an InputError naming the field.
+using FeatureValues = std::map<std::string, std::vector<std::string>>;
+std::vector<std::vector<int32_t>> encode_entity(const EncodedFeatures& encoded, const FeatureValues& values);
 
 // Training flags for encode_features: the items that occur in `train`, and the users whose train list is not empty.
 std::vector<uint8_t> items_in(const Sequences& train, int32_t item_count);

@@ -54,6 +54,13 @@ void validate(const ExportData& data) {
          users * dim);
   if (!data.user_seen_items.empty() && data.user_seen_items.size() != users)
     fail("export: user_seen_items has {} lists for {} users", data.user_seen_items.size(), users);
+  if (!data.item_indexed.empty()) {
+    if (data.item_indexed.size() != items)
+      fail("export: item_indexed has {} flags for {} items (one per item, or none to index every item)",
+           data.item_indexed.size(), items);
+    if (std::none_of(data.item_indexed.begin(), data.item_indexed.end(), [](uint8_t flag) { return flag != 0; }))
+      fail("export: item_indexed flags none of the {} items; at least one must be indexed", items);
+  }
   for (size_t i = 0; i < data.item_vectors.size(); ++i)
     if (!std::isfinite(data.item_vectors[i])) fail("export: item {} has a non-finite value at {}", i / dim, i % dim);
   for (size_t i = 0; i < data.user_vectors.size(); ++i)
@@ -84,15 +91,48 @@ void fsync_directory(const std::string& dir) {
 }
 
 template <typename T>
-T required(const json& object, const char* field, const std::string& source) {
-  auto it = object.find(field);
-  if (it == object.end()) fail("{}: missing field '{}'", source, field);
+T field_value(const json::const_iterator& it, const char* field, const std::string& source) {
   if constexpr (std::is_same_v<T, std::string>) {
     if (!it->is_string()) fail("{}: field '{}' must be a string, got {}", source, field, it->dump());
   } else {
     if (!it->is_number_integer()) fail("{}: field '{}' must be an integer, got {}", source, field, it->dump());
   }
   return it->get<T>();
+}
+
+template <typename T>
+T required(const json& object, const char* field, const std::string& source) {
+  auto it = object.find(field);
+  if (it == object.end()) fail("{}: missing field '{}'", source, field);
+  return field_value<T>(it, field, source);
+}
+
+template <typename T>
+std::optional<T> optional_field(const json& object, const char* field, const std::string& source) {
+  auto it = object.find(field);
+  if (it == object.end()) return std::nullopt;
+  return field_value<T>(it, field, source);
+}
+
+// The internal ids of the flagged items, or none when every item is flagged: an index of every item is then the
+// plain one, byte-for-byte what an export without flags writes.
+std::vector<int32_t> indexed_item_ids(const ExportData& data) {
+  std::vector<int32_t> ids;
+  for (size_t item = 0; item < data.item_indexed.size(); ++item)
+    if (data.item_indexed[item] != 0) ids.push_back(static_cast<int32_t>(item));
+  if (ids.size() == data.item_indexed.size()) ids.clear();
+  return ids;
+}
+
+// The index of every item, or of the items `ids` alone (their rows gathered, the ids kept through Faiss' id map).
+ItemIndex build_item_index(const ExportData& data, const std::vector<int32_t>& ids, const IndexSpec& spec) {
+  const int64_t item_count = static_cast<int64_t>(data.item_external_ids.size());
+  if (ids.empty()) return ItemIndex::build(data.item_vectors.data(), item_count, data.dim, spec);
+  const size_t dim = static_cast<size_t>(data.dim);
+  std::vector<float> rows(ids.size() * dim);
+  for (size_t row = 0; row < ids.size(); ++row)
+    std::copy_n(data.item_vectors.begin() + static_cast<size_t>(ids[row]) * dim, dim, rows.begin() + row * dim);
+  return ItemIndex::build(rows.data(), static_cast<int64_t>(ids.size()), data.dim, spec, ids);
 }
 
 }  // namespace
@@ -107,13 +147,15 @@ std::string utc_now_iso8601() {
 }
 
 std::string Manifest::version() const {
+  // The state's checksum only when there is one: exports without it keep the versions they always had.
   return sha256_hex(fmt::format("{}\n{}\n{}\n{}\n", index_checksum, store_checksum, encoder_config_checksum,
-                                encoder_weights_checksum))
+                                encoder_weights_checksum) +
+                    (encoder_state_checksum.empty() ? "" : encoder_state_checksum + "\n"))
       .substr(0, 16);
 }
 
 json Manifest::to_json() const {
-  return json{{"format_version", format_version}, {"model", model},
+  json object{{"format_version", format_version}, {"model", model},
               {"dataset", dataset},               {"dimension", dimension},
               {"metric", metric},                 {"index_factory", index_factory},
               {"nprobe", nprobe},                 {"ef_search", ef_search},
@@ -123,6 +165,10 @@ json Manifest::to_json() const {
               {"store_checksum", store_checksum}, {"encoder", encoder},
               {"encoder_config_checksum", encoder_config_checksum},
               {"encoder_weights_checksum", encoder_weights_checksum}};
+  // Only for a subset: an export of every item keeps the manifest older readers know.
+  if (indexed_item_count != item_count) object["indexed_item_count"] = indexed_item_count;
+  if (!encoder_state_checksum.empty()) object["encoder_state_checksum"] = encoder_state_checksum;
+  return object;
 }
 
 Manifest Manifest::from_json(const json& object, const std::string& source) {
@@ -145,6 +191,8 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
   m.nprobe = required<int32_t>(object, "nprobe", source);
   m.ef_search = required<int32_t>(object, "ef_search", source);
   m.item_count = required<int64_t>(object, "item_count", source);
+  const std::optional<int64_t> indexed_item_count = optional_field<int64_t>(object, "indexed_item_count", source);
+  m.indexed_item_count = indexed_item_count.value_or(m.item_count);
   m.user_count = required<int64_t>(object, "user_count", source);
   m.created_utc = required<std::string>(object, "created_utc", source);
   m.index_checksum = required<std::string>(object, "index_checksum", source);
@@ -152,6 +200,9 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
   m.encoder = required<std::string>(object, "encoder", source);
   m.encoder_config_checksum = required<std::string>(object, "encoder_config_checksum", source);
   m.encoder_weights_checksum = required<std::string>(object, "encoder_weights_checksum", source);
+  m.encoder_state_checksum = optional_field<std::string>(object, "encoder_state_checksum", source).value_or("");
+  if (!m.encoder_state_checksum.empty() && m.encoder.empty())
+    fail("{}: field 'encoder_state_checksum' needs an encoder (field 'encoder' is empty)", source);
   if (!m.encoder.empty() && m.encoder != kEncoderDir)
     fail("{}: field 'encoder' must be '{}' or empty, got '{}'", source, kEncoderDir, m.encoder);
   if (required<std::string>(object, "index_file", source) != kIndexFile)
@@ -159,6 +210,9 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
   if (required<std::string>(object, "store_dir", source) != kStoreDir)
     fail("{}: field 'store_dir' must be '{}'", source, kStoreDir);
   if (m.dimension <= 0) fail("{}: field 'dimension' must be positive, got {}", source, m.dimension);
+  if (indexed_item_count && (*indexed_item_count <= 0 || *indexed_item_count > m.item_count))
+    fail("{}: field 'indexed_item_count' must be in [1, item_count = {}], got {}", source, m.item_count,
+         *indexed_item_count);
   return m;
 }
 
@@ -289,6 +343,8 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
   validate(data);
   if (data.encoder_config.empty() != data.encoder_weights.empty())
     fail("export: an encoder needs both its config and its weights");
+  if (!data.encoder_state.empty() && data.encoder_config.empty())
+    fail("export: an encoder state without an encoder (config and weights)");
   const std::string final_dir = normalised_dir(out_dir);
   const fs::path parent = fs::path(final_dir).parent_path();
   if (!parent.empty()) make_directories(parent.string());
@@ -306,9 +362,11 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
   try {
     const int64_t item_count = static_cast<int64_t>(data.item_external_ids.size());
     const int64_t user_count = static_cast<int64_t>(data.user_external_ids.size());
+    const std::vector<int32_t> indexed_ids = indexed_item_ids(data);
+    const int64_t indexed_count = indexed_ids.empty() ? item_count : static_cast<int64_t>(indexed_ids.size());
     IndexSpec spec = options.index;
-    spec.factory = resolve_factory(spec.factory, item_count);
-    const ItemIndex index = ItemIndex::build(data.item_vectors.data(), item_count, data.dim, spec);
+    spec.factory = resolve_factory(spec.factory, indexed_count);  // IVF's lists sized for the items it trains on
+    const ItemIndex index = build_item_index(data, indexed_ids, spec);
     const std::string index_bytes = index.serialize();
     write_file_atomic(temporary + "/" + kIndexFile, index_bytes);
 
@@ -332,6 +390,10 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
       manifest.encoder = kEncoderDir;
       manifest.encoder_config_checksum = checksum_text(sha256_hex(data.encoder_config));
       manifest.encoder_weights_checksum = checksum_text(sha256_hex(data.encoder_weights));
+      if (!data.encoder_state.empty()) {
+        write_file_atomic(encoder_dir + kEncoderStateFile, data.encoder_state);
+        manifest.encoder_state_checksum = checksum_text(sha256_hex(data.encoder_state));
+      }
     }
 
     manifest.model = data.model_name;
@@ -342,6 +404,7 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
     manifest.nprobe = index.nprobe();
     manifest.ef_search = index.ef_search();
     manifest.item_count = item_count;
+    manifest.indexed_item_count = indexed_count;
     manifest.user_count = user_count;
     manifest.created_utc = utc_now_iso8601();
     manifest.index_checksum = checksum_text(sha256_hex(index_bytes));
@@ -426,9 +489,13 @@ LoadedExport load_export(const std::string& dir_in) {
   if (loaded.index.dim() != m.dimension)
     fail("{}: dimension {} does not match {} field 'dimension' ({})", index_path, loaded.index.dim(), kManifestFile,
          m.dimension);
-  if (loaded.index.size() != m.item_count)
-    fail("{}: holds {} items but {} field 'item_count' says {}", index_path, loaded.index.size(), kManifestFile,
-         m.item_count);
+  if (loaded.index.size() != m.indexed_item_count)
+    fail("{}: holds {} items but {} field '{}' says {}", index_path, loaded.index.size(), kManifestFile,
+         m.indexed_item_count != m.item_count ? "indexed_item_count" : "item_count", m.indexed_item_count);
+  // Every result is turned into an external id through the item id map: an id beyond it would index past its end.
+  if (loaded.index.item_id_end() > m.item_count)
+    fail("{}: holds item id {} but {} field 'item_count' says {}", index_path, loaded.index.item_id_end() - 1,
+         kManifestFile, m.item_count);
   if (m.nprobe > 0 || m.ef_search > 0) loaded.index.set_search_parameters(m.nprobe, m.ef_search);
 
   const std::string store_path = dir + "/" + kStoreDir;
@@ -451,7 +518,9 @@ LoadedExport load_export(const std::string& dir_in) {
     for (const auto& [file, field, expected] :
          {std::tuple<const char*, const char*, const std::string*>{kEncoderConfigFile, "encoder_config_checksum",
                                                                   &m.encoder_config_checksum},
-          {kEncoderWeightsFile, "encoder_weights_checksum", &m.encoder_weights_checksum}}) {
+          {kEncoderWeightsFile, "encoder_weights_checksum", &m.encoder_weights_checksum},
+          {kEncoderStateFile, "encoder_state_checksum", &m.encoder_state_checksum}}) {
+      if (expected == &m.encoder_state_checksum && expected->empty()) continue;  // the one optional file
       const std::string path = fmt::format("{}/{}/{}", dir, kEncoderDir, file);
       if (!fs::exists(path)) fail("{}: missing, but {} names an encoder", path, kManifestFile);
       const std::string actual = checksum_text(sha256_file_hex(path));

@@ -5,7 +5,8 @@
 //
 // Layout: OUT is a symbolic link to OUT.versions/<id>, a complete version folder holding
 //   manifest.json        what the folder holds and how to check it (fields: see Manifest)
-//   items.faiss          the item index (faiss::write_index format)
+//   items.faiss          the item index (faiss::write_index format): every item, or only the flagged ones (see
+//                        ExportData::item_indexed) behind Faiss' id map
 //   store/               the RocksDB user store (see user_store.h)
 //   encoder/config.toml  the model's resolved config, and encoder/model.pt its weights (a checkpoint file), for
 //   encoder/model.pt     models that encode fresh histories; absent for the others
@@ -40,6 +41,7 @@ inline constexpr const char* kStoreDir = "store";
 inline constexpr const char* kEncoderDir = "encoder";
 inline constexpr const char* kEncoderConfigFile = "config.toml";  // in kEncoderDir
 inline constexpr const char* kEncoderWeightsFile = "model.pt";     // in kEncoderDir
+inline constexpr const char* kEncoderStateFile = "state.json";    // in kEncoderDir, for models that have one
 inline constexpr const char* kVersionsSuffix = ".versions";
 
 // Plain arrays from the training side; internal ids are row numbers.
@@ -52,11 +54,18 @@ struct ExportData {
   std::vector<std::vector<int32_t>> user_seen_items;  // per user, internal item ids oldest first; empty = none at all
   std::vector<std::string> user_external_ids;        // user_count original ids
   std::vector<std::string> item_external_ids;        // item_count original ids
+  // Which items go into the index: empty = every item (an index file byte-for-byte as without the field);
+  // otherwise one flag per item, non-zero = indexed, at least one. Items left out (e.g. never trained on, whose
+  // vectors are noise) are never recommended but stay known everywhere else: id maps, seen items, histories.
+  std::vector<uint8_t> item_indexed;
   // Models that encode fresh histories: the resolved config (TOML text) and a checkpoint file's bytes with the
   // weights, written into encoder/ (opaque to this layer; the torch side reads them back). Both empty for the
   // others: the service then answers 501 on the history route.
   std::string encoder_config;
   std::string encoder_weights;
+  // What the model needs besides config and weights to be rebuilt (e.g. the two-tower model's feature vocabularies),
+  // written as encoder/state.json; empty for models without one (and for exports without an encoder).
+  std::string encoder_state;
 };
 
 struct ExportOptions {
@@ -74,6 +83,9 @@ struct Manifest {
   int32_t nprobe = 0;         // the search parameters the index was built with
   int32_t ef_search = 0;
   int64_t item_count = 0;
+  // Items in the index: item_count, or fewer when it holds a subset. Written to manifest.json only then; absent on
+  // read = item_count, so exports without it read unchanged.
+  int64_t indexed_item_count = 0;
   int64_t user_count = 0;
   std::string created_utc;  // ISO-8601, e.g. 2024-05-01T12:00:00Z
   std::string index_checksum;
@@ -81,9 +93,11 @@ struct Manifest {
   std::string encoder;  // kEncoderDir, or empty when the model encodes no histories
   std::string encoder_config_checksum;   // of kEncoderConfigFile; empty without an encoder
   std::string encoder_weights_checksum;  // of kEncoderWeightsFile; empty without an encoder
+  std::string encoder_state_checksum;    // of kEncoderStateFile; empty (and not written) without one
 
   // A short identity of the exported content (16 hex digits of a SHA-256 over all checksums): the "model version"
-  // the server reports. Two exports of identical vectors, ids and encoder share it; any change to them changes it.
+  // the server reports. Two exports of identical vectors, ids, indexed items and encoder share it; any change to
+  // them changes it (the indexed set through the index file's checksum: its id map is in the file).
   std::string version() const;
   nlohmann::json to_json() const;
   // `source` (the manifest's path) is named in errors; a missing field or wrong type names the field.
@@ -117,7 +131,8 @@ struct LoadedExport {
 };
 
 // Loads and verifies an export: manifest format version, index, store and encoder checksums, dimension (manifest
-// == index == store), item count (manifest == index == store) and user count (manifest == store). Any mismatch is an Error
+// == index == store), item count (manifest == store, and every indexed id below it), indexed item count (manifest
+// == index) and user count (manifest == store). Any mismatch is an Error
 // naming the file and the manifest field, e.g. "runs/x/export/items.faiss: dimension 32 does not match
 // manifest.json field 'dimension' (64)".
 LoadedExport load_export(const std::string& dir);

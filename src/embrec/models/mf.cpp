@@ -22,6 +22,7 @@ MfConfig MfConfig::from(ConfigTable& table) {
   c.loss = table.get_one_of("loss", c.loss, kMfLossNames);
   c.similarity = table.get_one_of("similarity", c.similarity, kSimilarityNames);
   const bool softmax = c.loss == MfLoss::Softmax;
+  c.targets = table.only(c.loss == MfLoss::Mse, "to loss = \"mse\"").get_one_of("targets", c.targets, kMfTargetsNames);
   // A temperature or a cosine that the loss would ignore is a mistake in the config, not a default.
   table.check(softmax || c.similarity == Similarity::Dot, "similarity",
               "applies only to loss = \"softmax\"; mse and bpr use the dot product");
@@ -35,6 +36,9 @@ MfConfig MfConfig::from(ConfigTable& table) {
   c.logq_correction = table.only(softmax && c.negatives == MfNegatives::InBatch,
                                  softmax ? "to negatives = \"in_batch\"" : "to loss = \"softmax\"")
                           .get("logq_correction", c.logq_correction);
+  c.max_pairs = table.only(softmax && c.negatives == MfNegatives::InBatch,
+                           softmax ? "to negatives = \"in_batch\"" : "to loss = \"softmax\"")
+                    .get_at_least("max_pairs", c.max_pairs, int64_t{2});
   c.solver = table.only(c.loss == MfLoss::Bpr, "to loss = \"bpr\"").get_one_of("solver", c.solver, kMfSolverNames);
   auto sgd = table.only(c.solver == MfSolver::Sgd, "to solver = \"sgd\"");
   c.sgd_epochs = sgd.get_positive("sgd_epochs", c.sgd_epochs);
@@ -72,12 +76,16 @@ void Mf::fit(const data::Split& split) {
   }
   if (config_.solver == MfSolver::Sgd) fit_sgd(split.train);
   if (config_.loss != MfLoss::Mse) return;
+  torch::NoGradGuard no_grad;
+  if (config_.targets == MfTargets::Binary) {
+    module_->global_mean.fill_(0.5);  // the mean target: as many zeros as ones
+    return;
+  }
   if (!split.train.has_ratings() || split.train.ratings.empty())
-    fail("model 'mf': loss = \"mse\" learns ratings, but the training data has none (use loss = \"bpr\" or "
-         "\"softmax\" for implicit data)");
+    fail("model 'mf': loss = \"mse\" learns ratings, but the training data has none (targets = \"binary\" "
+         "regresses 1 on observed and 0 on sampled unobserved pairs; or loss = \"bpr\" or \"softmax\")");
   double sum = 0.0;
   for (float rating : split.train.ratings) sum += rating;
-  torch::NoGradGuard no_grad;
   module_->global_mean.fill_(sum / static_cast<double>(split.train.ratings.size()));
 }
 
@@ -155,8 +163,9 @@ void Mf::fit_sgd(const data::Sequences& train) {
 data::SamplerOptions Mf::sampler_options(const data::SamplerOptions& defaults) const {
   data::SamplerOptions options = defaults;
   options.all_items = true;
-  options.ratings = config_.loss == MfLoss::Mse;
-  options.negatives = config_.loss == MfLoss::Bpr;
+  const bool mse = config_.loss == MfLoss::Mse;
+  options.ratings = mse && config_.targets == MfTargets::Ratings;
+  options.negatives = config_.loss == MfLoss::Bpr || (mse && config_.targets == MfTargets::Binary);
   return options;
 }
 
@@ -171,7 +180,20 @@ LossParts Mf::loss(const TensorBatch& batch) {
   const torch::Tensor p = m.user_factors.index_select(0, users);
   const torch::Tensor q = m.item_factors.index_select(0, items);
   torch::Tensor main, squared_norms;
-  if (config_.loss == MfLoss::Mse) {
+  if (config_.loss == MfLoss::Mse && config_.targets == MfTargets::Binary) {
+    if (!batch.negative.defined()) fail("model 'mf': targets = \"binary\" needs sampled negatives in the batch");
+    const torch::Tensor negatives = batch.negative.masked_select(mask) - 1;
+    const torch::Tensor negative = m.item_factors.index_select(0, negatives);
+    const torch::Tensor user_bias = m.user_bias.index_select(0, users);
+    const torch::Tensor item_bias = m.item_bias.index_select(0, items);
+    const torch::Tensor negative_bias = m.item_bias.index_select(0, negatives);
+    const torch::Tensor observed = m.global_mean + user_bias + item_bias + (p * q).sum(1);
+    const torch::Tensor unobserved = m.global_mean + user_bias + negative_bias + (p * negative).sum(1);
+    // Each pair contributes (1 − r̂_ui)² and (0 − r̂_uj)²: the mean over both.
+    main = ((1.0 - observed).pow(2) + unobserved.pow(2)).mean() / 2.0;
+    squared_norms = p.pow(2).sum(1) + q.pow(2).sum(1) + negative.pow(2).sum(1) + user_bias.pow(2) +
+                    item_bias.pow(2) + negative_bias.pow(2);
+  } else if (config_.loss == MfLoss::Mse) {
     if (!batch.rating.defined()) fail("model 'mf': loss = \"mse\" needs the batch's ratings");
     const torch::Tensor user_bias = m.user_bias.index_select(0, users);
     const torch::Tensor item_bias = m.item_bias.index_select(0, items);
@@ -212,7 +234,10 @@ LossParts Mf::loss(const TensorBatch& batch) {
     } else {
       // Row r's classes are the batch's items; its own column is the label (duplicates of it are no negatives).
       const torch::Tensor log_q = config_.logq_correction ? m.item_log_q.index_select(0, items) : torch::Tensor();
-      main = losses::sampled_softmax_loss(hidden, weight.index_select(0, items), items, log_q);
+      const uint64_t seed = context_.seed * 1000003ULL + static_cast<uint64_t>(batch.epoch) * 7919ULL +
+                            static_cast<uint64_t>(batch.batch_index) + 18;
+      main = losses::chunked_sampled_softmax_loss(hidden, weight.index_select(0, items), items, log_q,
+                                                  config_.max_pairs, seed);
     }
   }
   LossParts out;

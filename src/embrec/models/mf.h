@@ -11,6 +11,11 @@ enum class MfLoss { Mse, Bpr, Softmax };
 inline const Names<MfLoss> kMfLossNames = {{"mse", MfLoss::Mse}, {"bpr", MfLoss::Bpr}, {"softmax", MfLoss::Softmax}};
 enum class MfNegatives { All, InBatch };
 inline const Names<MfNegatives> kMfNegativesNames = {{"all", MfNegatives::All}, {"in_batch", MfNegatives::InBatch}};
+// loss = "mse": what the squared loss regresses. ratings: the log's ratings (explicit feedback). binary: implicit
+// feedback as matrix completion of an interest matrix: 1 for each observed (user, item) pair and 0 for one
+// unobserved item drawn uniformly per pair (the sampler's negative).
+enum class MfTargets { Ratings, Binary };
+inline const Names<MfTargets> kMfTargetsNames = {{"ratings", MfTargets::Ratings}, {"binary", MfTargets::Binary}};
 enum class MfSolver { Adam, Sgd };
 inline const Names<MfSolver> kMfSolverNames = {{"adam", MfSolver::Adam}, {"sgd", MfSolver::Sgd}};
 
@@ -19,6 +24,7 @@ struct MfConfig {
   MfLoss loss = MfLoss::Mse;        // mse | bpr | softmax
   Similarity similarity = Similarity::Dot;  // dot | cosine; cosine only with loss = "softmax"
   double temperature = 1.0;         // softmax only; default 0.1 with cosine, 1 with dot
+  MfTargets targets = MfTargets::Ratings;  // mse only: ratings | binary
   // A learned item bias b_i added to every score: always on for mse (with the user bias and μ); for bpr on by
   // default (as cornac's BPR, Microsoft Recommenders' BPR row, has it: it carries item popularity); off by default
   // for softmax.
@@ -32,6 +38,9 @@ struct MfConfig {
   // in_batch only: subtract log Q(j), item j's share of the training interactions, from every logit (Yi et al.,
   // RecSys 2019): in-batch negatives are drawn by popularity, and this corrects the popular items' over-penalty.
   bool logq_correction = true;
+  // in_batch only: a batch's pairs are shuffled and cut into softmaxes of at most this many pairs, as the two-tower
+  // model does (the same key and default there), so the two compare on the same softmax size.
+  int64_t max_pairs = 1024;
   // bpr only: "adam" trains through the shared trainer (mini-batches, Adam); "sgd" runs cornac's solver in fit():
   // one (user, item, unseen item) triple at a time, drawn with replacement, plain SGD, sgd_epochs x |train| steps,
   // on the CPU (a few microseconds a step: no tensors per step). The trainer's epochs and learning rate are then
@@ -79,7 +88,7 @@ class Mf final : public Model {
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
   torch::Tensor item_vectors() override;
 
-  bool predicts_ratings() const override { return config_.loss == MfLoss::Mse; }
+  bool predicts_ratings() const override { return config_.loss == MfLoss::Mse && config_.targets == MfTargets::Ratings; }
   // r̂_ui = μ + b_u + b_i + p_u · q_i.
   void predict_ratings(const int32_t* users, const int32_t* items, int64_t count, float* out) override;
 

@@ -100,6 +100,15 @@ LossParts Model::loss(const TensorBatch&) { fail("model '{}' is count-based and 
 torch::Tensor Model::user_vectors(const data::Sequences&, const int32_t*, int32_t) {
   fail("model '{}' has no user vectors", name());
 }
+torch::Tensor Model::fresh_user_vector(const std::vector<int32_t>& history, const data::FeatureValues& features) {
+  if (!features.empty())
+    throw InputError(fmt::format("model '{}' takes no user features (got '{}')", name(), features.begin()->first));
+  if (history.empty()) throw InputError(fmt::format("model '{}' needs a non-empty history", name()));
+  data::Sequences one;
+  one.push_user(history.data(), static_cast<int64_t>(history.size()));
+  const int32_t user = 0;
+  return user_vectors(one, &user, 1);
+}
 torch::Tensor Model::item_vectors() { fail("model '{}' has no item vectors", name()); }
 std::vector<int32_t> Model::cluster_assignments(const data::Sequences&, const int32_t*, int32_t) {
   fail("model '{}' has no clusters", name());

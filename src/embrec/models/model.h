@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "embrec/data/dataset.h"
+#include "embrec/data/features.h"
 #include "embrec/data/sampler.h"
 #include "embrec/util/config.h"
 
@@ -29,6 +30,9 @@ struct ModelContext {
   // null when an export's encoder is rebuilt from its config alone.
   const data::Dataset* dataset = nullptr;
   const data::Split* split = nullptr;
+  // When an export's encoder is rebuilt: what Model::encoder_state() wrote at export (e.g. feature vocabularies);
+  // empty otherwise.
+  std::string encoder_state;
 };
 
 // The loss of one batch: the total that is minimised and its named parts for logs and curves ("sr", "clust", ...).
@@ -92,6 +96,19 @@ class Model {
   // Such a model's user_vectors() must need only its config and module (no fit()): the export's encoder is built
   // without any data.
   virtual bool encodes_histories() const { return false; }
+  // The serving path of a user the model never trained on (encodes_histories() models): one vector [1, dim] from a
+  // history (internal item ids, oldest first; may be empty when features are given) and named user features
+  // (field -> values). The default encodes the history by user_vectors() (history models ignore the user id) and
+  // refuses features; a bad feature name or value is an InputError naming it.
+  virtual torch::Tensor fresh_user_vector(const std::vector<int32_t>& history, const data::FeatureValues& features);
+  virtual bool takes_user_features() const { return false; }
+  // What a served model needs besides its config and weights to be rebuilt (e.g. feature vocabularies), as text:
+  // the export writes it beside the encoder's weights and hands it back in ModelContext::encoder_state. Empty =
+  // nothing.
+  virtual std::string encoder_state() const { return {}; }
+  // Whether item_vectors() places an item never trained on by something other than its untrained embedding (the
+  // two-tower item tower from features): only then may an export index such items (`embrec export --cold-items`).
+  virtual bool places_untrained_items() const { return false; }
 
   // Rating models (MF with loss = "mse"): predicted ratings of (users[k], items[k]) pairs (internal ids) into
   // out[count]; the evaluator reports RMSE/MAE/R² on the held-out ratings when predicts_ratings() is true.

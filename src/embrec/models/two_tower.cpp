@@ -6,6 +6,8 @@
 #include <numeric>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "embrec/models/losses/info_nce.h"
 #include "embrec/models/losses/sampled_softmax.h"
 #include "embrec/util/error.h"
@@ -24,6 +26,8 @@ TwoTowerConfig TwoTowerConfig::from(ConfigTable& table) {
   c.item_id = table.get("item_id", c.item_id);
   c.id_dropout = table.only(c.item_id, "to item_id = true").get_in_range("id_dropout", c.id_dropout, "[0, 1)");
   c.user_id = table.get("user_id", c.user_id);
+  c.user_id_dropout =
+      table.only(c.user_id, "to user_id = true").get_in_range("user_id_dropout", c.user_id_dropout, "[0, 1)");
   c.item_features = table.get("item_features", c.item_features);
   c.user_features = table.get("user_features", c.user_features);
   c.history = table.get_one_of("history", c.history, kUserHistoryNames);
@@ -55,7 +59,8 @@ TowerImpl::TowerImpl(int64_t id_count, bool use_id_embedding, const std::vector<
   const int64_t e = config.embedding_dim;
   int64_t width = 0;
   if (use_id) {
-    id_embedding = register_module("id", torch::nn::Embedding(id_count + 1, e));  // row 0: masked / unknown
+    // Row 0, masked or unknown, is all zeros and never trained: the one "no id" input that id dropout teaches.
+    id_embedding = register_module("id", torch::nn::Embedding(torch::nn::EmbeddingOptions(id_count + 1, e).padding_idx(0)));
     width += e;
   }
   for (size_t f = 0; f < vocab_sizes.size(); ++f) {
@@ -159,20 +164,58 @@ int64_t field_count(const data::EncodedFeatures& features) { return static_cast<
 
 }  // namespace
 
+namespace {
+
+// The vocabularies of an export's encoder (encoder_state): per side, each field's name, kind and values.
+nlohmann::json vocabularies_to_json(const data::EncodedFeatures& features) {
+  nlohmann::json fields = nlohmann::json::array();
+  for (const data::EncodedField& field : features.fields)
+    fields.push_back({{"name", field.name}, {"multi_valued", field.multi_valued}, {"vocabulary", field.vocabulary}});
+  return fields;
+}
+
+data::EncodedFeatures vocabularies_from_json(const nlohmann::json& fields) {
+  data::EncodedFeatures features;  // no entities: a served model encodes fresh ones by name (data::encode_entity)
+  for (const nlohmann::json& entry : fields) {
+    data::EncodedField field;
+    field.name = entry.at("name").get<std::string>();
+    field.multi_valued = entry.at("multi_valued").get<bool>();
+    field.vocabulary = entry.at("vocabulary").get<std::vector<std::string>>();
+    if (field.vocabulary.size() < 2) fail("field '{}' has no <missing> and <oov> entries", field.name);
+    for (size_t k = 2; k < field.vocabulary.size(); ++k) field.index.emplace(field.vocabulary[k], static_cast<int32_t>(k));
+    features.fields.push_back(std::move(field));
+  }
+  return features;
+}
+
+}  // namespace
+
 TwoTower::TwoTower(const TwoTowerConfig& config, const ModelContext& context) : config_(config), context_(context) {
-  if (!context.dataset || !context.split)
-    fail("model 'two_tower': needs the training data to build its feature vocabularies (it serves from an export's "
-         "stored vectors, not from a config alone)");
-  const data::Dataset& dataset = *context.dataset;
-  const data::Sequences& train = context.split->train;
-  item_trained_ = data::items_in(train, context.item_count);
-  if (config.item_features && !dataset.item_features.empty())
-    item_features_ = data::encode_features(dataset.item_features, item_trained_);
-  if (config.user_features && !dataset.user_features.empty())
-    user_features_ = data::encode_features(dataset.user_features, data::users_with_interactions(train));
+  if (context.dataset && context.split) {
+    const data::Dataset& dataset = *context.dataset;
+    const data::Sequences& train = context.split->train;
+    item_trained_ = data::items_in(train, context.item_count);
+    if (config.item_features && !dataset.item_features.empty())
+      item_features_ = data::encode_features(dataset.item_features, item_trained_);
+    if (config.user_features && !dataset.user_features.empty())
+      user_features_ = data::encode_features(dataset.user_features, data::users_with_interactions(train));
+  } else if (!context.encoder_state.empty()) {
+    // An export's encoder: the vocabularies come from encoder_state(); no item is known as trained (the served
+    // model only encodes fresh users; item vectors are in the index).
+    try {
+      const nlohmann::json state = nlohmann::json::parse(context.encoder_state);
+      item_features_ = vocabularies_from_json(state.at("item_fields"));
+      user_features_ = vocabularies_from_json(state.at("user_fields"));
+    } catch (const std::exception& error) {
+      fail("model 'two_tower': the encoder state (feature vocabularies) is unreadable: {}", error.what());
+    }
+    item_trained_.assign(static_cast<size_t>(context.item_count), 0);
+  } else {
+    fail("model 'two_tower': needs the training data to build its feature vocabularies (or, in an export, the "
+         "encoder state that holds them)");
+  }
   const int64_t features = field_count(item_features_);
-  if (config.ssl_weight > 0 && config.augmentation == Augmentation::Correlated && features > 0) {
-    // The id is field 0 of the item tower when it has one; it correlates with nothing, so it is masked alone.
+  if (config.ssl_weight > 0 && config.augmentation == Augmentation::Correlated && features > 0 && context.dataset) {    // The id is field 0 of the item tower when it has one; it correlates with nothing, so it is masked alone.
     const int64_t offset = config.item_id ? 1 : 0;
     const int32_t group_size = std::max<int32_t>(
         1, std::min<int32_t>(static_cast<int32_t>(features), data::half_of_fields(static_cast<int32_t>(features + offset))));
@@ -236,10 +279,13 @@ TowerInput TwoTower::item_input(const std::vector<int64_t>& items, const std::ve
   return input;
 }
 
-TowerInput TwoTower::user_input(const std::vector<int64_t>& users, const torch::Tensor& history) const {
+TowerInput TwoTower::user_input(const std::vector<int64_t>& users, const torch::Tensor& history, double id_dropout,
+                                uint64_t seed) const {
   TowerInput input;
   std::vector<int64_t> ids(users.size());
-  for (size_t n = 0; n < users.size(); ++n) ids[n] = users[n] + 1;
+  std::mt19937_64 random(seed);
+  std::bernoulli_distribution masked(id_dropout);
+  for (size_t n = 0; n < users.size(); ++n) ids[n] = id_dropout > 0 && masked(random) ? 0 : users[n] + 1;
   input.ids = torch::tensor(ids).to(context_.device);
   std::mt19937_64 unused;
   std::vector<int64_t> values, offsets;
@@ -267,6 +313,8 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
   const torch::Tensor item_cpu = items.cpu().contiguous();
   const std::vector<int64_t> item_list(item_cpu.data_ptr<int64_t>(), item_cpu.data_ptr<int64_t>() + item_cpu.numel());
 
+  const uint64_t seed = context_.seed * 1000003ULL + static_cast<uint64_t>(batch.epoch) * 7919ULL +
+                        static_cast<uint64_t>(batch.batch_index) + 17;
   torch::Tensor history;
   if (config_.history == UserHistory::Mean) {
     // The mean of the user's other training items: the row's sum less the target, over (n - 1).
@@ -279,15 +327,15 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
   if (history.defined()) {
     const torch::Tensor user_cpu = users.cpu().contiguous();
     const std::vector<int64_t> user_list(user_cpu.data_ptr<int64_t>(), user_cpu.data_ptr<int64_t>() + user_cpu.numel());
-    user = user_tower_->forward(user_input(user_list, history)) / config_.temperature;  // per pair
+    user = user_tower_->forward(user_input(user_list, history, config_.user_id_dropout, seed + 4)) /
+           config_.temperature;  // per pair
   } else {
     // Without a history a user's vector is the same for all its pairs: once per row, then gathered.
     const torch::Tensor row_users = batch.users.cpu().contiguous();
     const std::vector<int64_t> row_list(row_users.data_ptr<int64_t>(), row_users.data_ptr<int64_t>() + row_users.numel());
-    user = (user_tower_->forward(user_input(row_list, {})) / config_.temperature).index_select(0, rows);
+    user = (user_tower_->forward(user_input(row_list, {}, config_.user_id_dropout, seed + 4)) / config_.temperature)
+               .index_select(0, rows);
   }
-  const uint64_t seed = context_.seed * 1000003ULL + static_cast<uint64_t>(batch.epoch) * 7919ULL +
-                        static_cast<uint64_t>(batch.batch_index) + 17;
   std::vector<uint8_t> id_masked;
   if (config_.id_dropout > 0) {
     // Only the id column (column 0 of the item tower's fields) is masked.
@@ -316,24 +364,8 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
       extra_log_q = torch::full({config_.extra_negatives}, -std::log(static_cast<double>(context_.item_count)),
                                 log_q.options());
   }
-  // The pairs in a seeded order, cut into softmaxes of at most max_pairs; the loss is their mean.
-  const int64_t pairs = items.size(0);
-  std::vector<int64_t> order(static_cast<size_t>(pairs));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 random(seed + 1);
-  if (pairs > config_.max_pairs) std::shuffle(order.begin(), order.end(), random);
-  const torch::Tensor permutation = torch::tensor(order).to(items.device());
-  const int64_t chunks = (pairs + config_.max_pairs - 1) / config_.max_pairs;
-  torch::Tensor main = torch::zeros({}, user.options());
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t begin = c * pairs / chunks, end = (c + 1) * pairs / chunks;
-    const torch::Tensor rows_of_chunk = permutation.slice(0, begin, end);
-    main = main + losses::sampled_softmax_loss(user.index_select(0, rows_of_chunk), item.index_select(0, rows_of_chunk),
-                                               items.index_select(0, rows_of_chunk),
-                                               log_q.defined() ? log_q.index_select(0, rows_of_chunk) : log_q, extra,
-                                               extra_ids, extra_log_q);
-  }
-  main = main / static_cast<double>(chunks);
+  const torch::Tensor main = losses::chunked_sampled_softmax_loss(user, item, items, log_q, config_.max_pairs, seed + 1,
+                                                                 extra, extra_ids, extra_log_q);
   LossParts out;
   out.parts.emplace_back("softmax", main.detach());
   out.total = main;
@@ -380,6 +412,35 @@ torch::Tensor TwoTower::user_vectors(const data::Sequences& histories, const int
     history = pooled_history(torch::tensor(padded).view({count, longest}).to(context_.device));
   }
   return (user_tower_->forward(user_input(ids, history)) / config_.temperature).to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+torch::Tensor TwoTower::fresh_user_vector(const std::vector<int32_t>& history, const data::FeatureValues& features) {
+  if (!features.empty() && user_features_.fields.empty())
+    throw InputError(fmt::format("model 'two_tower' was trained without user features (got '{}')",
+                                 features.begin()->first));
+  const std::vector<std::vector<int32_t>> indices = data::encode_entity(user_features_, features);
+  torch::NoGradGuard no_grad;
+  TowerInput input;
+  input.ids = torch::zeros({1}, torch::TensorOptions(torch::kLong).device(context_.device));  // an unknown user
+  for (const std::vector<int32_t>& field : indices) {
+    std::vector<int64_t> values(field.begin(), field.end());
+    if (values.empty()) values.push_back(data::kMissingIndex);  // no value: the field's default, as in training
+    input.values.push_back(torch::tensor(values).to(context_.device));
+    input.offsets.push_back(torch::zeros({1}, torch::TensorOptions(torch::kLong).device(context_.device)));
+  }
+  if (config_.history == UserHistory::Mean) {
+    std::vector<int64_t> ids;
+    for (int32_t item : history) ids.push_back(item + 1);
+    if (ids.empty()) ids.push_back(0);  // only padding: pools to zeros, as for a user with one training item
+    input.history = pooled_history(torch::tensor(ids).view({1, -1}).to(context_.device));
+  }
+  return (user_tower_->forward(input) / config_.temperature).to(torch::kCPU, torch::kFloat32).contiguous();
+}
+
+std::string TwoTower::encoder_state() const {
+  return nlohmann::json{{"item_fields", vocabularies_to_json(item_features_)},
+                        {"user_fields", vocabularies_to_json(user_features_)}}
+      .dump();
 }
 
 torch::Tensor TwoTower::item_vectors() {

@@ -37,6 +37,9 @@ struct TwoTowerConfig {
   // place an item by its features alone, as it must for cold items, whose id was never trained.
   double id_dropout = 0.0;
   bool user_id = true;                  // the user id embedding
+  // The share of the main loss's users whose id is masked: the user tower learns to place a user by features and
+  // history alone, as it must for a fresh user in a request, whose id it never saw.
+  double user_id_dropout = 0.0;
   bool item_features = true;            // the dataset's item features, when it has any
   bool user_features = true;            // the dataset's user features, when it has any
   UserHistory history = UserHistory::None;  // mean: the user's other training items (the target left out)
@@ -107,6 +110,16 @@ class TwoTower final : public Model {
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;
   // Every item through the item tower; items never trained on (cold items) use only their features.
   torch::Tensor item_vectors() override;
+  // A fresh user is served when the user tower has something besides the id: a history (history = "mean") or user
+  // features. Its id is the unknown one (the zero row), its features given by name (data::encode_entity).
+  bool encodes_histories() const override {
+    return config_.history == UserHistory::Mean || !user_features_.fields.empty();
+  }
+  bool takes_user_features() const override { return !user_features_.fields.empty(); }
+  torch::Tensor fresh_user_vector(const std::vector<int32_t>& history, const data::FeatureValues& features) override;
+  // The feature vocabularies (JSON: item_fields and user_fields, each [{name, multi_valued, vocabulary}]).
+  std::string encoder_state() const override;
+  bool places_untrained_items() const override { return !item_features_.fields.empty(); }
 
   // Item tower inputs of `items` (internal ids), with `masked` [items x fields] (may be empty) and value dropout.
   TowerInput item_input(const std::vector<int64_t>& items, const std::vector<uint8_t>& masked, double value_dropout,
@@ -114,7 +127,9 @@ class TwoTower final : public Model {
   const data::EncodedFeatures& item_features() const { return item_features_; }
 
  private:
-  TowerInput user_input(const std::vector<int64_t>& users, const torch::Tensor& history) const;
+  // User tower inputs; each id is masked (0, the unknown row) with probability id_dropout.
+  TowerInput user_input(const std::vector<int64_t>& users, const torch::Tensor& history, double id_dropout = 0.0,
+                        uint64_t seed = 0) const;
   torch::Tensor pooled_history(const torch::Tensor& items_plus_one);  // [N, L] ids + 1 -> [N, dim_e]
   torch::Tensor ssl_loss(const TensorBatch& batch);
 

@@ -4,8 +4,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include "embrec/util/error.h"
 
 namespace embrec::index {
 struct LoadedExport;
@@ -20,6 +24,16 @@ class HistoryEncoder {
   // max_history() when that is positive). Called from several HTTP worker threads at once: an implementation that
   // is not thread-safe must serialise internally. May throw; the request then answers 500.
   virtual std::vector<float> encode(const std::vector<int32_t>& internal_items_oldest_first) = 0;
+  // A fresh user from a history (may be empty when features are given) and named user features (field -> values,
+  // as a request's "features" object gives them). A bad feature name or value throws InputError (answered 400).
+  // The default, for models without user features: the history alone.
+  virtual std::vector<float> encode_user(const std::vector<int32_t>& internal_items_oldest_first,
+                                         const std::map<std::string, std::vector<std::string>>& features) {
+    if (!features.empty()) throw InputError("this model takes no user features");
+    return encode(internal_items_oldest_first);
+  }
+  // Whether encode_user reads features (the two-tower model trained with user features).
+  virtual bool takes_features() const { return false; }
   // The longest history the model takes (SASRec's max_len); 0 = no limit of its own.
   virtual int64_t max_history() const { return 0; }
 };

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <initializer_list>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -195,6 +196,38 @@ bool exclude_seen_from_field(const json& body, bool& exclude_seen, Service::Repl
     return false;
   }
   exclude_seen = it->get<bool>();
+  return true;
+}
+
+// The optional object 'features' of a fresh user: {"name": value or [values]}, each value a string or an integer
+// (written as its decimal text, as feature files hold it). A wrong type is a 400 naming the feature.
+bool features_from_field(const json& body, std::map<std::string, std::vector<std::string>>& features,
+                         Service::Reply& refusal) {
+  auto it = body.find("features");
+  if (it == body.end()) return true;
+  if (!it->is_object()) {
+    refusal = error_reply(400, fmt::format("field 'features' must be an object of feature name -> value(s), got {} {}",
+                                           json_type(*it), dump(*it)));
+    return false;
+  }
+  auto text = [](const json& value) -> std::optional<std::string> {
+    if (value.is_string()) return value.get<std::string>();
+    if (value.is_number_integer()) return value.dump();
+    return std::nullopt;
+  };
+  for (const auto& [name, value] : it->items()) {
+    std::vector<std::string>& values = features[name];
+    const bool list = value.is_array();
+    for (const json& one : list ? value : json::array({value})) {
+      std::optional<std::string> converted = text(one);
+      if (!converted) {
+        refusal = error_reply(400, fmt::format("feature '{}' must be a string, an integer or an array of them, got {} {}",
+                                               name, json_type(one), dump(one)));
+        return false;
+      }
+      values.push_back(std::move(*converted));
+    }
+  }
   return true;
 }
 
@@ -395,34 +428,44 @@ Service::Reply Service::history_recommendations(const HttpRequest& request) cons
   const std::shared_ptr<const Bundle> bundle = this->bundle();
   Reply refusal;
   json body;
-  if (!parse_object(request, body, refusal) || !only_fields(body, {"history", "k", "exclude_seen"}, refusal))
+  if (!parse_object(request, body, refusal) ||
+      !only_fields(body, {"history", "k", "exclude_seen", "features"}, refusal))
     return refusal;
   if (!bundle->encoder)
     return error_reply(501, fmt::format("export '{}' (model '{}') has no history encoder; ask "
                                         "/v1/users/{{user}}/recommendations for known users",
                                         bundle->data.dir, bundle->data.manifest.model));
+  std::map<std::string, std::vector<std::string>> features;
+  if (!features_from_field(body, features, refusal)) return refusal;
+  if (!features.empty() && !bundle->encoder->takes_features())
+    return error_reply(400, fmt::format("field 'features': model '{}' takes no user features",
+                                        bundle->data.manifest.model));
+  const json no_history = json::array();
   auto history = body.find("history");
-  if (history == body.end()) return error_reply(400, "missing field 'history' (an array of item ids, oldest first)");
-  if (!history->is_array())
+  if (history == body.end() && features.empty())
+    return error_reply(400, "missing field 'history' (an array of item ids, oldest first)");
+  if (history != body.end() && !history->is_array())
     return error_reply(400, fmt::format("field 'history' must be an array of item ids, got {}", json_type(*history)));
-  if (history->empty()) return error_reply(400, "field 'history' must not be empty");
+  const json& given = history == body.end() ? no_history : *history;
+  if (given.empty() && features.empty())
+    return error_reply(400, "field 'history' must not be empty (or give the user's 'features')");
   int64_t limit = config_.max_history;
   const int64_t encoder_limit = bundle->encoder->max_history();
   if (encoder_limit > 0 && (limit == 0 || encoder_limit < limit)) limit = encoder_limit;
-  if (limit > 0 && static_cast<int64_t>(history->size()) > limit)
-    return error_reply(400, fmt::format("field 'history' has {} items; at most {} are accepted", history->size(), limit));
+  if (limit > 0 && static_cast<int64_t>(given.size()) > limit)
+    return error_reply(400, fmt::format("field 'history' has {} items; at most {} are accepted", given.size(), limit));
   int64_t k = 0;
   bool exclude_seen = true;
   if (!k_from_field(body, config_, k, refusal) || !exclude_seen_from_field(body, exclude_seen, refusal))
     return refusal;
 
   std::vector<std::string> externals;
-  externals.reserve(history->size());
-  for (size_t i = 0; i < history->size(); ++i) {
-    std::optional<std::string> id = item_id_text((*history)[i]);
+  externals.reserve(given.size());
+  for (size_t i = 0; i < given.size(); ++i) {
+    std::optional<std::string> id = item_id_text(given[i]);
     if (!id)
       return error_reply(400, fmt::format("history[{}] must be a string or an integer item id, got {} {}", i,
-                                          json_type((*history)[i]), dump((*history)[i])));
+                                          json_type(given[i]), dump(given[i])));
     externals.push_back(std::move(*id));
   }
   std::vector<int32_t> items;
@@ -433,7 +476,12 @@ Service::Reply Service::history_recommendations(const HttpRequest& request) cons
     items.push_back(*item);
   }
 
-  const std::vector<float> vector = bundle->encoder->encode(items);
+  std::vector<float> vector;
+  try {
+    vector = bundle->encoder->encode_user(items, features);
+  } catch (const InputError& error) {
+    return error_reply(400, error.what());
+  }
   if (static_cast<int32_t>(vector.size()) != bundle->data.index.dim())
     return error_reply(500, fmt::format("the encoder returned {} floats, the index expects {}", vector.size(),
                                         bundle->data.index.dim()));
@@ -461,6 +509,10 @@ Service::Reply Service::similar_items(const HttpRequest& request) const {
   if (!k_from_field(body, config_, k, refusal)) return refusal;
   const std::optional<int32_t> item = bundle->data.item_id(*external);
   if (!item) return error_reply(404, fmt::format("unknown item '{}'", *external));
+  if (!bundle->data.index.contains(*item))
+    return error_reply(404, fmt::format("item '{}' is not in the index (it had no training interactions; "
+                                        "`embrec export --cold-items` indexes such items for models with item features)",
+                                        *external));
 
   const std::vector<float> vector = bundle->data.index.item_vector(*item);
   const std::vector<index::ScoredItem> found = bundle->data.index.search(vector.data(), k, {*item});
@@ -478,7 +530,8 @@ Service::Reply Service::healthz() const {
                     {"model", m.model},
                     {"dataset", m.dataset},
                     {"created_utc", m.created_utc},
-                    {"items", bundle->data.index.size()},
+                    {"items", bundle->data.manifest.item_count},
+                    {"indexed_items", bundle->data.index.size()},
                     {"users", bundle->data.store.user_count()},
                     {"encoder", bundle->encoder != nullptr}}};
 }
@@ -494,7 +547,8 @@ std::string Service::metrics_text() const {
       "1\n",
       prometheus_label(m.model), prometheus_label(m.dataset), prometheus_label(bundle->version),
       prometheus_label(m.created_utc), prometheus_label(m.index_factory), prometheus_label(m.metric));
-  out += "# HELP embrec_index_items Items in the served index.\n# TYPE embrec_index_items gauge\n";
+  out += "# HELP embrec_index_items Items in the served index (recommendable; known items may be more).\n"
+         "# TYPE embrec_index_items gauge\n";
   out += fmt::format("embrec_index_items {}\n", bundle->data.index.size());
   out += "# HELP embrec_http_open_connections Client connections open now.\n";
   out += "# TYPE embrec_http_open_connections gauge\n";

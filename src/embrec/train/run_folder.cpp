@@ -4,11 +4,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "embrec/data/features.h"
 #include "embrec/models/evaluate.h"
 #include "embrec/report/cluster_histogram.h"
 #include "embrec/train/checkpoint.h"
@@ -84,13 +87,13 @@ std::vector<float> to_vector(const torch::Tensor& tensor) {
 class ExportEncoder final : public serve::HistoryEncoder {
  public:
   explicit ExportEncoder(std::unique_ptr<models::Model> model) : model_(std::move(model)) {}
-  std::vector<float> encode(const std::vector<int32_t>& items) override {
-    data::Sequences history;
-    history.push_user(items.data(), static_cast<int64_t>(items.size()));
-    const int32_t user = 0;
+  std::vector<float> encode(const std::vector<int32_t>& items) override { return encode_user(items, {}); }
+  std::vector<float> encode_user(const std::vector<int32_t>& items,
+                                 const std::map<std::string, std::vector<std::string>>& features) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    return to_vector(model_->user_vectors(history, &user, 1));
+    return to_vector(model_->fresh_user_vector(items, features));
   }
+  bool takes_features() const override { return model_->takes_user_features(); }
 
  private:
   std::unique_ptr<models::Model> model_;
@@ -99,11 +102,14 @@ class ExportEncoder final : public serve::HistoryEncoder {
 
 }  // namespace
 
-index::Manifest export_run(const std::string& run_dir, const std::string& out_dir,
-                           const index::ExportOptions& options) {
+index::Manifest export_run(const std::string& run_dir, const std::string& out_dir, const index::ExportOptions& options,
+                           bool cold_items) {
   Experiment experiment = load_run(run_dir);
   models::Model& model = *experiment.model;
   if (model.dim() <= 0) fail("{}: model '{}' has no item and user vectors to export", run_dir, model.name());
+  if (cold_items && !model.places_untrained_items())
+    fail("{}: --cold-items needs a model that places items never trained on by their features (two_tower with item "
+         "features); model '{}' would index their untrained vectors", run_dir, model.name());
   const data::Dataset& dataset = experiment.data.dataset;
   const data::Sequences& all = dataset.interactions;
   const int32_t users = dataset.user_count();
@@ -120,10 +126,19 @@ index::Manifest export_run(const std::string& run_dir, const std::string& out_di
   for (int32_t u = 0; u < users; ++u) data.user_seen_items[u].assign(all.begin(u), all.end(u));
   data.user_external_ids = dataset.users.externals();
   data.item_external_ids = dataset.items.externals();
+  const std::vector<uint8_t> trained = data::items_in(experiment.data.split.train, dataset.item_count());
+  const int64_t untrained = std::count(trained.begin(), trained.end(), uint8_t{0});
+  if (untrained > 0 && !cold_items) {
+    data.item_indexed = trained;
+    spdlog::info("{} items with no training interactions are left out of the index ({})", untrained,
+                 model.places_untrained_items() ? "--cold-items indexes them by their features"
+                                                : "their vectors are untrained");
+  }
   // Models of user ids have no history encoder: the service answers 501 on the history route for them.
   if (model.encodes_histories()) {
     data.encoder_config = experiment.resolved_toml;
     data.encoder_weights = module_checkpoint_bytes(model.module());
+    data.encoder_state = model.encoder_state();
   }
   index::Manifest manifest = index::write_export(data, out_dir, options);
   spdlog::info("exported {} ({} items, {} users, dim {}) to {}", model.name(), dataset.item_count(), users, data.dim,
@@ -141,6 +156,8 @@ std::unique_ptr<serve::HistoryEncoder> load_encoder(const std::string& encoder_d
   context.user_count = static_cast<int32_t>(user_count);
   context.device = torch::Device(checked.train_config.device);
   context.seed = static_cast<uint64_t>(checked.train_config.seed);
+  const std::string state_path = encoder_dir + "/" + index::kEncoderStateFile;
+  if (std::filesystem::exists(state_path)) context.encoder_state = read_file(state_path);
   std::unique_ptr<models::Model> model = checked.build_model(context);
   if (model->dim() <= 0 || !model->encodes_histories())
     fail("{}: model '{}' does not encode histories into user vectors", config_path, model->name());

@@ -42,9 +42,12 @@ std::string results_table(const eval::EvalResult& result, const eval::EvalConfig
 // Exports run_dir's best model: item vectors into the index, one vector per known user computed from the user's
 // whole known history (train + valid + test) with those items as "seen", the id maps, and for models that encode
 // histories the resolved config and weights as the export's encoder, so the server can encode new histories
-// without the run folder. Models without vectors are an Error.
-index::Manifest export_run(const std::string& run_dir, const std::string& out_dir,
-                           const index::ExportOptions& options);
+// without the run folder. Models without vectors are an Error. Items with no training interactions (cold items,
+// an item seen only in a valid or test target) stay known (ids, histories) but are left out of the index: their
+// vectors are untrained. `cold_items` indexes them too, for models that place them by features
+// (Model::places_untrained_items; an Error for others).
+index::Manifest export_run(const std::string& run_dir, const std::string& out_dir, const index::ExportOptions& options,
+                           bool cold_items = false);
 
 // The history encoder in an export's encoder folder (index/export.h): the model built from its config.toml for
 // `item_count` items and `user_count` users, with model.pt's weights (verified, finite). No data is read.

@@ -1,7 +1,10 @@
 // In-batch (and mixed) sampled softmax with the log-Q correction.
 #include "embrec/models/losses/sampled_softmax.h"
 
+#include <algorithm>
 #include <limits>
+#include <numeric>
+#include <random>
 
 namespace embrec::models::losses {
 
@@ -30,6 +33,30 @@ torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tens
                                    const torch::Tensor& extra_ids, const torch::Tensor& extra_log_q) {
   const torch::Tensor logits = sampled_softmax_logits(users, items, item_ids, log_q, extra, extra_ids, extra_log_q);
   return F::cross_entropy(logits, torch::arange(users.size(0), item_ids.options().dtype(torch::kLong)));
+}
+
+torch::Tensor chunked_sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items,
+                                           const torch::Tensor& item_ids, const torch::Tensor& log_q, int64_t max_pairs,
+                                           uint64_t seed, const torch::Tensor& extra, const torch::Tensor& extra_ids,
+                                           const torch::Tensor& extra_log_q) {
+  const int64_t pairs = item_ids.size(0);
+  if (pairs <= max_pairs) return sampled_softmax_loss(users, items, item_ids, log_q, extra, extra_ids, extra_log_q);
+  std::vector<int64_t> order(static_cast<size_t>(pairs));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 random(seed);
+  std::shuffle(order.begin(), order.end(), random);
+  const torch::Tensor permutation = torch::tensor(order).to(item_ids.device());
+  const int64_t chunks = (pairs + max_pairs - 1) / max_pairs;
+  torch::Tensor total = torch::zeros({}, users.options());
+  for (int64_t c = 0; c < chunks; ++c) {
+    // Even chunk sizes (never one full chunk and a tiny remainder).
+    const torch::Tensor rows = permutation.slice(0, c * pairs / chunks, (c + 1) * pairs / chunks);
+    total = total + sampled_softmax_loss(users.index_select(0, rows), items.index_select(0, rows),
+                                         item_ids.index_select(0, rows),
+                                         log_q.defined() ? log_q.index_select(0, rows) : log_q, extra, extra_ids,
+                                         extra_log_q);
+  }
+  return total / static_cast<double>(chunks);
 }
 
 torch::Tensor log_training_share(const std::vector<int32_t>& train_items, int32_t item_count) {

@@ -25,6 +25,15 @@ torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tens
                                    const torch::Tensor& log_q, const torch::Tensor& extra = {},
                                    const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {});
 
+// The batch's pairs in a random order seeded by `seed`, cut into chunks of at most `max_pairs` rows, each chunk a
+// sampled_softmax_loss against its own items (and all of `extra`); the mean of the chunks' losses. A large batch of
+// users holds thousands of pairs (16 ML-1M users ~2,600): chunking bounds the logit matrix and gives every model
+// that uses it the same softmax size. With at most max_pairs pairs: one softmax, in order (no shuffle).
+torch::Tensor chunked_sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items,
+                                           const torch::Tensor& item_ids, const torch::Tensor& log_q, int64_t max_pairs,
+                                           uint64_t seed, const torch::Tensor& extra = {},
+                                           const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {});
+
 // log Q from exact counts: each item's share of the training interactions `train_items`, counted add-one so an item
 // never trained on has a finite log. [item_count] float32 on the CPU.
 torch::Tensor log_training_share(const std::vector<int32_t>& train_items, int32_t item_count);
