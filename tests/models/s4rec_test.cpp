@@ -144,6 +144,30 @@ TEST(S4rec, KmeansIntentsAreRecomputedEachEpochAndAssignUsers) {
   EXPECT_TRUE(std::isfinite(loss.total.item<double>()));
 }
 
+// Issue #22: L_CKD as the paper's Eq. 11 writes it (raw z_u and mu_h(u)) carries a real signal at the shipped
+// temperature; the normalised form at tau3 = 1 is nearly zero between unrelated vectors.
+TEST(S4rec, TheDistillationTermIsFarFromZeroAtTheShippedTemperature) {
+  ConfigTable shipped = ConfigTable::parse_file(std::string(EMBREC_SOURCE_DIR) + "/configs/s4rec-beauty.toml");
+  const double tau3 = shipped.sub("model").get("tau3", 1.0);
+  auto ckd_of = [&](const char* space) {
+    auto model = make(fmt::format("name = 's4rec'\nclusters = 4\nalpha = 0.0\nbeta1 = 0.0\nbeta2 = 1.0\nlambda = 0.0\n"
+                                  "prototype_negatives = false\ntau3 = {}\nckd_space = '{}'\n{}",
+                                  tau3, space, kEncoder));
+    model->fit(toy_split());
+    {
+      // Prototypes unrelated to the sequences, at the scale of a trained model's representations.
+      torch::NoGradGuard no_grad;
+      dynamic_cast<S4rec&>(*model).parameters()->prototypes.normal_(0.0, 1.0);
+    }
+    model->module().eval();
+    for (auto& [name, value] : model->loss(toy_batch()).parts)
+      if (name == "ckd") return value.item<double>() / 2.0;  // per view
+    return -1.0;
+  };
+  EXPECT_GT(ckd_of("raw"), 0.2) << "tau3 = " << tau3;
+  EXPECT_LT(ckd_of("normalized"), 0.05) << "tau3 = " << tau3;  // why the default changed
+}
+
 TEST(S4rec, InconsistentSwitchesAreErrorsNamingTheKey) {
   auto expect_error = [](const std::string& text, const std::string& fragment) {
     try {
@@ -156,6 +180,8 @@ TEST(S4rec, InconsistentSwitchesAreErrorsNamingTheKey) {
   expect_error("name = 's4rec'\nclustering = 'kmeans'\n", "'alpha'");
   expect_error("name = 's4rec'\nclustering = 'none'\n", "'clustering'");
   expect_error("name = 's4rec'\ntau2 = 0.0\n", "'tau2' must be positive");
+  expect_error("name = 's4rec'\nckd_space = 'unit'\n", "'ckd_space'");
+  expect_error("name = 's4rec'\nbeta2 = 0.0\nckd_space = 'raw'\n", "'ckd_space'");
   expect_error("name = 's4rec'\naugmentations = ['crop', 'flip']\n", "unknown operator 'flip'");
 }
 

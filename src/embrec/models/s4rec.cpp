@@ -30,6 +30,7 @@ S4recConfig S4recConfig::from(ConfigTable& table) {
   c.tau1 = table.get_positive("tau1", c.tau1);
   c.tau2 = table.get_positive("tau2", c.tau2);
   c.tau3 = table.get_positive("tau3", c.tau3);
+  c.ckd_space = table.only(c.beta2 > 0, "when beta2 > 0 (L_CKD is on)").get_one_of("ckd_space", c.ckd_space, kCkdSpaceNames);
   c.sinkhorn_epsilon = table.get_positive("sinkhorn_epsilon", c.sinkhorn_epsilon);
   c.sinkhorn_iterations = table.get_at_least("sinkhorn_iterations", c.sinkhorn_iterations, int64_t{1});
   c.prototype_negatives = table.get("prototype_negatives", c.prototype_negatives);
@@ -199,9 +200,13 @@ LossParts S4rec::loss(const TensorBatch& batch) {
       add("scl", config_.beta1, scl);
     }
     if (config_.beta2 > 0) {
-      auto teacher = centers.index_select(0, assignment);
-      auto ckd = losses::distill_kl(teacher, cluster_space(z1), config_.tau3) +
-                 losses::distill_kl(teacher, cluster_space(z2), config_.tau3);  // Eq. 12
+      // Eq. 11 on the raw prototype and representations (k-means centroids are raw either way), or on both as
+      // the clustering sees them (ckd_space = "normalized").
+      const bool raw = config_.ckd_space == CkdSpace::Raw;
+      auto teacher = (raw ? module_->prototypes : centers).index_select(0, assignment);
+      auto student = [&](const torch::Tensor& view) { return raw ? view : cluster_space(view); };
+      auto ckd = losses::distill_kl(teacher, student(z1), config_.tau3) +
+                 losses::distill_kl(teacher, student(z2), config_.tau3);  // Eq. 12
       add("ckd", config_.beta2, ckd);
     }
     if (config_.icl_weight > 0) {

@@ -20,6 +20,12 @@ enum class Clustering { Sinkhorn, Kmeans, None };
 inline const Names<Clustering> kClusteringNames = {
     {"sinkhorn", Clustering::Sinkhorn}, {"kmeans", Clustering::Kmeans}, {"none", Clustering::None}};
 
+// What L_CKD compares (Eq. 11): the raw sequence representation z_u and prototype mu_h(u), as the paper writes it,
+// or both L2-normalised as the clustering sees them. The normalised form at tau3 = 1 is a softmax over 64 values in
+// [-1, 1], nearly uniform: between unrelated vectors its KL is about 0.015, so it carries almost no gradient.
+enum class CkdSpace { Raw, Normalized };
+inline const Names<CkdSpace> kCkdSpaceNames = {{"raw", CkdSpace::Raw}, {"normalized", CkdSpace::Normalized}};
+
 struct S4recConfig {
   SasrecConfig encoder;                // dim, layers, heads, max_length, dropout, ..., loss (L_SR)
   Clustering clustering = Clustering::Sinkhorn;
@@ -32,6 +38,7 @@ struct S4recConfig {
   double tau1 = 1.0;                    // clustering temperature (Eq. 3)
   double tau2 = 1.0;                    // contrastive temperature (Eq. 9-10)
   double tau3 = 1.0;                    // distillation temperature (Eq. 11)
+  CkdSpace ckd_space = CkdSpace::Raw;   // raw (the paper's Eq. 11) | normalized (embrec before issue #22)
   double sinkhorn_epsilon = 0.05;       // entropy weight of Eq. 5 (SwAV's value)
   int64_t sinkhorn_iterations = 3;
   bool prototype_negatives = true;      // Eq. 10: prototypes of the other clusters as extra negatives
