@@ -5,6 +5,7 @@
 # total training seconds, peak RSS. Usage:
 #   bench/s4rec.sh CONFIG [CONFIG ...]      e.g. bench/s4rec.sh configs/s4rec-beauty.toml configs/iclrec-beauty.toml
 # Env: SEEDS="42 43 44" (default 42), RUNS=runs/bench, BIN=build/embrec, EXTRA="--set train.threads=1" (overrides),
+# TAG=-mask (appended to each run folder's name, so runs of one config with different EXTRA keep apart),
 # KEYS="recall@20 recall@50 ndcg@20" (the test columns), GROUP_KEY=ndcg@20 (the metric of the head / tail users,
 # head / tail items (runs with [eval] item_groups) and cold-start (cold_item_ratio) columns).
 # A config whose data file is absent (e.g. ML-1M) is reported as SKIPPED.
@@ -17,7 +18,7 @@ mkdir -p "$RUNS"
 folders=()
 for config in "$@"; do
   for seed in $SEEDS; do
-    out="$RUNS/$(basename "$config" .toml)-seed$seed"
+    out="$RUNS/$(basename "$config" .toml)${TAG:-}-seed$seed"
     if [ ! -f "$out/results.json" ]; then
       resume=""
       [ -f "$out/checkpoint.pt" ] && resume="--resume"
