@@ -23,6 +23,7 @@ TwoTowerConfig TwoTowerConfig::from(ConfigTable& table) {
   c.hidden = table.get("hidden", c.hidden);
   for (int64_t width : c.hidden) table.check(width > 0, "hidden", "every layer width must be positive");
   c.dropout = table.get_in_range("dropout", c.dropout, "[0, 1)");
+  c.init_std = table.get_positive("init_std", c.init_std);
   c.item_id = table.get("item_id", c.item_id);
   c.id_dropout = table.only(c.item_id, "to item_id = true").get_in_range("id_dropout", c.id_dropout, "[0, 1)");
   c.user_id = table.get("user_id", c.user_id);
@@ -70,6 +71,14 @@ TowerImpl::TowerImpl(int64_t id_count, bool use_id_embedding, const std::vector<
     width += e;
   }
   if (with_history) width += e;
+  {
+    torch::NoGradGuard no_grad;
+    if (use_id) {
+      id_embedding->weight.normal_(0.0, config.init_std);
+      id_embedding->weight[0].zero_();  // the padding row stays the zero "no id"
+    }
+    for (auto& field : fields) field->weight.normal_(0.0, config.init_std);
+  }
   mlp = register_module("mlp", torch::nn::Sequential());
   for (int64_t hidden : config.hidden) {
     mlp->push_back(torch::nn::Linear(width, hidden));
@@ -236,6 +245,11 @@ TwoTower::TwoTower(const TwoTowerConfig& config, const ModelContext& context) : 
   if (history)
     history_embedding_ = module_.register_module(
         "history", torch::nn::Embedding(torch::nn::EmbeddingOptions(context.item_count + 1, config.embedding_dim).padding_idx(0)));
+  if (history) {
+    torch::NoGradGuard no_grad;
+    history_embedding_->weight.normal_(0.0, config.init_std);
+    history_embedding_->weight[0].zero_();
+  }
   if (config.logq == LogQ::Counts) item_log_q_ = module_.register_buffer("item_log_q", torch::zeros({context.item_count}));
   if (config.logq == LogQ::Streaming)
     frequency_ = losses::StreamingFrequency(module_, "frequency_", context.item_count, config.streaming_alpha);
