@@ -403,10 +403,11 @@ class Run {
   }
 
   py::object export_to(const std::string& out, const std::string& index_factory, const std::string& metric,
-                       bool cold_items) {
+                       bool cold_items, int32_t shards) {
     index::ExportOptions options;
     options.index.factory = index_factory;
     options.index.metric = index::parse_metric(metric);
+    options.shards = shards;
     PythonOutput output;
     index::Manifest manifest;
     {
@@ -519,7 +520,7 @@ PYBIND11_MODULE(_embrec, m) {
       .def("recommend_histories", &Run::recommend_histories, py::arg("histories"), py::arg("k"),
            py::arg("exclude_seen"))
       .def("export", &Run::export_to, py::arg("out"), py::arg("index"), py::arg("metric"),
-           py::arg("cold_items"));
+           py::arg("cold_items"), py::arg("shards"));
 
   m.def("fetch", &fetch_dataset, py::arg("name"), py::arg("to"), py::arg("from_"), py::arg("accept_unverified"));
 

@@ -225,10 +225,12 @@ class Run:
             frame[key] = frame[key].astype(int)
         return frame
 
-    def export(self, out: Optional[str] = None, index: str = "flat", metric: str = "ip", cold_items: bool = False) -> dict:
+    def export(self, out: Optional[str] = None, index: str = "flat", metric: str = "ip", cold_items: bool = False,
+               shards: int = 1) -> dict:
         """`embrec export`: the item index, user store and encoder for `embrec serve`; returns the manifest. Items
-        never trained on are left out of the index unless cold_items (models that place them by features)."""
-        return self._run.export(out or os.path.join(self.path, "export"), index, metric, cold_items)
+        never trained on are left out of the index unless cold_items (models that place them by features); shards > 1
+        splits the index into that many Faiss files by item-id range (`embrec export --shards`)."""
+        return self._run.export(out or os.path.join(self.path, "export"), index, metric, cold_items, shards)
 
 
 def fetch(name: str, to: Optional[str] = None, from_: Optional[str] = None, accept_unverified: bool = False) -> dict:

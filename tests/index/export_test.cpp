@@ -1,7 +1,7 @@
 // Export folders: everything written comes back from load_export, any edit or truncation is refused naming the
 // file and the manifest field, an export moves and copies whole, and interrupted exports never load and are
 // recovered; an export whose index holds only the flagged items keeps every item known and loads with them alone
-// in the index.
+// in the index; a sharded export writes one checked file per shard and serves what the unsharded one does.
 #include "embrec/index/export.h"
 
 #include <gtest/gtest.h>
@@ -444,6 +444,209 @@ TEST_F(ExportTest, AnIndexedItemCountThatDisagreesWithTheIndexIsAnErrorNamingThe
   EXPECT_NE(message.find("items.faiss: holds 120 items but manifest.json field 'indexed_item_count' says 119"),
             std::string::npos)
       << message;
+}
+
+TEST_F(ExportTest, OneShardWritesTheManifestAndTheIndexFileExportsAlwaysWrote) {
+  options_.shards = 1;
+  const Manifest written = write_export(data_, dir_, options_);
+  const json manifest = json::parse(read_file(dir_ + "/manifest.json"));
+  EXPECT_EQ(manifest.at("index_file"), "items.faiss");
+  for (const char* field : {"index_shards", "index_files", "index_checksums"})
+    EXPECT_FALSE(manifest.contains(field)) << field;
+  EXPECT_EQ(written.index_shards, 1);
+  EXPECT_TRUE(written.index_checksums.empty());
+  EXPECT_EQ(written.index_checksum, "sha256:" + sha256_file_hex(dir_ + "/items.faiss"));
+  EXPECT_EQ(read_file(dir_ + "/items.faiss"),
+            ItemIndex::build(data_.item_vectors.data(), 120, 8, options_.index).serialize());
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(fs::canonical(dir_))) files.push_back(entry.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"encoder", "items.faiss", "manifest.json", "store"}));
+  const LoadedExport loaded = load_export(dir_);
+  EXPECT_EQ(loaded.manifest.index_shards, 1);
+  EXPECT_EQ(loaded.index.shard_count(), 1);
+  EXPECT_EQ(loaded.index.description(), "Flat");
+}
+
+TEST_F(ExportTest, AShardedExportWritesOneCheckedFilePerShardAndServesWhatTheUnshardedOneDoes) {
+  const Manifest whole = write_export(data_, root_ + "/whole", options_);
+  options_.shards = 3;
+  const Manifest written = write_export(data_, dir_, options_);
+  EXPECT_EQ(written.index_shards, 3);
+  const json manifest = json::parse(read_file(dir_ + "/manifest.json"));
+  EXPECT_EQ(manifest.at("index_shards"), 3);
+  EXPECT_EQ(manifest.at("index_files"), json({"items.0.faiss", "items.1.faiss", "items.2.faiss"}));
+  EXPECT_FALSE(manifest.contains("index_file"));
+  EXPECT_FALSE(fs::exists(dir_ + "/items.faiss"));
+  // Each shard's checksum is the file's (sha256sum reproduces it); index_checksum is the checksum of their lines.
+  std::string lines;
+  for (int shard = 0; shard < 3; ++shard) {
+    const std::string checksum = "sha256:" + sha256_file_hex(fmt::format("{}/items.{}.faiss", dir_, shard));
+    EXPECT_EQ(manifest.at("index_checksums")[shard], checksum);
+    lines += checksum + "\n";
+  }
+  EXPECT_EQ(written.index_checksum, "sha256:" + sha256_hex(lines));
+  EXPECT_EQ(manifest.at("index_checksum"), written.index_checksum);
+  EXPECT_EQ(written.store_checksum, whole.store_checksum);
+  EXPECT_NE(written.version(), whole.version());
+
+  const LoadedExport loaded = load_export(dir_);
+  const LoadedExport reference = load_export(root_ + "/whole");
+  EXPECT_EQ(loaded.manifest.index_shards, 3);
+  EXPECT_EQ(loaded.manifest.index_checksums, written.index_checksums);
+  EXPECT_EQ(loaded.manifest.version(), written.version());
+  EXPECT_EQ(loaded.index.shard_count(), 3);
+  EXPECT_EQ(loaded.index.size(), 120);
+  EXPECT_EQ(loaded.index.description(), "Flat x 3 shards");
+  for (int32_t item = 0; item < 120; ++item)
+    ASSERT_EQ(loaded.index.item_vector(item), reference.index.item_vector(item)) << item;
+  for (int32_t user = 0; user < 40; ++user) {
+    SCOPED_TRACE(user);
+    const float* vector = data_.user_vectors.data() + user * 8;
+    const std::vector<int32_t>& seen = data_.user_seen_items[user];
+    const std::vector<ScoredItem> hits = loaded.index.search(vector, 30, seen);
+    const std::vector<ScoredItem> expected = reference.index.search(vector, 30, seen);
+    ASSERT_EQ(hits.size(), 30u);
+    for (size_t i = 0; i < hits.size(); ++i) {
+      ASSERT_EQ(hits[i].item, expected[i].item) << i;
+      ASSERT_EQ(hits[i].score, expected[i].score) << i;
+    }
+  }
+  // The same export again: the same shard files, the same version.
+  EXPECT_EQ(write_export(data_, dir_, options_).version(), written.version());
+}
+
+TEST_F(ExportTest, AShardedExportOfSomeItemsKeepsTheirIdsInEveryShard) {
+  data_.item_indexed = embrec::testing::indexed_flags(120, 3);  // items 0, 3, ..., 117 left out: 80 indexed
+  const Manifest whole = write_export(data_, root_ + "/whole", options_);
+  options_.shards = 4;
+  const Manifest written = write_export(data_, dir_, options_);
+  EXPECT_EQ(written.indexed_item_count, 80);
+  const LoadedExport loaded = load_export(dir_);
+  const LoadedExport reference = load_export(root_ + "/whole");
+  EXPECT_EQ(loaded.index.shard_count(), 4);
+  EXPECT_EQ(loaded.index.size(), 80);
+  EXPECT_TRUE(loaded.index.has_item_ids());
+  EXPECT_EQ(loaded.index.item_id_end(), 120);
+  for (int32_t item = 0; item < 120; ++item) {
+    ASSERT_EQ(loaded.index.contains(item), item % 3 != 0) << item;
+    if (item % 3 != 0) ASSERT_EQ(loaded.index.item_vector(item), reference.index.item_vector(item)) << item;
+  }
+  for (int32_t user = 0; user < 40; ++user) {
+    SCOPED_TRACE(user);
+    const float* vector = data_.user_vectors.data() + user * 8;
+    const std::vector<int32_t>& seen = data_.user_seen_items[user];
+    const std::vector<ScoredItem> hits = loaded.index.search(vector, 30, seen);
+    ASSERT_EQ(hits.size(), 30u);
+    const std::vector<ScoredItem> expected = reference.index.search(vector, 30, seen);
+    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i].item, expected[i].item) << i;
+  }
+}
+
+TEST_F(ExportTest, AMissingDamagedOrReorderedShardIsRefusedNamingTheFile) {
+  options_.shards = 3;
+  write_export(data_, dir_, options_);
+  std::string version = fs::canonical(dir_).string();
+  std::string bytes = read_file(version + "/items.1.faiss");
+  bytes[bytes.size() / 2] ^= 1;
+  std::ofstream(version + "/items.1.faiss", std::ios::binary | std::ios::trunc) << bytes;
+  std::string message = load_error(dir_);
+  EXPECT_NE(message.find(version + "/items.1.faiss: checksum"), std::string::npos) << message;
+  EXPECT_NE(message.find("field 'index_checksums' [1]"), std::string::npos) << message;
+
+  write_export(data_, dir_, options_);
+  version = fs::canonical(dir_).string();
+  fs::remove(version + "/items.2.faiss");
+  message = load_error(dir_);
+  EXPECT_NE(message.find(version + "/items.2.faiss: missing, but manifest.json field 'index_shards' says 3"),
+            std::string::npos)
+      << message;
+
+  // Two shards swapped: the files no longer match their places' checksums; with the checksums swapped too, each
+  // file matches, but the order is part of index_checksum (a plain shard's ids come from its place).
+  write_export(data_, dir_, options_);
+  version = fs::canonical(dir_).string();
+  fs::rename(version + "/items.0.faiss", version + "/swap");
+  fs::rename(version + "/items.2.faiss", version + "/items.0.faiss");
+  fs::rename(version + "/swap", version + "/items.2.faiss");
+  message = load_error(dir_);
+  EXPECT_NE(message.find(version + "/items.0.faiss: checksum"), std::string::npos) << message;
+  edit_manifest([](json& m) { std::swap(m["index_checksums"][0], m["index_checksums"][2]); });
+  message = load_error(dir_);
+  EXPECT_NE(message.find("manifest.json: field 'index_checksum'"), std::string::npos) << message;
+  EXPECT_NE(message.find("the manifest was edited"), std::string::npos) << message;
+
+  // Manifest fields that do not describe the files.
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["index_shards"] = 2; });
+  EXPECT_NE(load_error(dir_).find("field 'index_files' must be an array of 2 strings"), std::string::npos)
+      << load_error(dir_);
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["index_shards"] = 1; });
+  EXPECT_NE(load_error(dir_).find("field 'index_shards' must be at least 2"), std::string::npos) << load_error(dir_);
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["index_files"][1] = "../elsewhere.faiss"; });
+  EXPECT_NE(load_error(dir_).find(
+                R"(field 'index_files' must be ["items.0.faiss","items.1.faiss","items.2.faiss"])"),
+            std::string::npos)
+      << load_error(dir_);
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m["index_file"] = "items.faiss"; });
+  EXPECT_NE(load_error(dir_).find("fields 'index_file' and 'index_shards' both present"), std::string::npos);
+  write_export(data_, dir_, options_);
+  edit_manifest([](json& m) { m.erase("index_checksums"); });
+  EXPECT_NE(load_error(dir_).find("manifest.json: missing field 'index_checksums'"), std::string::npos);
+}
+
+TEST_F(ExportTest, ShardsOutsideOneToTheIndexedItemCountAreRefusedBeforeAnythingIsWritten) {
+  auto expect_refused = [&](int32_t shards, const std::string& needle) {
+    options_.shards = shards;
+    try {
+      write_export(data_, dir_, options_);
+      ADD_FAILURE() << "expected an error about " << needle;
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
+    }
+    EXPECT_FALSE(fs::exists(root_)) << shards;
+  };
+  expect_refused(0, "shards must be in [1, 120] (at most one per indexed item), got 0");
+  expect_refused(121, "shards must be in [1, 120]");
+  data_.item_indexed = embrec::testing::indexed_flags(120, 3);
+  expect_refused(81, "shards must be in [1, 80]");
+}
+
+TEST_F(ExportTest, TheIvfPqPresetIsSizedForEachShardAndTheDimension) {
+  data_ = embrec::testing::small_export_data(40, 600, 16, 7);
+  options_.index.factory = "ivfpq";
+  options_.shards = 2;
+  // 300 items a shard: 4 * sqrt(300) = 69 lists, capped at 300 / 39 = 7; 16 dimensions: 2 sub-quantizers of 8.
+  const Manifest written = write_export(data_, dir_, options_);
+  EXPECT_EQ(written.index_factory, "IVF7,PQ2np");
+  const LoadedExport loaded = load_export(dir_);
+  EXPECT_EQ(loaded.index.description(), "IVF7,PQ2 x 2 shards");
+  for (int32_t user = 0; user < 40; ++user) {
+    const std::vector<int32_t>& seen = data_.user_seen_items[user];
+    const std::vector<ScoredItem> hits = loaded.index.search(data_.user_vectors.data() + user * 16, 30, seen);
+    ASSERT_EQ(hits.size(), 30u) << user;
+    for (const ScoredItem& hit : hits) ASSERT_EQ(std::count(seen.begin(), seen.end(), hit.item), 0) << hit.item;
+  }
+  // 3 shards of 200 items cannot train 256 codes; 17 dimensions have no divisor giving 4 to 16 per sub-quantizer.
+  options_.shards = 3;
+  try {
+    write_export(data_, dir_, options_);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("200 items (per shard)"), std::string::npos) << error.what();
+  }
+  options_.shards = 1;
+  data_ = embrec::testing::small_export_data(40, 600, 17, 8);
+  try {
+    write_export(data_, dir_, options_);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("dimension 17"), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(load_export(dir_).manifest.index_factory, "IVF7,PQ2np");  // the failed exports left it serving
 }
 
 // A pid no process has: leftovers named with it belong to an export that died.

@@ -1,6 +1,7 @@
 // ItemIndex: exact search equals hand-computed top-k for every metric, exclusions never leak and never shorten the
 // list, approximate indexes keep their recall, and an index survives save and load; the same for an index of a
-// subset of the items with explicit ids, which never returns a left-out id.
+// subset of the items with explicit ids, which never returns a left-out id; a sharded index returns what the
+// unsharded one does, and the presets (ivfpq among them) resolve to the factory strings their rules give.
 #include "embrec/index/item_index.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <numeric>
 #include <set>
 
@@ -202,6 +205,20 @@ TEST_F(ApproximateRecall, Ivf128Nprobe16RecallAt20AtLeast90Percent) {
   ItemIndex widened = ItemIndex::build(items_->data(), kItems, kDim, spec);
   widened.set_search_parameters(128, 0);
   EXPECT_GE(mean_recall(widened), 0.999);
+}
+
+// The ivfpq preset stores 4 bytes per 32-d item (PQ4) instead of 128: its recall is what it is, measured here so a
+// change that lowers it shows (bench/bench_shards measures it at 200,000 x 64).
+TEST_F(ApproximateRecall, IvfPqPresetRecallAt20IsMeasuredAndProbingEveryListDoesNotLowerIt) {
+  IndexSpec spec{"ivfpq", Metric::kCosine};
+  spec.nprobe = 16;
+  ItemIndex index = ItemIndex::build(items_->data(), kItems, kDim, spec);
+  EXPECT_EQ(index.description(), "IVF512,PQ4");  // 4 * sqrt(20000) = 566 capped at 20000 / 39 = 512; 32 / 4 = 8
+  const double value = mean_recall(index);
+  RecordProperty("recall_at_20", std::to_string(value));
+  EXPECT_GE(value, 0.25);  // measured 0.308: 4 bytes a vector keep about a third of the true top 20
+  index.set_search_parameters(512, 0);
+  EXPECT_GE(mean_recall(index), value - 0.01);  // the codes, not the lists, bound it
 }
 
 TEST_F(ApproximateRecall, Hnsw32EfSearch64RecallAt20AtLeast90Percent) {
@@ -555,6 +572,40 @@ TEST(ItemIndex, PresetsResolveToFactoryStrings) {
   EXPECT_THROW(parse_metric("dot"), Error);
 }
 
+// ivfpq: the "ivf" lists, and m = the divisor of dim whose dim / m is nearest 8 within [4, 16], ties to the larger m;
+// "np": no polysemous training (a cost without use here).
+TEST(ItemIndex, IvfPqPresetResolvesToIvfListsAndAboutEightDimensionsPerSubQuantizer) {
+  EXPECT_EQ(resolve_factory("ivfpq", 1000000, 64), "IVF4000,PQ8np");  // 64 / 8 = 8
+  EXPECT_EQ(resolve_factory("ivfpq", 10000, 128), "IVF256,PQ16np");   // lists capped at 10000 / 39
+  EXPECT_EQ(resolve_factory("ivfpq", 200000, 32), "IVF1789,PQ4np");   // 4 * sqrt(2e5) = 1788.9
+  EXPECT_EQ(resolve_factory("ivfpq", 10000, 100), "IVF256,PQ10np");   // 10 dims (m 10) beats 5 (m 20)
+  EXPECT_EQ(resolve_factory("ivfpq", 10000, 300), "IVF256,PQ50np");   // 10 (m 30) and 6 (m 50) tie: the larger m
+  EXPECT_EQ(resolve_factory("ivfpq", 10000, 7), "IVF256,PQ1np");      // 7 dims in one sub-quantizer
+  EXPECT_EQ(resolve_factory("ivfpq", 256, 16), "IVF6,PQ2np");
+  EXPECT_EQ(resolve_factory("ivfpq", 100), "ivfpq");  // dimension unknown: left for the build
+  auto message = [](int64_t items, int32_t dim) -> std::string {
+    try {
+      (void)resolve_factory("ivfpq", items, dim);
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  };
+  for (int32_t dim : {17, 3, 2, 34}) {  // 17: 1 or 17 per sub-quantizer; 34: 2, 17 or 34
+    SCOPED_TRACE(dim);
+    EXPECT_NE(message(10000, dim).find(fmt::format("dimension {} has no divisor", dim)), std::string::npos)
+        << message(10000, dim);
+  }
+  EXPECT_NE(message(255, 64).find("255 items"), std::string::npos) << message(255, 64);
+  EXPECT_EQ(smallest_shard_size(1000, 3), 333);
+  EXPECT_EQ(smallest_shard_size(1000, 1), 1000);
+  // A build resolves the preset for the dimension it is given.
+  const std::vector<float> items = random_vectors(600, 16, 3);
+  const ItemIndex index = ItemIndex::build(items.data(), 600, 16, {"ivfpq", Metric::kL2});
+  EXPECT_EQ(index.description(), "IVF15,PQ2");
+  EXPECT_EQ(index.search(items.data(), 10).size(), 10u);
+}
+
 TEST(ItemIndex, BadFactoryStringIsAnErrorNamingIt) {
   const std::vector<float> items = random_vectors(10, 4, 1);
   try {
@@ -563,6 +614,282 @@ TEST(ItemIndex, BadFactoryStringIsAnErrorNamingIt) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("'Bogus17'"), std::string::npos) << error.what();
   }
+}
+
+// Sharded: the unsharded index is the reference, ids and (for one query, computed by the same kernel) bit-identical
+// scores, for k from 1 to every item and exclusions at the top, on the shard boundaries and over a whole shard.
+std::vector<int32_t> concatenated(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+void expect_identical_hits(const std::vector<ScoredItem>& actual, const std::vector<ScoredItem>& expected) {
+  ASSERT_EQ(ids(actual), ids(expected));
+  for (size_t i = 0; i < actual.size(); ++i) ASSERT_EQ(actual[i].score, expected[i].score) << i;
+}
+
+class ShardedFlatIndex : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(ShardedFlatIndex, SearchEqualsTheUnshardedIndexForEveryKAndExclusion) {
+  const int32_t dim = 16;
+  const int32_t count = 600;
+  const std::vector<float> items = random_vectors(count, dim, 61);
+  const std::vector<float> queries = random_vectors(24, dim, 62);
+  const ItemIndex whole = ItemIndex::build(items.data(), count, dim, {"Flat", GetParam()});
+  for (int32_t shards : {2, 3, 4, 7}) {
+    SCOPED_TRACE(shards);
+    const ItemIndex sharded = ItemIndex::build(items.data(), count, dim, {"Flat", GetParam()}, shards);
+    EXPECT_EQ(sharded.shard_count(), shards);
+    EXPECT_EQ(sharded.size(), count);
+    EXPECT_EQ(sharded.dim(), dim);
+    EXPECT_EQ(sharded.item_id_end(), count);
+    EXPECT_FALSE(sharded.has_item_ids());
+    EXPECT_EQ(sharded.description(), fmt::format("Flat x {} shards", shards));
+    for (int32_t item : {0, count / shards - 1, count / shards, count - 1})
+      ASSERT_EQ(sharded.item_vector(item), whole.item_vector(item)) << item;
+    EXPECT_TRUE(sharded.contains(count - 1));
+    EXPECT_FALSE(sharded.contains(count));
+    EXPECT_FALSE(sharded.contains(-1));
+    // Shard 1 holds [count / shards, 2 * count / shards): excluding all of it leaves that shard nothing to give.
+    std::vector<int32_t> whole_shard(static_cast<size_t>(2 * count / shards - count / shards));
+    std::iota(whole_shard.begin(), whole_shard.end(), count / shards);
+    std::vector<int32_t> boundaries;
+    for (int32_t shard = 1; shard < shards; ++shard)
+      for (int32_t offset : {-2, -1, 0, 1}) boundaries.push_back(count * shard / shards + offset);
+    for (int q = 0; q < 6; ++q) {
+      SCOPED_TRACE(q);
+      const float* query = queries.data() + q * dim;
+      const std::vector<int32_t> best = ids(whole.search(query, 40));  // the top 40, wherever they lie
+      for (const std::vector<int32_t>& exclude :
+           {std::vector<int32_t>{}, best, boundaries, whole_shard, concatenated(best, whole_shard),
+            concatenated(concatenated(boundaries, {-5, count, 7, 7}), best)}) {
+        std::set<int32_t> held;  // what the exclusion takes away: ids in the index, once each
+        for (int32_t id : exclude)
+          if (id >= 0 && id < count) held.insert(id);
+        const int64_t excluded = static_cast<int64_t>(held.size());
+        for (int64_t k : {int64_t{1}, int64_t{10}, int64_t{50}, int64_t{count}}) {
+          SCOPED_TRACE(k);
+          const std::vector<ScoredItem> hits = sharded.search(query, k, exclude);
+          expect_identical_hits(hits, whole.search(query, k, exclude));
+          ASSERT_EQ(static_cast<int64_t>(hits.size()), std::min<int64_t>(k, count - excluded));
+        }
+      }
+    }
+    // A batch (24 queries: Faiss' BLAS path) with one exclusion list per query, some emptying shard 1.
+    std::vector<std::vector<int32_t>> excludes(24);
+    for (int q = 0; q < 24; ++q)
+      excludes[q] = q % 3 == 0 ? whole_shard : ids(whole.search(queries.data() + q * dim, 2 * q));
+    const auto batch = sharded.search_batch(queries.data(), 24, 15, excludes);
+    const auto expected = whole.search_batch(queries.data(), 24, 15, excludes);
+    for (int q = 0; q < 24; ++q) {
+      SCOPED_TRACE(q);
+      ASSERT_EQ(batch[q].size(), 15u);
+      expect_same_hits(batch[q], expected[q]);
+      expect_same_hits(batch[q], sharded.search(queries.data() + q * dim, 15, excludes[q]));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, ShardedFlatIndex,
+                         ::testing::Values(Metric::kInnerProduct, Metric::kCosine, Metric::kL2),
+                         [](const auto& info) { return metric_name(info.param); });
+
+TEST(ItemIndex, ShardedTiesRankTheLowerItemIdFirstAcrossShards) {
+  // Six 2-d items in 3 shards of 2; against the query (1, 0) items 1, 2 and 5 (three shards) score 1, item 3 scores
+  // 0.5, items 0 and 4 (shards 0 and 2) score 0.
+  const std::vector<float> rows{0, 1, 1, 0, 1, 0, 0.5f, 0, 0, 0, 1, 0};
+  const ItemIndex index = ItemIndex::build(rows.data(), 6, 2, {"Flat", Metric::kInnerProduct}, 3);
+  const std::vector<float> query{1, 0};
+  EXPECT_EQ(ids(index.search(query.data(), 2)), (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(ids(index.search(query.data(), 4)), (std::vector<int32_t>{1, 2, 5, 3}));
+  EXPECT_EQ(ids(index.search(query.data(), 2, {1})), (std::vector<int32_t>{2, 5}));
+  EXPECT_EQ(ids(index.search(query.data(), 3, {2, 3})), (std::vector<int32_t>{1, 5, 0}));
+  EXPECT_EQ(ids(index.search(query.data(), 6, {1, 2, 5})), (std::vector<int32_t>{3, 0, 4}));
+  EXPECT_EQ(ids(index.search_batch(query.data(), 1, 3, {{2, 3}})[0]), (std::vector<int32_t>{1, 5, 0}));
+}
+
+TEST(ItemIndex, ShardedSubsetEqualsTheUnshardedSubsetAndKeepsItsIds) {
+  const int32_t dim = 16;
+  const int64_t count = 900;
+  const std::vector<float> items = random_vectors(count, dim, 63);
+  const std::vector<float> queries = random_vectors(6, dim, 64);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 3);  // 600 of the 900
+  const std::set<int32_t> outside = left_out(count, indexed);
+  const std::vector<int32_t> left_out_ids(outside.begin(), outside.end());
+  const std::vector<float> rows = rows_of(items, dim, indexed);
+  // 4 shards of 150 indexed items: shard 2 holds indexed[300..449].
+  const std::vector<int32_t> shard2(indexed.begin() + 300, indexed.begin() + 450);
+  for (Metric metric : {Metric::kInnerProduct, Metric::kCosine, Metric::kL2}) {
+    SCOPED_TRACE(metric_name(metric));
+    const ItemIndex whole = ItemIndex::build(rows.data(), 600, dim, {"Flat", metric}, indexed);
+    const ItemIndex sharded = ItemIndex::build(rows.data(), 600, dim, {"Flat", metric}, indexed, 4);
+    EXPECT_EQ(sharded.shard_count(), 4);
+    EXPECT_EQ(sharded.size(), 600);
+    EXPECT_TRUE(sharded.has_item_ids());
+    EXPECT_EQ(sharded.item_id_end(), 900);
+    EXPECT_EQ(sharded.description(), "Flat x 4 shards");
+    for (int32_t item = -1; item <= 900; ++item) ASSERT_EQ(sharded.contains(item), whole.contains(item)) << item;
+    for (int32_t item : {1, 449, 451, 674, 676, 899}) ASSERT_EQ(sharded.item_vector(item), whole.item_vector(item));
+    EXPECT_THROW((void)sharded.item_vector(450), Error);  // left out, between shard 1 (to 449) and shard 2 (from 451)
+    for (int q = 0; q < 6; ++q) {
+      SCOPED_TRACE(q);
+      const float* query = queries.data() + q * dim;
+      const std::vector<int32_t> best = ids(whole.search(query, 50));
+      for (const std::vector<int32_t>& exclude :
+           {std::vector<int32_t>{}, shard2, concatenated(best, left_out_ids), concatenated(shard2, left_out_ids)}) {
+        for (int64_t k : {int64_t{5}, int64_t{30}, int64_t{600}}) {
+          const std::vector<ScoredItem> hits = sharded.search(query, k, exclude);
+          expect_identical_hits(hits, whole.search(query, k, exclude));
+          expect_same_hits(hits, brute_force(items, dim, query, k, metric, united(outside, exclude)));
+        }
+      }
+    }
+    const auto batch = sharded.search_batch(queries.data(), 6, 20, std::vector<std::vector<int32_t>>(6, shard2));
+    for (int q = 0; q < 6; ++q) expect_same_hits(batch[q], whole.search(queries.data() + q * dim, 20, shard2));
+  }
+}
+
+// Probing every list of every shard's IVF is exact, as is an efSearch above a shard's item count for HNSW: both show
+// that nprobe and efSearch reach every shard, and with one list probed the widening loop still gives exactly k.
+TEST(ItemIndex, ShardedIvfAndHnswTakeTheirSearchParametersInEveryShard) {
+  const int32_t dim = 8;
+  const int64_t count = 3000;
+  const std::vector<float> items = clustered_vectors(count, dim, 20, 65);
+  const std::vector<float> queries = clustered_vectors(8, dim, 20, 66);
+  for (const char* factory : {"IVF8,Flat", "HNSW16"}) {
+    SCOPED_TRACE(factory);
+    IndexSpec spec{factory, Metric::kL2};
+    spec.nprobe = 1;
+    spec.ef_search = 16;
+    ItemIndex index = ItemIndex::build(items.data(), count, dim, spec, 3);
+    EXPECT_EQ(index.description(), std::string(factory) + " x 3 shards");
+    for (int q = 0; q < 8; ++q) {
+      const std::vector<int32_t> exclude = ids(brute_force(items, dim, queries.data() + q * dim, 300, Metric::kL2));
+      const std::set<int32_t> excluded(exclude.begin(), exclude.end());
+      const std::vector<ScoredItem> hits = index.search(queries.data() + q * dim, 50, exclude);
+      ASSERT_EQ(hits.size(), 50u) << q;
+      for (const ScoredItem& hit : hits) ASSERT_EQ(excluded.count(hit.item), 0u) << hit.item;
+    }
+    index.set_search_parameters(8, 2048);
+    EXPECT_EQ(index.nprobe(), 8);
+    EXPECT_EQ(index.ef_search(), 2048);
+    const auto batch = index.search_batch(queries.data(), 8, 20);
+    for (int q = 0; q < 8; ++q) {
+      SCOPED_TRACE(q);
+      const std::vector<ScoredItem> exact = brute_force(items, dim, queries.data() + q * dim, 20, Metric::kL2);
+      expect_same_hits(index.search(queries.data() + q * dim, 20), exact);
+      expect_same_hits(batch[q], exact);
+    }
+  }
+}
+
+TEST(ItemIndex, ShardedSaveLoadSerializeAndJoinRoundTripPlainAndSubset) {
+  const int32_t dim = 16;
+  const int64_t count = 1500;
+  const std::vector<float> items = clustered_vectors(count, dim, 10, 67);
+  const std::vector<float> queries = random_vectors(5, dim, 68);
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 3);  // 1000 of the 1500
+  const std::vector<float> rows = rows_of(items, dim, indexed);
+  const std::vector<int32_t> exclude{3, 4, 5, 6, 7, 9, 1000, 1001};
+  const std::string base = embrec::testing::temp_path("sharded-index-save");
+  const std::vector<std::string> paths{base + ".0.faiss", base + ".1.faiss", base + ".2.faiss"};
+  for (bool subset : {false, true}) {
+    for (const char* factory : {"Flat", "IVF16,Flat", "HNSW16"}) {
+      SCOPED_TRACE(std::string(factory) + (subset ? " subset" : ""));
+      IndexSpec spec{factory, Metric::kCosine};
+      spec.nprobe = 4;
+      spec.ef_search = 32;
+      const ItemIndex built = subset ? ItemIndex::build(rows.data(), 1000, dim, spec, indexed, 3)
+                                     : ItemIndex::build(items.data(), count, dim, spec, 3);
+      built.save_shards(paths);
+      const ItemIndex loaded = ItemIndex::load_shards(paths, Metric::kCosine);
+      std::vector<ItemIndex> parts;
+      for (int32_t shard = 0; shard < 3; ++shard)
+        parts.push_back(ItemIndex::deserialize(built.serialize_shard(shard), Metric::kCosine, "bytes"));
+      const ItemIndex joined = ItemIndex::join_shards(std::move(parts), {"b0", "b1", "b2"});
+      for (const ItemIndex* copy : {&loaded, &joined}) {
+        EXPECT_EQ(copy->shard_count(), 3);
+        EXPECT_EQ(copy->size(), built.size());
+        EXPECT_EQ(copy->dim(), dim);
+        EXPECT_EQ(copy->has_item_ids(), subset);
+        EXPECT_EQ(copy->item_id_end(), built.item_id_end());
+        EXPECT_EQ(copy->description(), built.description());
+        if (std::string(factory) == "IVF16,Flat") EXPECT_EQ(copy->nprobe(), 4);
+        if (std::string(factory) == "HNSW16") EXPECT_EQ(copy->ef_search(), 32);
+        EXPECT_EQ(copy->contains(3), !subset);
+        EXPECT_TRUE(copy->contains(1499));
+        EXPECT_EQ(copy->item_vector(1499), built.item_vector(1499));
+        EXPECT_EQ(copy->item_vector(700), built.item_vector(700));
+        for (int q = 0; q < 5; ++q) {
+          const std::vector<ScoredItem> hits = copy->search(queries.data() + q * dim, 10, exclude);
+          ASSERT_EQ(hits.size(), 10u);
+          expect_identical_hits(hits, built.search(queries.data() + q * dim, 10, exclude));
+        }
+      }
+    }
+  }
+  const ItemIndex flat = ItemIndex::build(items.data(), count, dim, {"Flat", Metric::kCosine}, 3);
+  auto message = [](const std::function<void()>& action) -> std::string {
+    try {
+      action();
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  };
+  // Faiss 1.7.3 cannot write an IndexShards: a sharded index is one file per shard, never one file.
+  EXPECT_NE(message([&] { (void)flat.serialize(); }).find("3 shards"), std::string::npos);
+  EXPECT_NE(message([&] { flat.save(base); }).find("one Faiss file per shard"), std::string::npos);
+  EXPECT_NE(message([&] { flat.save_shards({base}); }).find("1 paths for 3 shards"), std::string::npos);
+  // A subset's shards out of order, shards of two kinds, plain and id-mapped shards: refused, naming the file.
+  auto subset_part = [&](int32_t shard) {
+    const ItemIndex sharded = ItemIndex::build(rows.data(), 1000, dim, {"Flat", Metric::kCosine}, indexed, 3);
+    return ItemIndex::deserialize(sharded.serialize_shard(shard), Metric::kCosine, "part");
+  };
+  auto join = [](std::vector<ItemIndex> parts) {
+    return [parts = std::make_shared<std::vector<ItemIndex>>(std::move(parts))] {
+      (void)ItemIndex::join_shards(std::move(*parts), {"first.faiss", "second.faiss"});
+    };
+  };
+  std::vector<ItemIndex> reversed;
+  reversed.push_back(subset_part(1));
+  reversed.push_back(subset_part(0));
+  const std::string out_of_order = message(join(std::move(reversed)));
+  EXPECT_NE(out_of_order.find("second.faiss: its smallest item id 1 is not above"), std::string::npos) << out_of_order;
+  std::vector<ItemIndex> kinds;
+  kinds.push_back(ItemIndex::build(items.data(), 100, dim, {"Flat", Metric::kCosine}));
+  kinds.push_back(ItemIndex::build(items.data(), 100, dim, {"HNSW16", Metric::kCosine}));
+  const std::string mixed = message(join(std::move(kinds)));
+  EXPECT_NE(mixed.find("second.faiss: a HNSW16 index, but the first shard (first.faiss) is Flat"), std::string::npos)
+      << mixed;
+  std::vector<ItemIndex> plain_and_mapped;
+  plain_and_mapped.push_back(ItemIndex::build(items.data(), 100, dim, {"Flat", Metric::kCosine}));
+  plain_and_mapped.push_back(subset_part(2));
+  const std::string plain_mapped = message(join(std::move(plain_and_mapped)));
+  EXPECT_NE(plain_mapped.find("second.faiss: has an id map"), std::string::npos) << plain_mapped;
+  // Each shard file is checked as one index file is: the metric too, naming the file.
+  flat.save_shards(paths);
+  const std::string metric = message([&] { (void)ItemIndex::load_shards(paths, Metric::kL2); });
+  EXPECT_NE(metric.find(paths[0] + ": the index ranks by inner product but metric 'l2'"), std::string::npos) << metric;
+  for (const std::string& path : paths) std::filesystem::remove(path);
+}
+
+TEST(ItemIndex, ShardedBuildNeedsOneToItemCountShards) {
+  const std::vector<float> rows = random_vectors(3, 2, 69);
+  auto message = [&](int32_t shards) -> std::string {
+    try {
+      (void)ItemIndex::build(rows.data(), 3, 2, {"Flat", Metric::kL2}, shards);
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message(4).find("4 shards for 3 items"), std::string::npos) << message(4);
+  EXPECT_NE(message(0).find("0 shards for 3 items"), std::string::npos) << message(0);
+  EXPECT_EQ(message(3), "");
+  const ItemIndex one_each = ItemIndex::build(rows.data(), 3, 2, {"Flat", Metric::kL2}, 3);
+  EXPECT_EQ(one_each.search(rows.data(), 3).size(), 3u);
+  EXPECT_EQ(one_each.search(rows.data() + 2, 1)[0].item, 1);
 }
 
 }  // namespace

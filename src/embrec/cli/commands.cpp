@@ -151,7 +151,7 @@ void run_prepare(const PrepareFlags& flags) {
 
 struct ExportFlags {
   std::string run_dir, out, index = "flat", metric = "ip";
-  int nprobe = 16, ef_search = 64;
+  int nprobe = 16, ef_search = 64, shards = 1;
   bool cold_items = false;
 };
 
@@ -161,15 +161,17 @@ void run_export(const ExportFlags& flags) {
   options.index.metric = index::parse_metric(flags.metric);
   options.index.nprobe = flags.nprobe;
   options.index.ef_search = flags.ef_search;
+  options.shards = flags.shards;
   const std::string out = flags.out.empty() ? flags.run_dir + "/export" : flags.out;
   index::Manifest manifest = train::export_run(flags.run_dir, out, options, flags.cold_items);
   const std::string indexed = manifest.indexed_item_count == manifest.item_count
                                   ? ""
                                   : fmt::format(", {} of them indexed", manifest.indexed_item_count);
-  std::printf("%s: %s on %s, %lld items%s (%s, %s), %lld users, version %s\n", out.c_str(), manifest.model.c_str(),
+  const std::string shards = manifest.index_shards == 1 ? "" : fmt::format(", {} shards", manifest.index_shards);
+  std::printf("%s: %s on %s, %lld items%s (%s, %s%s), %lld users, version %s\n", out.c_str(), manifest.model.c_str(),
               manifest.dataset.c_str(), static_cast<long long>(manifest.item_count), indexed.c_str(),
-              manifest.index_factory.c_str(), manifest.metric.c_str(), static_cast<long long>(manifest.user_count),
-              manifest.version().c_str());
+              manifest.index_factory.c_str(), manifest.metric.c_str(), shards.c_str(),
+              static_cast<long long>(manifest.user_count), manifest.version().c_str());
 }
 
 // Signals only set flags (or write to the service's pipe); the main thread acts on them.
@@ -347,13 +349,18 @@ void add_export_command(CLI::App& app) {
   export_command->add_option("RUN_DIR", o->run_dir, "Run folder written by train or demo")->required();
   export_command->add_option("--out", o->out, "Export folder (default: RUN_DIR/export); replaced atomically");
   export_command->add_option("--index", o->index,
-                             "Faiss factory string or preset: flat, ivf, hnsw, \"IVF256,Flat\", \"HNSW32\", ...")
+                             "Faiss factory string or preset: flat, ivf, ivfpq (IVF lists of 8-bit PQ codes, ~8 "
+                             "dimensions per byte), hnsw, \"IVF256,Flat\", \"HNSW32\", ...")
       ->capture_default_str();
   export_command->add_option("--metric", o->metric, "ip, cosine (L2-normalised ip) or l2")
       ->check(CLI::IsMember({"ip", "cosine", "l2"}))
       ->capture_default_str();
   export_command->add_option("--nprobe", o->nprobe, "IVF: lists probed per query")->capture_default_str();
   export_command->add_option("--ef-search", o->ef_search, "HNSW: candidate list size per query")->capture_default_str();
+  export_command->add_option("--shards", o->shards,
+                             "Split the item index into this many Faiss files by item-id range, searched in parallel "
+                             "and merged (exact for flat); presets are sized per shard")
+      ->capture_default_str();
   export_command->add_flag("--cold-items", o->cold_items,
                            "Also index items with no training interactions, placed by their features (two_tower with "
                            "item features); by default they are left out of the index");

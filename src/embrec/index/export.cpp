@@ -125,17 +125,43 @@ std::vector<int32_t> indexed_item_ids(const ExportData& data) {
 }
 
 // The index of every item, or of the items `ids` alone (their rows gathered, the ids kept through Faiss' id map).
-ItemIndex build_item_index(const ExportData& data, const std::vector<int32_t>& ids, const IndexSpec& spec) {
+ItemIndex build_item_index(const ExportData& data, const std::vector<int32_t>& ids, const IndexSpec& spec,
+                           int32_t shards) {
   const int64_t item_count = static_cast<int64_t>(data.item_external_ids.size());
-  if (ids.empty()) return ItemIndex::build(data.item_vectors.data(), item_count, data.dim, spec);
+  if (ids.empty()) return ItemIndex::build(data.item_vectors.data(), item_count, data.dim, spec, shards);
   const size_t dim = static_cast<size_t>(data.dim);
   std::vector<float> rows(ids.size() * dim);
   for (size_t row = 0; row < ids.size(); ++row)
     std::copy_n(data.item_vectors.begin() + static_cast<size_t>(ids[row]) * dim, dim, rows.begin() + row * dim);
-  return ItemIndex::build(rows.data(), static_cast<int64_t>(ids.size()), data.dim, spec, ids);
+  return ItemIndex::build(rows.data(), static_cast<int64_t>(ids.size()), data.dim, spec, ids, shards);
+}
+
+// A sharded index's `index_checksum`: the checksum of its shard files' checksums, one per line.
+std::string combined_checksum(const std::vector<std::string>& shard_checksums) {
+  std::string lines;
+  for (const std::string& checksum : shard_checksums) lines += checksum + "\n";
+  return checksum_text(sha256_hex(lines));
+}
+
+// A manifest field holding `count` strings.
+std::vector<std::string> required_strings(const json& object, const char* field, size_t count,
+                                          const std::string& source) {
+  auto it = object.find(field);
+  if (it == object.end()) fail("{}: missing field '{}'", source, field);
+  if (!it->is_array() || it->size() != count ||
+      !std::all_of(it->begin(), it->end(), [](const json& value) { return value.is_string(); }))
+    fail("{}: field '{}' must be an array of {} strings, got {}", source, field, count, it->dump());
+  return it->get<std::vector<std::string>>();
 }
 
 }  // namespace
+
+std::vector<std::string> index_file_names(int32_t shards) {
+  if (shards <= 1) return {kIndexFile};
+  std::vector<std::string> names;
+  for (int32_t shard = 0; shard < shards; ++shard) names.push_back(fmt::format("items.{}.faiss", shard));
+  return names;
+}
 
 std::string utc_now_iso8601() {
   const std::time_t now = std::time(nullptr);
@@ -168,6 +194,13 @@ json Manifest::to_json() const {
   // Only for a subset: an export of every item keeps the manifest older readers know.
   if (indexed_item_count != item_count) object["indexed_item_count"] = indexed_item_count;
   if (!encoder_state_checksum.empty()) object["encoder_state_checksum"] = encoder_state_checksum;
+  // Only for a sharded index, whose files replace the one index_file: an unsharded export's manifest is unchanged.
+  if (index_shards > 1) {
+    object.erase("index_file");
+    object["index_shards"] = index_shards;
+    object["index_files"] = index_file_names(index_shards);
+    object["index_checksums"] = index_checksums;
+  }
   return object;
 }
 
@@ -205,8 +238,23 @@ Manifest Manifest::from_json(const json& object, const std::string& source) {
     fail("{}: field 'encoder_state_checksum' needs an encoder (field 'encoder' is empty)", source);
   if (!m.encoder.empty() && m.encoder != kEncoderDir)
     fail("{}: field 'encoder' must be '{}' or empty, got '{}'", source, kEncoderDir, m.encoder);
-  if (required<std::string>(object, "index_file", source) != kIndexFile)
+  const std::optional<int64_t> index_shards = optional_field<int64_t>(object, "index_shards", source);
+  if (index_shards) {
+    if (*index_shards < 2 || *index_shards > INT32_MAX)
+      fail("{}: field 'index_shards' must be at least 2 (an unsharded export has no such field), got {}", source,
+           *index_shards);
+    m.index_shards = static_cast<int32_t>(*index_shards);
+    if (object.contains("index_file"))
+      fail("{}: fields 'index_file' and 'index_shards' both present; a sharded export lists its files in "
+           "'index_files'",
+           source);
+    const std::vector<std::string> expected = index_file_names(m.index_shards);
+    if (required_strings(object, "index_files", expected.size(), source) != expected)
+      fail("{}: field 'index_files' must be {}", source, json(expected).dump());
+    m.index_checksums = required_strings(object, "index_checksums", expected.size(), source);
+  } else if (required<std::string>(object, "index_file", source) != kIndexFile) {
     fail("{}: field 'index_file' must be '{}'", source, kIndexFile);
+  }
   if (required<std::string>(object, "store_dir", source) != kStoreDir)
     fail("{}: field 'store_dir' must be '{}'", source, kStoreDir);
   if (m.dimension <= 0) fail("{}: field 'dimension' must be positive, got {}", source, m.dimension);
@@ -345,6 +393,11 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
     fail("export: an encoder needs both its config and its weights");
   if (!data.encoder_state.empty() && data.encoder_config.empty())
     fail("export: an encoder state without an encoder (config and weights)");
+  const int64_t item_count = static_cast<int64_t>(data.item_external_ids.size());
+  const std::vector<int32_t> indexed_ids = indexed_item_ids(data);
+  const int64_t indexed_count = indexed_ids.empty() ? item_count : static_cast<int64_t>(indexed_ids.size());
+  if (options.shards < 1 || options.shards > indexed_count)
+    fail("export: shards must be in [1, {}] (at most one per indexed item), got {}", indexed_count, options.shards);
   const std::string final_dir = normalised_dir(out_dir);
   const fs::path parent = fs::path(final_dir).parent_path();
   if (!parent.empty()) make_directories(parent.string());
@@ -360,15 +413,24 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
 
   Manifest manifest;
   try {
-    const int64_t item_count = static_cast<int64_t>(data.item_external_ids.size());
     const int64_t user_count = static_cast<int64_t>(data.user_external_ids.size());
-    const std::vector<int32_t> indexed_ids = indexed_item_ids(data);
-    const int64_t indexed_count = indexed_ids.empty() ? item_count : static_cast<int64_t>(indexed_ids.size());
     IndexSpec spec = options.index;
-    spec.factory = resolve_factory(spec.factory, indexed_count);  // IVF's lists sized for the items it trains on
-    const ItemIndex index = build_item_index(data, indexed_ids, spec);
-    const std::string index_bytes = index.serialize();
-    write_file_atomic(temporary + "/" + kIndexFile, index_bytes);
+    // IVF's lists sized for the items each shard trains on; ivfpq's sub-quantizers for the dimension.
+    spec.factory = resolve_factory(spec.factory, smallest_shard_size(indexed_count, options.shards), data.dim);
+    const ItemIndex index = build_item_index(data, indexed_ids, spec, options.shards);
+    const std::vector<std::string> index_files = index_file_names(options.shards);
+    for (int32_t shard = 0; shard < options.shards; ++shard) {
+      const std::string index_bytes = index.serialize_shard(shard);  // one shard's bytes in memory at a time
+      write_file_atomic(temporary + "/" + index_files[static_cast<size_t>(shard)], index_bytes);
+      manifest.index_checksums.push_back(checksum_text(sha256_hex(index_bytes)));
+    }
+    manifest.index_shards = options.shards;
+    if (options.shards == 1) {
+      manifest.index_checksum = manifest.index_checksums[0];
+      manifest.index_checksums.clear();
+    } else {
+      manifest.index_checksum = combined_checksum(manifest.index_checksums);
+    }
 
     const std::string store_dir = temporary + "/" + kStoreDir;
     {
@@ -407,7 +469,6 @@ Manifest write_export(const ExportData& data, const std::string& out_dir, const 
     manifest.indexed_item_count = indexed_count;
     manifest.user_count = user_count;
     manifest.created_utc = utc_now_iso8601();
-    manifest.index_checksum = checksum_text(sha256_hex(index_bytes));
     manifest.store_checksum = checksum_text(UserStore::open_read_only(store_dir).content_checksum());
     // Written last: a folder with a manifest is complete, one without never was.
     write_file_atomic(temporary + "/" + kManifestFile, manifest.to_json().dump(2) + "\n");
@@ -479,13 +540,33 @@ LoadedExport load_export(const std::string& dir_in) {
   loaded.manifest = Manifest::from_json(manifest_json, manifest_path);
   const Manifest& m = loaded.manifest;
 
-  const std::string index_path = dir + "/" + kIndexFile;
-  const std::string index_bytes = read_file(index_path);
-  const std::string index_checksum = checksum_text(sha256_hex(index_bytes));
-  if (index_checksum != m.index_checksum)
-    fail("{}: checksum {} does not match {} field 'index_checksum' ({}); the file is damaged or was replaced",
-         index_path, index_checksum, kManifestFile, m.index_checksum);
-  loaded.index = ItemIndex::deserialize(index_bytes, parse_metric(m.metric), index_path);
+  // One file, or one per shard, each checked before Faiss reads it; a shard's bytes are dropped once read.
+  const std::vector<std::string> index_files = index_file_names(m.index_shards);
+  const std::string index_path = m.index_shards == 1
+                                     ? dir + "/" + kIndexFile
+                                     : fmt::format("{}/items.{{0..{}}}.faiss", dir, m.index_shards - 1);
+  std::vector<ItemIndex> shards;
+  std::vector<std::string> shard_paths;
+  for (size_t shard = 0; shard < index_files.size(); ++shard) {
+    const std::string path = dir + "/" + index_files[shard];
+    if (m.index_shards > 1 && !fs::exists(path))
+      fail("{}: missing, but {} field 'index_shards' says {} shards", path, kManifestFile, m.index_shards);
+    const std::string bytes = read_file(path);
+    const std::string checksum = checksum_text(sha256_hex(bytes));
+    if (m.index_shards == 1 && checksum != m.index_checksum)
+      fail("{}: checksum {} does not match {} field 'index_checksum' ({}); the file is damaged or was replaced", path,
+           checksum, kManifestFile, m.index_checksum);
+    if (m.index_shards > 1 && checksum != m.index_checksums[shard])
+      fail("{}: checksum {} does not match {} field 'index_checksums' [{}] ({}); the file is damaged or was replaced",
+           path, checksum, kManifestFile, shard, m.index_checksums[shard]);
+    shards.push_back(ItemIndex::deserialize(bytes, parse_metric(m.metric), path));
+    shard_paths.push_back(path);
+  }
+  if (m.index_shards > 1 && combined_checksum(m.index_checksums) != m.index_checksum)
+    fail("{}: field 'index_checksum' ({}) is not the checksum of field 'index_checksums' ({}); the manifest was "
+         "edited",
+         manifest_path, m.index_checksum, combined_checksum(m.index_checksums));
+  loaded.index = ItemIndex::join_shards(std::move(shards), shard_paths);
   if (loaded.index.dim() != m.dimension)
     fail("{}: dimension {} does not match {} field 'dimension' ({})", index_path, loaded.index.dim(), kManifestFile,
          m.dimension);

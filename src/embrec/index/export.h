@@ -7,6 +7,8 @@
 //   manifest.json        what the folder holds and how to check it (fields: see Manifest)
 //   items.faiss          the item index (faiss::write_index format): every item, or only the flagged ones (see
 //                        ExportData::item_indexed) behind Faiss' id map
+//   items.{s}.faiss      instead of items.faiss when ExportOptions::shards > 1: shard s = 0, 1, ... of the index, one
+//                        Faiss file each over a contiguous item-id range (see ItemIndex), listed in the manifest
 //   store/               the RocksDB user store (see user_store.h)
 //   encoder/config.toml  the model's resolved config, and encoder/model.pt its weights (a checkpoint file), for
 //   encoder/model.pt     models that encode fresh histories; absent for the others
@@ -16,7 +18,8 @@
 //
 // Checksums are SHA-256 (util/checksum.h), written "sha256:<64 hex digits>": `index_checksum` and the encoder's over
 // the files' bytes (`sha256sum` reproduces them), `store_checksum` over every key and value of the store (user
-// vectors, seen items, id maps; see UserStore::content_checksum). They catch damage and replaced files, not
+// vectors, seen items, id maps; see UserStore::content_checksum). A sharded index has one per shard file
+// (`index_checksums`), and `index_checksum` is then the checksum of those. They catch damage and replaced files, not
 // tampering.
 #pragma once
 
@@ -70,8 +73,15 @@ struct ExportData {
 
 struct ExportOptions {
   IndexSpec index;
+  // Item index shards (check = >= 1 and at most the indexed items): contiguous item-id ranges of about equal size,
+  // one Faiss file each, searched in parallel and merged (ItemIndex); presets are sized for the smallest shard.
+  // 1 writes the one items.faiss exports always wrote, byte for byte.
+  int32_t shards = 1;
   int32_t store_batch_users = 1024;  // users per RocksDB WriteBatch
 };
+
+// The index file names of an export of `shards` shards, in id order: {kIndexFile} for one, items.{s}.faiss else.
+std::vector<std::string> index_file_names(int32_t shards);
 
 struct Manifest {
   int format_version = kExportFormat;
@@ -88,7 +98,13 @@ struct Manifest {
   int64_t indexed_item_count = 0;
   int64_t user_count = 0;
   std::string created_utc;  // ISO-8601, e.g. 2024-05-01T12:00:00Z
+  // Shards of the item index. Written to manifest.json only when > 1, with `index_files` (index_file_names, in place
+  // of `index_file`) and `index_checksums`; absent on read = 1, so exports without it read unchanged.
+  int32_t index_shards = 1;
+  // The index file's checksum; of a sharded index, the SHA-256 of index_checksums' lines ("sha256:...\n" each), so
+  // version() covers every shard as it covers the one file.
   std::string index_checksum;
+  std::vector<std::string> index_checksums;  // one per shard file, in id order; empty when index_shards == 1
   std::string store_checksum;
   std::string encoder;  // kEncoderDir, or empty when the model encodes no histories
   std::string encoder_config_checksum;   // of kEncoderConfigFile; empty without an encoder
@@ -130,10 +146,10 @@ struct LoadedExport {
   std::string encoder_dir() const;
 };
 
-// Loads and verifies an export: manifest format version, index, store and encoder checksums, dimension (manifest
-// == index == store), item count (manifest == store, and every indexed id below it), indexed item count (manifest
-// == index) and user count (manifest == store). Any mismatch is an Error
-// naming the file and the manifest field, e.g. "runs/x/export/items.faiss: dimension 32 does not match
+// Loads and verifies an export: manifest format version, index (every shard file's), store and encoder checksums,
+// dimension (manifest == index == store), item count (manifest == store, and every indexed id below it), indexed
+// item count (manifest == index) and user count (manifest == store). Any mismatch, or a missing shard file, is an
+// Error naming the file and the manifest field, e.g. "runs/x/export/items.faiss: dimension 32 does not match
 // manifest.json field 'dimension' (64)".
 LoadedExport load_export(const std::string& dir);
 
