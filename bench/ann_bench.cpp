@@ -28,6 +28,7 @@
 
 #include "embrec/index/export.h"
 #include "embrec/index/item_index.h"
+#include "../tests/index/synthetic.h"  // the clustered vectors the index tests draw
 
 namespace {
 
@@ -67,21 +68,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// Points around sqrt(n) random centres with unit noise (the shape of trained item vectors, unlike uniform noise).
-std::vector<float> clustered(int64_t count, int32_t dim, int32_t clusters, uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> centres(static_cast<size_t>(clusters) * dim);
-  for (float& value : centres) value = 3.0f * normal(generator);
-  std::uniform_int_distribution<int32_t> pick(0, clusters - 1);
-  std::vector<float> out(static_cast<size_t>(count * dim));
-  for (int64_t row = 0; row < count; ++row) {
-    const int32_t centre = pick(generator);
-    for (int32_t d = 0; d < dim; ++d) out[row * dim + d] = centres[centre * dim + d] + normal(generator);
-  }
-  return out;
-}
-
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Queries per second of `one(q)` cycling through the queries for at least `seconds`.
@@ -112,7 +98,7 @@ int main(int argc, char** argv) {
   int32_t clusters = static_cast<int32_t>(std::sqrt(static_cast<double>(o.items)));
   std::vector<float> items, queries;
   if (o.export_dir.empty()) {
-    const std::vector<float> all = clustered(o.items + o.queries, o.dim, clusters, 1);
+    const std::vector<float> all = embrec::testing::clustered_vectors(o.items + o.queries, o.dim, clusters, 1);
     items.assign(all.begin(), all.begin() + o.items * o.dim);
     queries.assign(all.begin() + o.items * o.dim, all.end());
   } else {

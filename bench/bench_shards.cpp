@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "embrec/index/item_index.h"
+#include "../tests/index/synthetic.h"  // the clustered vectors the index tests draw
 
 namespace {
 
@@ -31,22 +32,6 @@ constexpr int64_t kQueries = 1000;
 constexpr int64_t kK = 10;
 constexpr int64_t kBatch = 250;  // queries per search_batch call
 
-// Points around sqrt(items) random centres (spread 3) with unit noise, as bench_ann and the index tests draw them;
-// the queries come from the same clusters.
-std::vector<float> clustered(int64_t count, int32_t dim, int32_t clusters, uint64_t seed) {
-  std::mt19937_64 generator(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> centres(static_cast<size_t>(clusters) * dim);
-  for (float& value : centres) value = 3.0f * normal(generator);
-  std::uniform_int_distribution<int32_t> pick(0, clusters - 1);
-  std::vector<float> out(static_cast<size_t>(count * dim));
-  for (int64_t row = 0; row < count; ++row) {
-    const int32_t centre = pick(generator);
-    for (int32_t d = 0; d < dim; ++d) out[row * dim + d] = centres[centre * dim + d] + normal(generator);
-  }
-  return out;
-}
-
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 struct Problem {
@@ -58,7 +43,8 @@ struct Problem {
 
   Problem() {
     const std::vector<float> all =
-        clustered(kItems + kQueries, kDim, static_cast<int32_t>(std::lround(std::sqrt(double{kItems}))), 42);
+        embrec::testing::clustered_vectors(kItems + kQueries, kDim,
+                                           static_cast<int32_t>(std::lround(std::sqrt(double{kItems}))), 42);
     items.assign(all.begin(), all.begin() + kItems * kDim);
     queries.assign(all.begin() + kItems * kDim, all.end());
     exact = flat_index(1).search_batch(queries.data(), kQueries, kK);
@@ -99,6 +85,18 @@ Problem& problem() {
   return instance;
 }
 
+// One query at a time, cycling through the queries, as the server runs them; sets queries_per_s.
+void single_queries(benchmark::State& state, const ItemIndex& index, const std::vector<float>& queries) {
+  int64_t q = 0, done = 0;
+  const Clock::time_point start = Clock::now();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(index.search(queries.data() + q * kDim, kK));
+    q = (q + 1) % kQueries;
+    ++done;
+  }
+  state.counters["queries_per_s"] = static_cast<double>(done) / seconds_since(start);
+}
+
 // One query at a time, round robin over the query set; `matches_1_shard` is the share of the first 200 queries whose
 // sharded top 10 (ids and scores) equals one shard's.
 void FlatSingleQuery(benchmark::State& state) {
@@ -112,14 +110,7 @@ void FlatSingleQuery(benchmark::State& state) {
       equal = hits[i].item == p.exact[q][i].item && std::fabs(hits[i].score - p.exact[q][i].score) < 1e-5f;
     same += equal;
   }
-  int64_t q = 0, done = 0;
-  const Clock::time_point start = Clock::now();
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(index.search(p.queries.data() + q * kDim, kK));
-    q = (q + 1) % kQueries;
-    ++done;
-  }
-  state.counters["queries_per_s"] = static_cast<double>(done) / seconds_since(start);
+  single_queries(state, index, p.queries);
   state.counters["matches_1_shard"] = static_cast<double>(same) / 200.0;
 }
 BENCHMARK(FlatSingleQuery)->ArgName("shards")->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond)
@@ -148,14 +139,7 @@ void IvfPqSingleQuery(benchmark::State& state) {
   ItemIndex& index = p.ivfpq_index();
   index.set_search_parameters(static_cast<int32_t>(state.range(0)), 0);
   const double recall = p.recall_at_k(index);
-  int64_t q = 0, done = 0;
-  const Clock::time_point start = Clock::now();
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(index.search(p.queries.data() + q * kDim, kK));
-    q = (q + 1) % kQueries;
-    ++done;
-  }
-  state.counters["queries_per_s"] = static_cast<double>(done) / seconds_since(start);
+  single_queries(state, index, p.queries);
   state.counters["recall_at_10"] = recall;
   state.counters["build_s"] = p.ivfpq_build_s;
   state.counters["index_MiB"] = static_cast<double>(index.serialize().size()) / (1 << 20);
