@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libtorch-dev libfaiss-dev libopenblas-dev
+  libtorch-dev libgloo-dev libfaiss-dev libopenblas-dev
   librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   libgoogle-perftools-dev

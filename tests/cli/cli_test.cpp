@@ -4,6 +4,15 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <csignal>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "embrec/util/net.h"
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -179,3 +188,108 @@ TEST(Cli, DataPrepareNamesTheBadLine) {
 }
 
 }  // namespace
+
+// Data-parallel training (embrec train --nproc, or ranks started by a launcher's environment).
+namespace {
+
+// Starts `embrec ARGUMENTS` with `environment` (e.g. "RANK=1 WORLD_SIZE=2") in the background, output into `log`;
+// returns its pid (the binary's own: the shell execs it).
+pid_t start(const std::string& environment, const std::string& arguments, const std::string& log) {
+  const std::string command = environment + " exec " + EMBREC_BINARY + " " + arguments + " > " + log + " 2>&1";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Waits for `pid` at most `seconds`; its exit code (128 + signal when killed), or -1 when it is still running.
+int wait_for(pid_t pid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+bool wait_until_exists(const std::string& path, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!fs::exists(path)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// SASRec on the demo data, an epoch of about a second per rank here.
+std::string data_parallel_config(const std::string& dir, int epochs) {
+  const std::string path = dir + "/config.toml";
+  write(path, "[data]\ndemo = \"default\"\n[model]\nname = \"sasrec\"\ndim = 32\nloss = \"softmax\"\n[train]\nepochs = " +
+                  std::to_string(epochs) +
+                  "\nbatch_size = 128\nthreads = 1\npatience = 100\n[eval]\nks = [10]\nmetrics = [\"ndcg\"]\n"
+                  "select = \"ndcg@10\"\n");
+  return path;
+}
+
+}  // namespace
+
+TEST(Cli, TrainWithTwoLocalRanksKilledOneStopsTheJobAndItsCheckpointResumesInOneProcess) {
+  const std::string dir = temporary_folder("nproc");
+  const std::string config = data_parallel_config(dir, 3);
+  const pid_t launcher = start("", "train --config " + config + " --out " + dir + "/run --nproc 2", dir + "/log");
+  ASSERT_TRUE(wait_until_exists(dir + "/run/checkpoint.pt", 120)) << read_text(dir + "/log");
+  // Rank 1 is the launcher's second child.
+  std::istringstream children(read_text(fmt::format("/proc/{}/task/{}/children", launcher, launcher)));
+  std::vector<pid_t> ranks{std::istream_iterator<pid_t>(children), std::istream_iterator<pid_t>()};
+  ASSERT_EQ(ranks.size(), 2u) << read_text(dir + "/log");
+  ::kill(ranks[1], SIGKILL);
+  EXPECT_EQ(wait_for(launcher, 30), 128 + SIGKILL) << read_text(dir + "/log");
+  const std::string log = read_text(dir + "/log");
+  EXPECT_NE(log.find("rank 1 of 2 was killed by signal 9"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir + "/run/results.json"));
+
+  // The last checkpoint stays valid, and a job of another size resumes it.
+  Outcome resumed = run("train --config " + config + " --out " + dir + "/run --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(fs::exists(dir + "/run/results.json"));
+  std::istringstream lines(read_text(dir + "/run/metrics.jsonl"));
+  int epochs = 0;
+  for (std::string line; std::getline(lines, line);) ++epochs;
+  EXPECT_EQ(epochs, 3);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, ARankStartedByALauncherFailsWithinTheTimeoutWhenItsPeerDies) {
+  const std::string dir = temporary_folder("ranks");
+  const std::string config = data_parallel_config(dir, 200);
+  const int port = embrec::free_local_port();
+  const std::string environment = fmt::format("WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT={}", port);
+  const std::string arguments = "train --config " + config + " --out " + dir + "/run --rank-timeout 20";
+  const pid_t rank0 = start("RANK=0 " + environment, arguments, dir + "/log0");
+  const pid_t rank1 = start("RANK=1 " + environment, arguments, dir + "/log1");
+  ASSERT_TRUE(wait_until_exists(dir + "/run/checkpoint.pt", 120)) << read_text(dir + "/log0");
+  ::kill(rank1, SIGKILL);
+  wait_for(rank1, 10);
+  EXPECT_EQ(wait_for(rank0, 40), 1) << read_text(dir + "/log0");
+  const std::string log = read_text(dir + "/log0");
+  EXPECT_NE(log.find("embrec: error: rank 0 of 2:"), std::string::npos) << log;
+  EXPECT_NE(log.find("another rank probably failed or was killed"), std::string::npos) << log;
+
+  // A rank without its RANK is refused before anything starts, naming the variable.
+  ::setenv("WORLD_SIZE", "2", 1);
+  Outcome no_rank = run("train --config " + config + " --out " + dir + "/other");
+  ::unsetenv("WORLD_SIZE");
+  EXPECT_EQ(no_rank.exit_code, 1);
+  EXPECT_NE(no_rank.output.find("WORLD_SIZE=2 but RANK is not set"), std::string::npos) << no_rank.output;
+  fs::remove_all(dir);
+}

@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -18,11 +21,14 @@
 #include "embrec/data/load.h"
 #include "embrec/serve/service.h"
 #include "embrec/train/experiment.h"
+#include "embrec/train/launcher.h"
 #include "embrec/train/run_folder.h"
 #include "embrec/train/run_report.h"
 #include "embrec/train/trainer.h"
+#include "embrec/train/world.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
+#include "embrec/util/progress.h"
 
 namespace embrec::cli {
 
@@ -314,25 +320,69 @@ void add_data_command(CLI::App& app) {
   });
 }
 
-// `embrec train`: a config trained and evaluated.
+// This process' arguments after the program name, less "--nproc N" / "--nproc=N": what each rank is started with.
+std::vector<std::string> rank_arguments() {
+  std::vector<std::string> all = train::own_arguments();
+  std::vector<std::string> kept;
+  for (size_t a = 1; a < all.size(); ++a) {
+    if (all[a] == "--nproc") {
+      ++a;
+    } else if (all[a].rfind("--nproc=", 0) != 0) {
+      kept.push_back(all[a]);
+    }
+  }
+  return kept;
+}
+
+// `embrec train`: a config trained and evaluated; with --nproc N (or a launcher's RANK / WORLD_SIZE) as the ranks
+// of a data-parallel job.
 void add_train_command(CLI::App& app) {
   auto* train_command = app.add_subcommand("train", "Train a model from a TOML config, then evaluate it");
   auto config = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto resume = std::make_shared<bool>(false);
   auto overrides = std::make_shared<std::vector<std::string>>();
+  auto nproc = std::make_shared<int>(1);
+  auto rank_timeout = std::make_shared<double>(300.0);
   train_command->add_option("--config", *config, "Config file (TOML)")->required();
   train_command->add_option("--set", *overrides, "Override a config value: section.key=value (repeatable)");
   train_command->add_option("--out", *out, "Run folder (default: runs/<config name>)");
   train_command->add_flag("--resume", *resume, "Continue the run in --out from its last checkpoint");
-  train_command->callback([config, out, resume, overrides] {
+  train_command
+      ->add_option("--nproc", *nproc,
+                   "Train as N local processes, data-parallel on LibTorch's c10d (Gloo); each takes 1/N of every "
+                   "batch. A multi-machine launcher sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  train_command
+      ->add_option("--rank-timeout", *rank_timeout,
+                   "Seconds a rank waits for the others (start, every step) before the job fails")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  train_command->callback([config, out, resume, overrides, nproc, rank_timeout] {
+    if (*nproc > 1 && std::getenv("RANK") == nullptr) {
+      const int status = train::run_local_ranks(*nproc, rank_arguments());
+      if (status != 0) throw CLI::RuntimeError(status);
+      return;
+    }
     const std::string run_dir = out->empty() ? default_run_dir(*config) : *out;
+    train::World world(train::world_settings_from_environment(*rank_timeout));
+    if (!world.is_main()) {  // rank 0 speaks for the job; the others only warn, and load the data after it
+      spdlog::set_level(spdlog::level::warn);
+      Progress::set_output([](std::string_view) {}, false);
+      world.barrier("to load the data (rank 0 loads it first, writing the cache)");
+    }
     train::Experiment experiment = train::load_experiment_file(*config, *overrides);
+    if (world.is_main()) world.barrier("to load the data (rank 0 loads it first, writing the cache)");
     // The first Ctrl-C stops at the next batch, keeping the last finished epoch's checkpoint; a second one kills.
     std::signal(SIGINT, on_train_interrupt);
-    train::TrainSummary summary =
-        train::train(experiment, {run_dir, *resume, -1, [] { return g_stop.load(std::memory_order_relaxed); }});
+    train::TrainSummary summary = train::train(
+        experiment, {run_dir, *resume, -1, [] { return g_stop.load(std::memory_order_relaxed); }, &world});
     std::signal(SIGINT, SIG_DFL);
+    if (!world.is_main()) {
+      if (summary.interrupted) throw CLI::RuntimeError(130);
+      return;
+    }
     if (summary.interrupted) {
       std::fprintf(stderr, "interrupted; continue with: embrec train --config %s --out %s --resume\n", config->c_str(),
                    run_dir.c_str());

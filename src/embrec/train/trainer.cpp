@@ -20,6 +20,7 @@
 #include "embrec/models/evaluate.h"
 #include "embrec/train/checkpoint.h"
 #include "embrec/train/run_folder.h"
+#include "embrec/train/world.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 #include "embrec/util/progress.h"
@@ -45,6 +46,7 @@ using NamedValues = std::vector<std::pair<std::string, double>>;
 struct BatchLoss {
   double total = 0.0;
   NamedValues parts;
+  int64_t sequences = 0;  // of this rank's share
 };
 
 // An epoch's loss: means over its sequences, in total and by part.
@@ -110,11 +112,12 @@ data::SamplerOptions sampler_defaults(const TrainConfig& config) {
 
 // The epochs of a trainable model, from state.next_epoch on: each is run_epoch (RecBole's _train_epoch), at an
 // evaluation point validate_and_keep_best (_valid_epoch, and best.pt for the best model), a metrics.jsonl line
-// and checkpoint.pt.
+// and checkpoint.pt. In a data-parallel job every rank runs the same epochs and batches (the plan is seeded), each on
+// its share of a batch's users; rank 0 alone validates and writes.
 class EpochLoop {
  public:
   EpochLoop(Experiment& experiment, torch::nn::Module& module, torch::optim::Optimizer& optimizer,
-            const RunFiles& files, const data::EvalTask& valid_task)
+            const RunFiles& files, const data::EvalTask& valid_task, World& world)
       : experiment_(experiment),
         config_(experiment.train_config),
         model_(*experiment.model),
@@ -124,9 +127,15 @@ class EpochLoop {
         valid_task_(valid_task),
         sampler_options_(model_.sampler_options(sampler_defaults(config_))),
         sampler_(experiment.data.split.train, experiment.data.dataset.item_count(), sampler_options_),
-        device_(config_.device) {
-    if (sampler_options_.session_parallel)
+        device_(config_.device),
+        world_(world) {
+    if (sampler_options_.session_parallel) {
+      if (world.size() > 1)
+        fail("model '{}' trains on session-parallel batches, which are not split across ranks: train it in one "
+             "process (no --nproc), or with padded batches",
+             model_.name());
       session_.emplace(experiment.data.split.train, experiment.data.dataset.item_count(), sampler_options_);
+    }
   }
 
   // Trains until config.epochs or an early stop; false when stop_after_epochs (>= 0) epochs of this call end it
@@ -150,10 +159,13 @@ class EpochLoop {
       nlohmann::json line = {
           {"epoch", epoch + 1}, {"seconds", loss.seconds}, {"loss", loss.total}, {"sequences", loss.sequences}};
       for (const auto& [name, value] : loss.parts) line["parts"][name] = value;
-      validate_and_keep_best(epoch, loss, state, line);
-      append_line(files_.metrics, line.dump());
+      if (world_.is_main()) validate_and_keep_best(epoch, loss, state, line);
+      state.stopped_early = world_.broadcast_flag(state.stopped_early);
       if (state.stopped_early || state.next_epoch >= config_.epochs) state.finished = true;
-      save_checkpoint(module_, &optimizer_, state, files_.checkpoint);
+      if (world_.is_main()) {
+        append_line(files_.metrics, line.dump());
+        save_checkpoint(module_, &optimizer_, state, files_.checkpoint);
+      }
       if (state.stopped_early) {
         spdlog::info("early stop after epoch {}: no better {} for {} evaluations (best {:.4f} at epoch {})",
                      epoch + 1, experiment_.eval_config.select, config_.patience, state.best_value, state.best_epoch);
@@ -166,8 +178,10 @@ class EpochLoop {
  private:
   // nullopt when stop_requested stopped it before its end.
   std::optional<EpochLoss> run_epoch(int64_t epoch, const std::function<bool()>& stop_requested) {
-    // Seeding per epoch (not once) makes a resumed run draw exactly what an uninterrupted one would.
-    torch::manual_seed(static_cast<uint64_t>(config_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+    // Seeding per epoch (not once) makes a resumed run draw exactly what an uninterrupted one would; each rank its own
+    // draws (dropout) for its own share.
+    torch::manual_seed(static_cast<uint64_t>(config_.seed) * 1000003ULL + static_cast<uint64_t>(epoch) +
+                       static_cast<uint64_t>(world_.rank()) * 7919ULL);
     model_.begin_epoch(epoch);
     module_.train();
     const int64_t batches = begin_batches(epoch);
@@ -176,16 +190,26 @@ class EpochLoop {
     double total_sum = 0.0;
     int64_t sequences = 0;
     for (int64_t b = 0; b < batches; ++b) {
-      if (stop_requested && stop_requested()) return std::nullopt;
-      const BatchLoss loss = train_batch(epoch, b);
-      total_sum += loss.total * batch_.size;
-      if (sums.size() != loss.parts.size()) {
+      const bool stop = stop_requested && stop_requested();
+      if (stop && world_.size() == 1) return std::nullopt;  // a job's ranks stop together, in train_batch
+      const std::optional<BatchLoss> loss = train_batch(epoch, b, stop);
+      if (!loss) return std::nullopt;
+      total_sum += loss->total * loss->sequences;
+      if (sums.size() != loss->parts.size() && loss->sequences > 0) {
         sums.clear();
-        for (const auto& [name, value] : loss.parts) sums.emplace_back(name, 0.0);
+        for (const auto& [name, value] : loss->parts) sums.emplace_back(name, 0.0);
       }
-      for (size_t p = 0; p < loss.parts.size(); ++p) sums[p].second += loss.parts[p].second * batch_.size;
-      sequences += batch_.size;
-      progress.advance(1, batch_.size, fmt::format("loss {:.4f}", total_sum / sequences));
+      for (size_t p = 0; p < loss->parts.size(); ++p) sums[p].second += loss->parts[p].second * loss->sequences;
+      sequences += loss->sequences;
+      progress.advance(1, loss->sequences, fmt::format("loss {:.4f}", total_sum / std::max<int64_t>(1, sequences)));
+    }
+    if (world_.size() > 1) {  // the epoch's loss over every rank's share
+      std::vector<double> values = {total_sum, static_cast<double>(sequences)};
+      for (const auto& [name, sum] : sums) values.push_back(sum);
+      values = world_.sum(values);
+      total_sum = values[0];
+      sequences = static_cast<int64_t>(values[1]);
+      for (size_t p = 0; p < sums.size(); ++p) sums[p].second = values[2 + p];
     }
     EpochLoss epoch_loss;
     epoch_loss.total = total_sum / std::max<int64_t>(1, sequences);
@@ -203,28 +227,37 @@ class EpochLoop {
     return static_cast<int64_t>(plan_.size());
   }
 
-  // One optimiser step on the epoch's batch `batch_index`, stopping on a loss that is not finite (NaN, inf): the checkpoint
-  // of the last finished epoch stays as it is.
-  BatchLoss train_batch(int64_t epoch, int64_t batch_index) {
+  // One optimiser step on the epoch's batch `batch_index` (this rank's share of its users), stopping on a loss that
+  // is not finite (NaN, inf): the checkpoint of the last finished epoch stays as it is. nullopt, with no step, when a
+  // rank of the job asked to stop (`stop` here or on another rank).
+  std::optional<BatchLoss> train_batch(int64_t epoch, int64_t batch_index, bool stop) {
+    BatchLoss out;
+    optimizer_.zero_grad();
     if (session_) {
       session_->fill(batch_index, batch_);
+      out.sequences = batch_.size;
     } else {
-      sampler_.fill(plan_[static_cast<size_t>(batch_index)], epoch, batch_index, batch_);
+      const std::vector<int32_t>& users = plan_[static_cast<size_t>(batch_index)];
+      const auto [begin, end] = world_.share(static_cast<int64_t>(users.size()));
+      if (world_.size() > 1) share_.assign(users.begin() + begin, users.begin() + end);
+      if (end > begin) sampler_.fill(world_.size() > 1 ? share_ : users, epoch, batch_index, batch_);
+      out.sequences = end - begin;
     }
-    models::TensorBatch tensors = models::tensor_batch(batch_, sampler_options_.max_length, device_);
-    tensors.epoch = epoch;
-    tensors.batch_index = batch_index;
-    models::LossParts loss = model_.loss(tensors);
-    BatchLoss out;
-    out.total = loss.total.item<double>();
-    if (!std::isfinite(out.total)) {
-      fail("epoch {} batch {}: loss is {}; training stopped, the last good checkpoint is kept in {}", epoch + 1,
-           batch_index + 1, out.total, files_.dir);
+    if (out.sequences > 0) {
+      models::TensorBatch tensors = models::tensor_batch(batch_, sampler_options_.max_length, device_);
+      tensors.epoch = epoch;
+      tensors.batch_index = batch_index;
+      models::LossParts loss = model_.loss(tensors);
+      out.total = loss.total.item<double>();
+      if (!std::isfinite(out.total)) {
+        fail("epoch {} batch {}: loss is {}; training stopped, the last good checkpoint is kept in {}", epoch + 1,
+             batch_index + 1, out.total, files_.dir);
+      }
+      loss.total.backward();
+      for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
     }
-    optimizer_.zero_grad();
-    loss.total.backward();
+    if (!world_.reduce_gradients(module_, out.sequences, stop)) return std::nullopt;
     optimizer_.step();
-    for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
     return out;
   }
 
@@ -277,6 +310,8 @@ class EpochLoop {
   std::optional<data::SessionParallelSampler> session_;  // when the model asks for session-parallel batches
   std::vector<std::vector<int32_t>> plan_;                // the epoch's batches of users (SequenceSampler)
   const torch::Device device_;
+  World& world_;
+  std::vector<int32_t> share_;  // this rank's users of the batch under way (data-parallel jobs)
   data::SequenceBatch batch_;  // refilled for every batch; to_tensors borrows its buffers
 };
 
@@ -328,9 +363,14 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   models::Model& model = *experiment.model;
   const data::Split& split = experiment.data.split;
   const RunFiles files(options.run_dir);
-  make_directories(files.dir);
+  World one_process;
+  World& world = options.world != nullptr ? *options.world : one_process;
   set_threads(config);
-  prepare_run_folder(experiment, options.resume, files);
+  if (world.is_main()) {
+    make_directories(files.dir);
+    prepare_run_folder(experiment, options.resume, files);
+  }
+  world.barrier("to find the run folder ready");
   check_select_metric(experiment);
   const data::EvalTask valid_task = data::make_eval_task(split, /*test_stage=*/false);
   // Count-based models learn everything here: their training time is this.
@@ -349,16 +389,18 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   }
   TrainSummary summary;
   if (model.trainable() && !state.finished) {
-    EpochLoop epochs(experiment, module, *optimizer, files, valid_task);
+    world.broadcast(module);  // identical start on every rank, whatever each initialised
+    EpochLoop epochs(experiment, module, *optimizer, files, valid_task, world);
     summary.interrupted = !epochs.run(state, options.stop_after_epochs, options.stop_requested);
-  } else if (!model.trainable()) {
+  } else if (!model.trainable() && world.is_main()) {
     keep_fitted_model(module, fit_seconds, files, state);
   }
   summary.epochs_run = state.next_epoch;
   summary.best_epoch = state.best_epoch;
   summary.stopped_early = state.stopped_early;
   summary.train_seconds = state.train_seconds;
-  if (!summary.interrupted) write_results(experiment, module, files, valid_task, fit_seconds, summary);
+  if (!summary.interrupted && world.is_main())
+    write_results(experiment, module, files, valid_task, fit_seconds, summary);
   return summary;
 }
 

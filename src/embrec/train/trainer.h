@@ -11,6 +11,8 @@
 
 namespace embrec::train {
 
+class World;
+
 struct TrainOptions {
   std::string run_dir;
   bool resume = false;
@@ -19,6 +21,10 @@ struct TrainOptions {
   // Asked before every batch (Ctrl-C in the CLI and the Python module): when it returns true, training stops there.
   // The epoch under way is dropped; checkpoint.pt still holds the last finished one, so --resume continues from it.
   std::function<bool()> stop_requested;
+  // The ranks of a data-parallel job (train/world.h); null = this process alone. Every rank calls train() with the
+  // same config and run folder: each trains on its share of every batch, rank 0 alone writes the run folder,
+  // validates and decides early stopping; the others return no results.
+  World* world = nullptr;
 };
 
 struct TrainSummary {

@@ -1,0 +1,75 @@
+// Data-parallel training on LibTorch's own c10d with its Gloo backend (the library under PyTorch's
+// DistributedDataParallel): the processes of one job ("ranks") meet through a TCPStore at MASTER_ADDR:MASTER_PORT and
+// then average their gradients by all-reduce. No communication code of embrec's own: this file only chooses what to
+// send. A World of size 1 (WORLD_SIZE unset) is the ordinary single process, every call a no-op.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace embrec::train {
+
+// Where a rank finds the others: torchrun's variable names, so an existing launcher (torchrun-style scripts, Slurm,
+// Kubernetes jobs) can start `embrec train` unchanged; `embrec train --nproc N` sets them for N local ranks.
+struct WorldSettings {
+  int rank = 0;
+  int size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // How long a rank waits for the others (rendezvous, every collective) before the job fails with an error naming
+  // what it waited for; a killed rank is noticed at once (its connections close).
+  double timeout_seconds = 300;
+};
+
+// Reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; WORLD_SIZE unset (or 1) is one process. A bad value is an
+// Error naming the variable.
+WorldSettings world_settings_from_environment(double timeout_seconds);
+
+// The contiguous share [begin, end) of `count` items that rank `rank` of `size` takes: the shares of ranks 0..size-1
+// follow each other and cover every item once; their sizes differ by at most one.
+std::pair<int64_t, int64_t> share_of(int64_t count, int rank, int size);
+
+class World {
+ public:
+  World();  // one process
+  explicit World(const WorldSettings& settings);  // joins the job: blocks until every rank has arrived
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  int rank() const { return settings_.rank; }
+  int size() const { return settings_.size; }
+  bool is_main() const { return settings_.rank == 0; }
+
+  // Waits until every rank has reached this call (`what` names the point in the error if one never does).
+  void barrier(const std::string& what);
+  // Rank 0's parameters and buffers into every rank's module (so all start identical).
+  void broadcast(torch::nn::Module& module);
+  // Rank 0's value of a flag (e.g. "stop early"), the same on every rank afterwards.
+  bool broadcast_flag(bool value);
+  // Element-wise sums of `values` over the ranks (every rank passes the same number).
+  std::vector<double> sum(const std::vector<double>& values);
+
+  // After every rank's backward pass on its share of a global batch (local_count of its sequences; 0 when its share
+  // is empty): replaces each gradient by the global-batch gradient, sum over ranks of (local_count / global count) x
+  // the rank's gradient, all-reduced in buckets. That equals one process's gradient on the whole batch when the loss is
+  // a mean over sequences (or over equally many positions per sequence). A gradient absent on every rank stays
+  // absent (the optimiser then skips that parameter, as in one process); one absent on some ranks counts as zero
+  // there. Returns false, reducing nothing, when any rank passed stop = true: all ranks then stop at the same batch.
+  bool reduce_gradients(torch::nn::Module& module, int64_t local_count, bool stop);
+
+  // This rank's share of `count` items (a batch's users): share_of(count, rank(), size()).
+  std::pair<int64_t, int64_t> share(int64_t count) const { return share_of(count, rank(), size()); }
+
+ private:
+  struct Group;
+  WorldSettings settings_;
+  std::unique_ptr<Group> group_;  // null for one process
+};
+
+}  // namespace embrec::train

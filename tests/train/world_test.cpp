@@ -1,0 +1,220 @@
+// Data-parallel training (train/world.h): ranks share every batch, and two ranks reach one process' parameters.
+#include "embrec/train/world.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "embrec/data/sampler.h"
+#include "embrec/train/checkpoint.h"
+#include "embrec/util/net.h"
+#include "embrec/train/trainer.h"
+#include "train_fixtures.h"
+
+namespace embrec::train {
+namespace {
+
+TEST(WorldTest, SharesFollowEachOtherAndCoverEveryItemOnce) {
+  for (int size : {1, 2, 3, 7}) {
+    for (int64_t count : {0, 1, 2, 5, 64, 65, 255}) {
+      int64_t next = 0;
+      for (int rank = 0; rank < size; ++rank) {
+        const auto [begin, end] = share_of(count, rank, size);
+        EXPECT_EQ(begin, next) << count << " items, rank " << rank << " of " << size;
+        EXPECT_LE(end - begin, count / size + 1);
+        EXPECT_GE(end - begin, count / size);
+        next = end;
+      }
+      EXPECT_EQ(next, count);
+    }
+  }
+}
+
+TEST(WorldTest, TheRanksSharesOfAnEpochCoverEveryTrainingUserExactlyOnce) {
+  Experiment experiment = experiment_from(small_config(R"(name = "sasrec"
+dim = 16)", 1, 203, 50));
+  data::SamplerOptions options;
+  options.batch_size = 16;
+  const data::SequenceSampler sampler(experiment.data.split.train, experiment.data.dataset.item_count(), options);
+  for (int64_t epoch : {0, 3}) {
+    std::multiset<int32_t> seen;
+    for (const std::vector<int32_t>& batch : sampler.epoch_plan(epoch))
+      for (int rank = 0; rank < 3; ++rank) {
+        const auto [begin, end] = share_of(static_cast<int64_t>(batch.size()), rank, 3);
+        seen.insert(batch.begin() + begin, batch.begin() + end);
+      }
+    EXPECT_EQ(static_cast<int64_t>(seen.size()), sampler.training_users());
+    EXPECT_EQ(std::set<int32_t>(seen.begin(), seen.end()).size(), seen.size()) << "a user twice in epoch " << epoch;
+  }
+}
+
+TEST(WorldTest, OneProcessWorldIsANoOp) {
+  World world;
+  EXPECT_EQ(world.size(), 1);
+  EXPECT_TRUE(world.is_main());
+  EXPECT_EQ(world.sum({1.5, 2.0}), (std::vector<double>{1.5, 2.0}));
+  EXPECT_TRUE(world.broadcast_flag(true));
+  torch::nn::Linear layer(2, 1);
+  EXPECT_TRUE(world.reduce_gradients(*layer, 4, false));
+  EXPECT_FALSE(world.reduce_gradients(*layer, 4, true)) << "stop asked: no step";
+}
+
+// Runs `body(world)` as ranks 0..size-1 of one job, each a thread of this process with its own World (Gloo over
+// loopback); returns each rank's error message ("" when none).
+std::vector<std::string> run_ranks(int size, const std::function<void(World&)>& body) {
+  const int port = free_local_port();
+  std::vector<std::string> errors(size);
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < size; ++rank) {
+    threads.emplace_back([&, rank] {
+      try {
+        World world(WorldSettings{rank, size, "127.0.0.1", port, 60});
+        body(world);
+      } catch (const std::exception& error) {
+        errors[rank] = error.what();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  return errors;
+}
+
+TEST(WorldTest, ReducedGradientsWeighEachRankByItsShareOfTheBatch) {
+  std::vector<torch::Tensor> weight(2), bias(2), unused(2);
+  const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
+    const int r = world.rank();
+    torch::nn::Linear layer(2, 1);
+    torch::nn::Linear never(1, 1);  // no gradient on any rank: stays without one
+    torch::nn::Sequential model(layer, never);
+    layer->weight.mutable_grad() = torch::tensor({{r == 0 ? 4.0f : 8.0f, 1.0f}});
+    if (r == 1) layer->bias.mutable_grad() = torch::tensor({2.0f});  // rank 0 has none: counts as zero there
+    // Rank 0 holds 1 sequence of the batch, rank 1 holds 3: gradient = 1/4 g0 + 3/4 g1.
+    ASSERT_TRUE(world.reduce_gradients(*model, r == 0 ? 1 : 3, false));
+    weight[r] = layer->weight.grad().clone();
+    bias[r] = layer->bias.grad().clone();
+    unused[r] = never->weight.grad();
+    EXPECT_FALSE(world.reduce_gradients(*model, 2, r == 1)) << "rank 1 stops: every rank stops";
+    EXPECT_TRUE(torch::equal(layer->weight.grad(), weight[r])) << "a stopped step reduces nothing";
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(torch::allclose(weight[r], torch::tensor({{7.0f, 1.0f}}))) << weight[r];
+    EXPECT_TRUE(torch::allclose(bias[r], torch::tensor({1.5f}))) << bias[r];
+    EXPECT_FALSE(unused[r].defined());
+  }
+}
+
+// Sequences of equal length, so each rank's loss (a mean over its target positions) weighs every position as one
+// process' mean over the whole batch does.
+std::string equal_length_sequences(const std::string& folder) {
+  std::filesystem::create_directories(folder);
+  const std::string path = folder + "/sequences.txt";
+  std::ofstream out(path);
+  std::mt19937 random(5);
+  std::uniform_int_distribution<int> item(1, 40);
+  for (int user = 1; user <= 48; ++user) {
+    out << user;
+    std::set<int> used;
+    while (used.size() < 12) {
+      const int next = item(random);
+      if (used.insert(next).second) out << ' ' << next;
+    }
+    out << '\n';
+  }
+  return path;
+}
+
+std::string sasrec_config(const std::string& data_path) {
+  return fmt::format(R"(
+[data]
+path = "{}"
+format = "seq"
+[data.split]
+method = "leave_one_out"
+[model]
+name = "sasrec"
+dim = 16
+layers = 1
+heads = 1
+max_length = 12
+dropout = 0.0
+attention_dropout = 0.0
+loss = "softmax"
+[train]
+epochs = 3
+batch_size = 8
+threads = 1
+length_bucketing = false
+eval_every = 1
+patience = 100
+seed = 3
+[eval]
+ks = [10]
+metrics = ["ndcg"]
+select = "ndcg@10"
+)",
+                     data_path);
+}
+
+std::vector<torch::Tensor> parameters_of(Experiment& experiment) {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& parameter : experiment.model->module().parameters()) out.push_back(parameter.detach().clone());
+  return out;
+}
+
+TEST(WorldTest, TwoRanksReachTheParametersOfOneProcessOnTheSameGlobalBatches) {
+  const std::string folder = temporary_folder("world-equal");
+  const std::string config = sasrec_config(equal_length_sequences(folder));
+
+  Experiment alone = experiment_from(config);
+  train(alone, {folder + "/one", false, -1});
+
+  // The two ranks as two threads of this process, each with its own experiment and model.
+  std::vector<Experiment> ranks;
+  for (int rank = 0; rank < 2; ++rank) ranks.push_back(experiment_from(config));
+  const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
+    TrainOptions options{folder + "/two", false, -1};
+    options.world = &world;
+    train(ranks[world.rank()], options);
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+
+  // The last epoch's parameters: each run's checkpoint.pt (rank 0 wrote the job's), and rank 1's model as it ended
+  // (rank 0's model holds best.pt after the results).
+  const auto last_epoch = [&](const std::string& run) {
+    Experiment fresh = experiment_from(config);
+    load_checkpoint(fresh.model->module(), nullptr, run + "/checkpoint.pt");
+    return parameters_of(fresh);
+  };
+  const std::vector<torch::Tensor> expected = last_epoch(folder + "/one");
+  const std::vector<torch::Tensor> job = last_epoch(folder + "/two");
+  const std::vector<torch::Tensor> rank_one = parameters_of(ranks[1]);
+  ASSERT_EQ(job.size(), expected.size());
+  ASSERT_EQ(rank_one.size(), expected.size());
+  for (size_t p = 0; p < expected.size(); ++p) {
+    EXPECT_TRUE(torch::allclose(job[p], expected[p], 1e-4, 1e-5))
+        << "parameter " << p << ": largest difference " << (job[p] - expected[p]).abs().max().item<float>();
+    EXPECT_TRUE(torch::equal(job[p], rank_one[p])) << "rank 1 applied other gradients than rank 0, parameter " << p;
+  }
+  Experiment initial = experiment_from(config);
+  EXPECT_FALSE(torch::allclose(expected[0], parameters_of(initial)[0], 1e-3, 1e-3)) << "nothing was trained";
+  EXPECT_TRUE(std::filesystem::exists(folder + "/two/results.json")) << "rank 0 writes the results";
+  // One metrics line per epoch, written once (by rank 0), counting each training sequence once over the ranks.
+  const auto sequences = [](const std::string& run) {
+    std::vector<int64_t> out;
+    std::ifstream metrics(run + "/metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) out.push_back(nlohmann::json::parse(line).at("sequences"));
+    return out;
+  };
+  EXPECT_EQ(sequences(folder + "/two"), sequences(folder + "/one"));
+  EXPECT_EQ(sequences(folder + "/one"), (std::vector<int64_t>{48, 48, 48}));
+  std::filesystem::remove_all(folder);
+}
+
+}  // namespace
+}  // namespace embrec::train
