@@ -5,12 +5,14 @@
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
 
 #include "embrec/data/sampler.h"
+#include "embrec/models/losses/info_nce.h"
 #include "embrec/train/checkpoint.h"
 #include "embrec/util/net.h"
 #include "embrec/train/trainer.h"
@@ -213,6 +215,81 @@ TEST(WorldTest, TwoRanksReachTheParametersOfOneProcessOnTheSameGlobalBatches) {
   };
   EXPECT_EQ(sequences(folder + "/two"), sequences(folder + "/one"));
   EXPECT_EQ(sequences(folder + "/one"), (std::vector<int64_t>{48, 48, 48}));
+  std::filesystem::remove_all(folder);
+}
+
+TEST(WorldTest, GatheredInfoNceOverRanksEqualsOneProcessOnTheWholeBatch) {
+  torch::manual_seed(1);
+  const torch::Tensor anchors = torch::randn({7, 5}), positives = torch::randn({7, 5});
+  const torch::Tensor groups = torch::tensor({0, 1, 0, 2, 1, 1, 0});
+  const torch::Tensor false_negatives = groups.unsqueeze(1).eq(groups.unsqueeze(0));  // e.g. ICLRec's same intent
+  for (bool anchor_negatives : {true, false}) {
+    models::losses::InfoNceOptions options;
+    options.temperature = 0.5;
+    options.anchor_negatives = anchor_negatives;
+    const double whole = models::losses::info_nce(anchors, positives, options, {}, {}, false_negatives).item<double>();
+    std::vector<double> weighted(3);
+    const std::vector<std::string> errors = run_ranks(3, [&](World& world) {
+      const auto [begin, end] = world.share(7);
+      models::losses::InfoNceOptions local = options;
+      local.gather = [&world](const torch::Tensor& rows) { return world.gather(rows); };
+      const torch::Tensor loss = models::losses::info_nce(anchors.slice(0, begin, end), positives.slice(0, begin, end), local,
+                                                  {}, {}, false_negatives.slice(0, begin, end));
+      weighted[world.rank()] = loss.item<double>() * static_cast<double>(end - begin) / 7.0;
+    });
+    ASSERT_EQ(errors, (std::vector<std::string>{"", "", ""}));
+    EXPECT_NEAR(weighted[0] + weighted[1] + weighted[2], whole, 1e-5) << "anchor negatives " << anchor_negatives;
+  }
+}
+
+TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
+  // Sinkhorn's equipartition, the sequence contrast and the distillation see the whole batch on every rank.
+  const std::string folder = temporary_folder("world-s4rec");
+  std::string config = sasrec_config(equal_length_sequences(folder));
+  config.replace(config.find("name = \"sasrec\""), 15, "name = \"s4rec\"\nclusters = 4\nlambda = 0.0");
+  Experiment one = experiment_from(config);
+  one.model->fit(one.data.split);  // the augmentations' item pool
+  std::vector<Experiment> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.push_back(experiment_from(config));
+    ranks.back().model->fit(ranks.back().data.split);
+  }
+  {
+    torch::NoGradGuard no_grad;  // the same weights everywhere
+    for (Experiment& rank : ranks) {
+      auto source = one.model->module().parameters(), target = rank.model->module().parameters();
+      for (size_t p = 0; p < source.size(); ++p) target[p].copy_(source[p]);
+    }
+  }
+  data::SamplerOptions defaults;
+  defaults.batch_size = 16;
+  const data::SamplerOptions options = one.model->sampler_options(defaults);
+  const data::SequenceSampler sampler(one.data.split.train, one.data.dataset.item_count(), options);
+  const std::vector<int32_t> users = sampler.epoch_plan(0).front();
+  ASSERT_EQ(users.size(), 16u);
+  const auto loss_of = [&](Experiment& experiment, const std::vector<int32_t>& rows, int64_t first_row,
+                           const models::BatchGather& gather) {
+    data::SequenceBatch batch;
+    sampler.fill(rows, 0, 0, batch);
+    models::TensorBatch tensors = models::tensor_batch(batch, options.max_length, torch::kCPU);
+    tensors.first_row = first_row;
+    tensors.gather = gather;
+    experiment.model->module().train();
+    std::map<std::string, double> parts;
+    for (const auto& [name, value] : experiment.model->loss(tensors).parts) parts[name] = value.item<double>();
+    return parts;
+  };
+  const std::map<std::string, double> whole = loss_of(one, users, 0, {});
+  ASSERT_EQ(whole.size(), 4u) << "sr, clust, scl, ckd";
+  std::vector<std::map<std::string, double>> shares(2);
+  const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
+    const auto [begin, end] = world.share(16);
+    shares[world.rank()] = loss_of(ranks[world.rank()], std::vector<int32_t>(users.begin() + begin, users.begin() + end),
+                                   begin, [&world](const torch::Tensor& rows) { return world.gather(rows); });
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  for (const auto& [name, value] : whole)
+    EXPECT_NEAR(0.5 * shares[0].at(name) + 0.5 * shares[1].at(name), value, 1e-4) << name;
   std::filesystem::remove_all(folder);
 }
 

@@ -15,6 +15,7 @@
 #include "embrec/data/dataset.h"
 #include "embrec/data/features.h"
 #include "embrec/data/sampler.h"
+#include "embrec/models/batch_gather.h"
 #include "embrec/util/config.h"
 
 namespace embrec::models {
@@ -53,6 +54,11 @@ struct TensorBatch {
   int32_t max_length = 0;  // the model's window; column j is window position max_length - L + j
   int64_t epoch = 0;        // with batch_index: seeds a model's own randomness (augmentations) reproducibly
   int64_t batch_index = 0;
+  // Data-parallel jobs: this tensor batch is one rank's share of the global batch, whose rows begin at first_row
+  // (seed per-row randomness by first_row + row to draw what one process draws); gather gives the losses that
+  // compare rows with each other the whole batch (models/batch_gather.h). One process: 0 and empty.
+  int64_t first_row = 0;
+  BatchGather gather;
 };
 
 // The sampler's arrays as tensors on `device`. On the CPU they borrow the arrays (no copy): use the batch up (loss

@@ -139,7 +139,8 @@ torch::Tensor S4rec::make_views(const TensorBatch& batch) const {
     for (int64_t v = 0; v < 2; ++v) {
       // One generator per (seed, epoch, batch, row, view): a resumed run draws the same views.
       std::seed_seq seed{static_cast<uint64_t>(context_.seed), static_cast<uint64_t>(batch.epoch),
-                         static_cast<uint64_t>(batch.batch_index), static_cast<uint64_t>(r), static_cast<uint64_t>(v)};
+                         static_cast<uint64_t>(batch.batch_index), static_cast<uint64_t>(batch.first_row + r),
+                         static_cast<uint64_t>(v)};
       std::mt19937_64 random(seed);
       std::vector<int32_t> view = data::augment(sequence, config_.augment, pool_, random);
       if (static_cast<int64_t>(view.size()) > window) view.erase(view.begin(), view.end() - window);
@@ -172,9 +173,13 @@ LossParts S4rec::loss(const TensorBatch& batch) {
   if (config_.clustering == Clustering::Sinkhorn) {
     centers = cluster_centers();
     auto scores = torch::matmul(cluster_space(z), centers.t());  // [B, K]
-    // Q of Eq. 5-7, rows rescaled to sum to 1; h(u) is the equipartitioned assignment.
-    auto targets = losses::sinkhorn(scores.detach(), config_.sinkhorn_epsilon, config_.sinkhorn_iterations) *
-                   static_cast<double>(rows);
+    // Q of Eq. 5-7 over the whole batch (every rank's rows in a data-parallel job), rows rescaled to sum to 1;
+    // h(u) is the equipartitioned assignment.
+    const Gathered all_scores = gather_rows(batch.gather, scores.detach());
+    const int64_t total = all_scores.all.size(0);
+    auto targets = losses::sinkhorn(all_scores.all, config_.sinkhorn_epsilon, config_.sinkhorn_iterations)
+                       .narrow(0, all_scores.offset, rows) *
+                   static_cast<double>(total);
     assignment = targets.argmax(1);
     if (config_.alpha > 0) add("clust", config_.alpha, losses::clustering_cross_entropy(scores, targets, config_.tau1));
   } else if (config_.clustering == Clustering::Kmeans && config_.uses_views()) {
@@ -190,6 +195,7 @@ LossParts S4rec::loss(const TensorBatch& batch) {
       losses::InfoNceOptions options;
       options.temperature = config_.tau2;
       options.similarity = config_.similarity;
+      options.gather = batch.gather;
       torch::Tensor extra, exclude;
       if (config_.prototype_negatives && centers.defined()) {
         extra = centers;
@@ -215,8 +221,9 @@ LossParts S4rec::loss(const TensorBatch& batch) {
       losses::InfoNceOptions options;
       options.temperature = config_.tau2;
       options.similarity = config_.similarity;
+      options.gather = batch.gather;
       auto intents = centers.index_select(0, assignment);
-      auto same_intent = assignment.unsqueeze(1).eq(assignment.unsqueeze(0));
+      auto same_intent = assignment.unsqueeze(1).eq(gather_rows(batch.gather, assignment).all.unsqueeze(0));
       auto icl = (losses::info_nce(z1, intents, options, {}, {}, same_intent) +
                   losses::info_nce(z2, intents, options, {}, {}, same_intent)) * 0.5;
       add("icl", config_.icl_weight, icl);

@@ -195,7 +195,7 @@ class EpochLoop {
       const std::optional<BatchLoss> loss = train_batch(epoch, b, stop);
       if (!loss) return std::nullopt;
       total_sum += loss->total * loss->sequences;
-      if (sums.size() != loss->parts.size() && loss->sequences > 0) {
+      if (sums.size() != loss->parts.size() && !loss->parts.empty()) {
         sums.clear();
         for (const auto& [name, value] : loss->parts) sums.emplace_back(name, 0.0);
       }
@@ -232,30 +232,37 @@ class EpochLoop {
   // rank of the job asked to stop (`stop` here or on another rank).
   std::optional<BatchLoss> train_batch(int64_t epoch, int64_t batch_index, bool stop) {
     BatchLoss out;
+    int64_t first_row = 0;
     optimizer_.zero_grad();
     if (session_) {
       session_->fill(batch_index, batch_);
       out.sequences = batch_.size;
     } else {
       const std::vector<int32_t>& users = plan_[static_cast<size_t>(batch_index)];
+      // In a job, a batch of fewer users than ranks (an epoch's last, at most) is left out by every rank alike: each
+      // rank must hold rows of the batch for the losses that gather it.
+      if (static_cast<int64_t>(users.size()) < world_.size()) return out;
       const auto [begin, end] = world_.share(static_cast<int64_t>(users.size()));
       if (world_.size() > 1) share_.assign(users.begin() + begin, users.begin() + end);
-      if (end > begin) sampler_.fill(world_.size() > 1 ? share_ : users, epoch, batch_index, batch_);
+      sampler_.fill(world_.size() > 1 ? share_ : users, epoch, batch_index, batch_);
       out.sequences = end - begin;
+      first_row = begin;
     }
-    if (out.sequences > 0) {
-      models::TensorBatch tensors = models::tensor_batch(batch_, sampler_options_.max_length, device_);
-      tensors.epoch = epoch;
-      tensors.batch_index = batch_index;
-      models::LossParts loss = model_.loss(tensors);
-      out.total = loss.total.item<double>();
-      if (!std::isfinite(out.total)) {
-        fail("epoch {} batch {}: loss is {}; training stopped, the last good checkpoint is kept in {}", epoch + 1,
-             batch_index + 1, out.total, files_.dir);
-      }
-      loss.total.backward();
-      for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
+    models::TensorBatch tensors = models::tensor_batch(batch_, sampler_options_.max_length, device_);
+    tensors.epoch = epoch;
+    tensors.batch_index = batch_index;
+    if (world_.size() > 1) {
+      tensors.first_row = first_row;
+      tensors.gather = [this](const torch::Tensor& local) { return world_.gather(local); };
     }
+    models::LossParts loss = model_.loss(tensors);
+    out.total = loss.total.item<double>();
+    if (!std::isfinite(out.total)) {
+      fail("epoch {} batch {}: loss is {}; training stopped, the last good checkpoint is kept in {}", epoch + 1,
+           batch_index + 1, out.total, files_.dir);
+    }
+    loss.total.backward();
+    for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
     if (!world_.reduce_gradients(module_, out.sequences, stop)) return std::nullopt;
     optimizer_.step();
     return out;

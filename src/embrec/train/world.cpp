@@ -5,6 +5,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -212,6 +213,43 @@ bool World::reduce_gradients(torch::nn::Module& module, int64_t local_count, boo
     return 0;
   });
   return true;
+}
+
+models::Gathered World::gather(const torch::Tensor& local) {
+  if (!group_) return {local, 0};
+  const torch::Tensor sent = local.detach().contiguous();
+  // First the row counts, then the rows padded to the longest share (Gloo's all-gather needs equal sizes).
+  std::vector<at::Tensor> count = {torch::full({1}, sent.size(0), torch::kLong)};
+  std::vector<std::vector<at::Tensor>> counts(1);
+  for (int r = 0; r < settings_.size; ++r) counts[0].push_back(torch::empty({1}, torch::kLong));
+  collective(settings_, "gathering the batch's row counts", [&] {
+    wait(group_->gloo->allgather(counts, count));
+    return 0;
+  });
+  std::vector<int64_t> rows;
+  for (const at::Tensor& c : counts[0]) rows.push_back(c.item<int64_t>());
+  const int64_t longest = *std::max_element(rows.begin(), rows.end());
+  std::vector<int64_t> padded_shape = sent.sizes().vec();
+  padded_shape[0] = longest;
+  std::vector<at::Tensor> padded = {torch::zeros(padded_shape, sent.options())};
+  padded[0].narrow(0, 0, sent.size(0)).copy_(sent);
+  std::vector<std::vector<at::Tensor>> received(1);
+  for (int r = 0; r < settings_.size; ++r) received[0].push_back(torch::empty(padded_shape, sent.options()));
+  collective(settings_, "gathering the batch's rows", [&] {
+    wait(group_->gloo->allgather(received, padded));
+    return 0;
+  });
+  std::vector<torch::Tensor> pieces;
+  int64_t offset = 0;
+  for (int r = 0; r < settings_.size; ++r) {
+    if (r == settings_.rank) {
+      pieces.push_back(local);  // the autograd path back into this rank's rows
+    } else {
+      pieces.push_back(received[0][r].narrow(0, 0, rows[r]));
+      if (r < settings_.rank) offset += rows[r];
+    }
+  }
+  return {torch::cat(pieces), offset};
 }
 
 std::pair<int64_t, int64_t> share_of(int64_t count, int rank, int size) {

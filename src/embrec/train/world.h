@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "embrec/models/batch_gather.h"
+
 namespace embrec::train {
 
 // Where a rank finds the others: torchrun's variable names, so an existing launcher (torchrun-style scripts, Slurm,
@@ -62,6 +64,10 @@ class World {
   // absent (the optimiser then skips that parameter, as in one process); one absent on some ranks counts as zero
   // there. Returns false, reducing nothing, when any rank passed stop = true: all ranks then stop at the same batch.
   bool reduce_gradients(torch::nn::Module& module, int64_t local_count, bool stop);
+
+  // Every rank's rows of `local` ([rows, ...], rows may differ between ranks; the other dimensions may not), in rank
+  // order; gradient flows back into this rank's rows only (TensorBatch::gather).
+  models::Gathered gather(const torch::Tensor& local);
 
   // This rank's share of `count` items (a batch's users): share_of(count, rank(), size()).
   std::pair<int64_t, int64_t> share(int64_t count) const { return share_of(count, rank(), size()); }

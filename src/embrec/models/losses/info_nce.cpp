@@ -19,18 +19,28 @@ torch::Tensor info_nce(const torch::Tensor& anchors, const torch::Tensor& positi
     if (e.defined()) e = torch::nn::functional::normalize(e, torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
   const double inverse_temperature = 1.0 / options.temperature;
-  auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(anchors.device());
-  auto eye = torch::eye(batch, bool_options);
+  // The whole batch's positives and anchors; this rank's row i is row offset + i there (the identity in one process).
+  const Gathered all_positives = gather_rows(options.gather, p);
+  const int64_t offset = all_positives.offset;
+  const int64_t total = all_positives.all.size(0);
+  auto long_options = torch::TensorOptions().dtype(torch::kLong).device(anchors.device());
+  auto targets = torch::arange(offset, offset + batch, long_options);
+  // own[i][j]: column j is row i itself.
+  auto own = targets.unsqueeze(1).eq(torch::arange(total, long_options).unsqueeze(0));
+  if (false_negatives.defined() && (false_negatives.size(0) != batch || false_negatives.size(1) != total))
+    fail("info_nce: false_negatives must be [{}, {}] (this rank's rows x the whole batch)", batch, total);
   // Masked entries get -inf: exp(-inf) = 0 removes them from the denominator exactly.
   const double minus_infinity = -std::numeric_limits<double>::infinity();
   std::vector<torch::Tensor> blocks;
-  auto with_positives = torch::matmul(a, p.t()) * inverse_temperature;  // [B, B], the target is the diagonal
-  if (false_negatives.defined()) with_positives = with_positives.masked_fill(false_negatives.logical_and(eye.logical_not()), minus_infinity);
+  auto with_positives = torch::matmul(a, all_positives.all.t()) * inverse_temperature;  // [B, N], targets on "own"
+  if (false_negatives.defined())
+    with_positives = with_positives.masked_fill(false_negatives.logical_and(own.logical_not()), minus_infinity);
   blocks.push_back(with_positives);
   if (options.anchor_negatives) {
-    auto mask = eye;
+    auto mask = own;
     if (false_negatives.defined()) mask = mask.logical_or(false_negatives);
-    blocks.push_back((torch::matmul(a, a.t()) * inverse_temperature).masked_fill(mask, minus_infinity));
+    const torch::Tensor all_anchors = gather_rows(options.gather, a).all;
+    blocks.push_back((torch::matmul(a, all_anchors.t()) * inverse_temperature).masked_fill(mask, minus_infinity));
   }
   if (e.defined()) {
     auto extra = torch::matmul(a, e.t()) * inverse_temperature;  // [B, K]
@@ -38,7 +48,6 @@ torch::Tensor info_nce(const torch::Tensor& anchors, const torch::Tensor& positi
     blocks.push_back(extra);
   }
   auto logits = torch::cat(blocks, 1);
-  auto targets = torch::arange(batch, torch::TensorOptions().dtype(torch::kLong).device(anchors.device()));
   return torch::nn::functional::cross_entropy(logits, targets);
 }
 
