@@ -28,6 +28,14 @@ std::string load_error(const std::string& text) {
 }
 
 // The data file does not exist, so any error other than the config's own means the data was read first.
+TEST(Experiment, DefaultThreadsAreOneOnUpToTwoCoresElseHalfTheCores) {
+  EXPECT_EQ(default_threads(0), 1);  // hardware_concurrency() may not know
+  EXPECT_EQ(default_threads(1), 1);
+  EXPECT_EQ(default_threads(2), 1);
+  EXPECT_EQ(default_threads(4), 2);
+  EXPECT_EQ(default_threads(16), 8);
+}
+
 TEST(Experiment, ModelKeysAreCheckedBeforeTheDataIsRead) {
   const std::string data = "[data]\npath = '/nonexistent/embrec/log.txt'\n";
   EXPECT_EQ(load_error(data + "[model]\nname = 'sasrec'\ndim = 0\n"), "e.toml: key 'model.dim' must be positive, got 0");

@@ -41,9 +41,11 @@ TrainConfig TrainConfig::from(ConfigTable& table) {
   return c;
 }
 
+int default_threads(unsigned logical_cores) { return logical_cores <= 2 ? 1 : static_cast<int>(logical_cores / 2); }
+
 void set_threads(const TrainConfig& config) {
   const int threads = config.threads > 0 ? static_cast<int>(config.threads)
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                                         : default_threads(std::thread::hardware_concurrency());
   torch::set_num_threads(threads);
 }
 
