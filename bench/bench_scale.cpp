@@ -4,7 +4,7 @@
 //
 // Usage:
 //   bench_scale --store USERS [--seen 20] [--catalogue 10000000] [--lookups 100000] [--dir DIR] [--keep]
-//   bench_scale --ivfpq ITEMS [--queries 1000] [--seconds 2] [--dir DIR] [--keep]
+//   bench_scale --ivfpq ITEMS [--factory ivfpq|"IVF4000,PQ32"] [--queries 1000] [--seconds 2] [--dir DIR] [--keep]
 // The capacity-plan runs (bench/RESULTS.md):
 //   build/bench/bench_scale --store 10000000
 //   build/bench/bench_scale --ivfpq 1000000
@@ -18,10 +18,11 @@
 // user_vector, seen_items. The write time excludes generating the data. The reader is UserStore::open_read_only,
 // which sets no table options, so RocksDB's default block cache serves it (an 8 MiB LRU cache); the store's files
 // stay in the OS page cache after writing (dropping it needs root), so lookups read memory, not the disk.
-// --ivfpq builds the "ivfpq" preset (IndexSpec{"ivfpq", cosine}: the preset's own list count for ITEMS) on ITEMS
-// clustered vectors (tests/index/synthetic.h, sqrt(ITEMS) clusters, seed 42, as bench_shards), writes it with
-// ItemIndex::save, and measures recall@10 against exact search (brute force through Faiss' BLAS kernel) and
-// single-query queries/s at nprobe 16 and 64, for `--queries` queries drawn from the same clusters.
+// --ivfpq builds the "ivfpq" preset (IndexSpec{"ivfpq", cosine}: the preset's own list count for ITEMS), or the
+// --factory index, on ITEMS clustered vectors (tests/index/synthetic.h, sqrt(ITEMS) clusters, seed 42, as
+// bench_shards), writes it with ItemIndex::save, and measures recall@10 against exact search (brute force through
+// Faiss' BLAS kernel) and single-query queries/s at nprobe 16 and 64, for `--queries` queries drawn from the same
+// clusters.
 //
 // Threads: OMP_NUM_THREADS and OPENBLAS_NUM_THREADS change the figures: the ivfpq build (k-means, adding) runs on
 // OpenMP and the exact search on BLAS; single queries run on one thread, as ItemIndex always runs them. On cores
@@ -75,6 +76,7 @@ struct Options {
   int64_t catalogue = 10'000'000;     // item ids the seen items are drawn from
   int64_t lookups = 100'000;          // per thread
   int64_t queries = 1000;
+  std::string factory = "ivfpq";      // --ivfpq: the preset, or a Faiss factory string such as "IVF4000,PQ32"
   double seconds = 2.0;               // minimum timing per nprobe
   std::string dir;
   bool keep = false;
@@ -298,14 +300,14 @@ double recall_at_k(const std::vector<std::vector<ScoredItem>>& found, const std:
 
 void run_ivfpq(const Options& o) {
   const int64_t items = o.ivfpq_items;
-  const IndexSpec spec{"ivfpq", Metric::kCosine};
+  const IndexSpec spec{o.factory, Metric::kCosine};
   const std::string factory = embrec::index::resolve_factory(spec.factory, items, kDim);  // fails early if too few
   const ScratchFolder folder(o.dir, o.keep);
   fs::create_directories(o.dir);
   const int32_t clusters = static_cast<int32_t>(std::lround(std::sqrt(static_cast<double>(items))));
-  fmt::print("## bench_scale --ivfpq {}: {} items x {}-d, {} clusters (seed 42), preset ivfpq = {}, cosine; "
+  fmt::print("## bench_scale --ivfpq {}: {} items x {}-d, {} clusters (seed 42), index {} = {}, cosine; "
              "{} queries from the same clusters, k {}; {}; folder {}\n\n",
-             items, items, kDim, clusters, factory, o.queries, kK, threads_text(), o.dir);
+             items, items, kDim, clusters, o.factory, factory, o.queries, kK, threads_text(), o.dir);
   print_table_head();
 
   // One buffer: the items, then the queries (2.56 GB at 10M items); build and exact search read it in place.
@@ -378,6 +380,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{INT32_MAX}));
   app.add_option("--lookups", o.lookups, "random lookups per thread (--store)")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1'000'000'000}));
+  app.add_option("--factory", o.factory, "index to build (--ivfpq): the ivfpq preset or a Faiss factory string")
+      ->capture_default_str();
   app.add_option("--queries", o.queries, "queries for recall and speed (--ivfpq)")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1'000'000}));
   app.add_option("--seconds", o.seconds, "minimum timing per nprobe (--ivfpq)")

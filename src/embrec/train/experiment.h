@@ -39,8 +39,8 @@ struct TrainConfig {
 };
 
 // The thread count `threads = 0` stands for, from the machine's logical cores: 1 on up to 2 (measured on a 2-vCPU
-// machine: SASRec trains 1.8x and S4Rec 1.9x faster per epoch on one thread than on two, bench/RESULTS.md "Threads
-// and processes"), else half of them (one per physical core where cores come in SMT pairs; not measured here).
+// machine: SASRec trains 1.4-1.8x and S4Rec 1.9-2.4x faster per epoch on one thread than on two, bench/RESULTS.md
+// "Threads and processes"), else half of them (one per physical core where cores come in SMT pairs; not measured).
 int default_threads(unsigned logical_cores);
 
 // Sets torch's intra-op threads as config.threads asks (0 = default_threads of this machine).
