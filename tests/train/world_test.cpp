@@ -242,13 +242,16 @@ TEST(WorldTest, GatheredInfoNceOverRanksEqualsOneProcessOnTheWholeBatch) {
   }
 }
 
-TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
-  // Sinkhorn's equipartition, the sequence contrast and the distillation see the whole batch on every rank.
-  const std::string folder = temporary_folder("world-s4rec");
+// The `parts` named loss parts of the model `model_table` ([model] keys) on the first batch of 16 users of the equal-length
+// sequences: one process on the whole batch, and 2 ranks on their shares (same weights, the batch gathered). Each
+// rank's parts weighed by its share of the sequences must add up to one process' parts.
+void expect_gathered_loss_equals_one_process(const std::string& model_table, const std::string& name, size_t parts) {
+  const std::string folder = temporary_folder("world-" + name);
   std::string config = sasrec_config(equal_length_sequences(folder));
-  config.replace(config.find("name = \"sasrec\""), 15, "name = \"s4rec\"\nclusters = 4\nlambda = 0.0");
+  const size_t model = config.find("[model]"), train_table = config.find("[train]");
+  config.replace(model, train_table - model, "[model]\n" + model_table + "\n");
   Experiment one = experiment_from(config);
-  one.model->fit(one.data.split);  // the augmentations' item pool
+  one.model->fit(one.data.split);  // e.g. the augmentations' item pool
   std::vector<Experiment> ranks;
   for (int rank = 0; rank < 2; ++rank) {
     ranks.push_back(experiment_from(config));
@@ -276,11 +279,10 @@ TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
     tensors.gather = gather;
     experiment.model->module().train();
     std::map<std::string, double> parts;
-    for (const auto& [name, value] : experiment.model->loss(tensors).parts) parts[name] = value.item<double>();
+    for (const auto& [part, value] : experiment.model->loss(tensors).parts) parts[part] = value.item<double>();
     return parts;
   };
   const std::map<std::string, double> whole = loss_of(one, users, 0, {});
-  ASSERT_EQ(whole.size(), 4u) << "sr, clust, scl, ckd";
   std::vector<std::map<std::string, double>> shares(2);
   const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
     const auto [begin, end] = world.share(16);
@@ -288,9 +290,50 @@ TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
                                    begin, [&world](const torch::Tensor& rows) { return world.gather(rows); });
   });
   ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
-  for (const auto& [name, value] : whole)
-    EXPECT_NEAR(0.5 * shares[0].at(name) + 0.5 * shares[1].at(name), value, 1e-4) << name;
+  ASSERT_EQ(whole.size(), parts) << name;
+  for (const auto& [part, value] : whole)
+    EXPECT_NEAR(0.5 * shares[0].at(part) + 0.5 * shares[1].at(part), value, 1e-4) << name << ": " << part;
   std::filesystem::remove_all(folder);
+}
+
+TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
+  // Sinkhorn's equipartition, the sequence contrast and the distillation see the whole batch on every rank.
+  expect_gathered_loss_equals_one_process(R"(name = "s4rec"
+dim = 16
+layers = 1
+heads = 1
+max_length = 12
+dropout = 0.0
+attention_dropout = 0.0
+loss = "softmax"
+clusters = 4
+lambda = 0.0)", "s4rec", 4);  // sr, clust, scl, ckd
+}
+
+TEST(WorldTest, GatheredInBatchSoftmaxEqualsOneProcessLossOnTheSameBatch) {
+  // 160 pairs in softmaxes of at most 64: the chunks are drawn over the whole batch's pairs, whichever rank holds them.
+  expect_gathered_loss_equals_one_process(R"(name = "two_tower"
+dim = 16
+embedding_dim = 16
+hidden = []
+temperature = 0.2
+max_pairs = 64
+logq = "counts")", "two_tower", 1);
+  expect_gathered_loss_equals_one_process(R"(name = "two_tower"
+dim = 16
+embedding_dim = 16
+hidden = []
+temperature = 0.2
+max_pairs = 64
+logq = "streaming"
+ssl_weight = 0.1)", "two_tower_ssl", 2);
+  expect_gathered_loss_equals_one_process(R"(name = "mf"
+loss = "softmax"
+similarity = "cosine"
+negatives = "in_batch"
+temperature = 0.2
+dim = 16
+max_pairs = 64)", "mf", 1);
 }
 
 }  // namespace

@@ -24,4 +24,13 @@ inline Gathered gather_rows(const BatchGather& gather, const torch::Tensor& loca
   return gather ? gather(local) : Gathered{local, 0};
 }
 
+// What turns a rank's share of a whole-batch loss (e.g. chunked_sampled_softmax_loss with a gather, whose ranks'
+// results add up to the one-process loss) into what the trainer takes from every loss: a mean over the rank's
+// sequences, which it weighs by their share of the batch. `rows` holds one row per sequence of this rank
+// (TensorBatch::users). 1 in one process.
+inline double share_to_mean(const BatchGather& gather, const torch::Tensor& rows) {
+  if (!gather) return 1.0;
+  return static_cast<double>(gather(rows).all.size(0)) / static_cast<double>(rows.size(0));
+}
+
 }  // namespace embrec::models

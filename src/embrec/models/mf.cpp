@@ -237,7 +237,8 @@ LossParts Mf::loss(const TensorBatch& batch) {
       const uint64_t seed = context_.seed * 1000003ULL + static_cast<uint64_t>(batch.epoch) * 7919ULL +
                             static_cast<uint64_t>(batch.batch_index) + 18;
       main = losses::chunked_sampled_softmax_loss(hidden, weight.index_select(0, items), items, log_q,
-                                                  config_.max_pairs, seed);
+                                                  config_.max_pairs, seed, {}, {}, {}, batch.gather) *
+             share_to_mean(batch.gather, batch.users);
     }
   }
   LossParts out;

@@ -364,7 +364,8 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
   torch::Tensor log_q;
   if (config_.logq == LogQ::Counts) log_q = item_log_q_.index_select(0, items);
   if (config_.logq == LogQ::Streaming) {
-    frequency_.update(items, static_cast<int64_t>(step_.item<double>()));
+    // Every rank of a data-parallel job counts the whole batch's items, so their estimates stay the same.
+    frequency_.update(gather_rows(batch.gather, items).all, static_cast<int64_t>(step_.item<double>()));
     log_q = frequency_.log_probability(items).to(user.device());
     step_.add_(1);
   }
@@ -378,8 +379,10 @@ LossParts TwoTower::loss(const TensorBatch& batch) {
       extra_log_q = torch::full({config_.extra_negatives}, -std::log(static_cast<double>(context_.item_count)),
                                 log_q.options());
   }
+  // In a data-parallel job the softmaxes run over the whole batch's pairs (this rank's share of the loss).
   const torch::Tensor main = losses::chunked_sampled_softmax_loss(user, item, items, log_q, config_.max_pairs, seed + 1,
-                                                                 extra, extra_ids, extra_log_q);
+                                                                 extra, extra_ids, extra_log_q, batch.gather) *
+                             share_to_mean(batch.gather, batch.users);
   LossParts out;
   out.parts.emplace_back("softmax", main.detach());
   out.total = main;

@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <utility>
+#include <vector>
 
 namespace embrec::models::losses {
 
@@ -35,22 +37,92 @@ torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tens
   return F::cross_entropy(logits, torch::arange(users.size(0), item_ids.options().dtype(torch::kLong)));
 }
 
+namespace {
+
+// The pairs' order: as they are when they fit one softmax, else shuffled by `seed`; and the number of chunks.
+std::vector<int64_t> pair_order(int64_t pairs, int64_t max_pairs, uint64_t seed, int64_t& chunks) {
+  std::vector<int64_t> order(static_cast<size_t>(pairs));
+  std::iota(order.begin(), order.end(), 0);
+  chunks = 1;
+  if (pairs <= max_pairs) return order;
+  std::mt19937_64 random(seed);
+  std::shuffle(order.begin(), order.end(), random);
+  chunks = (pairs + max_pairs - 1) / max_pairs;
+  return order;
+}
+
+// Even chunk sizes (never one full chunk and a tiny remainder): chunk c is order[begin, end).
+std::pair<int64_t, int64_t> chunk_bounds(int64_t pairs, int64_t chunks, int64_t c) {
+  return {c * pairs / chunks, (c + 1) * pairs / chunks};
+}
+
+// This rank's share of the loss over the whole batch's pairs (see the header).
+torch::Tensor gathered_chunked_loss(const torch::Tensor& users, const torch::Tensor& items,
+                                    const torch::Tensor& item_ids, const torch::Tensor& log_q, int64_t max_pairs,
+                                    uint64_t seed, const torch::Tensor& extra, const torch::Tensor& extra_ids,
+                                    const torch::Tensor& extra_log_q, const BatchGather& gather) {
+  const Gathered all_items = gather(items);
+  const torch::Tensor all_ids = gather(item_ids).all;
+  const torch::Tensor all_log_q = log_q.defined() ? gather(log_q).all : torch::Tensor();
+  const int64_t offset = all_items.offset, local = users.size(0), pairs = all_ids.size(0);
+  int64_t chunks = 1;
+  const std::vector<int64_t> order = pair_order(pairs, max_pairs, seed, chunks);
+  const auto long_options = item_ids.options().dtype(torch::kLong);
+  torch::Tensor total = torch::zeros({}, users.options());
+  for (int64_t c = 0; c < chunks; ++c) {
+    const auto [begin, end] = chunk_bounds(pairs, chunks, c);
+    // The chunk's rows that are this rank's pairs, and their label columns among the chunk's candidates.
+    std::vector<int64_t> rows, labels;
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t pair = order[static_cast<size_t>(k)];
+      if (pair >= offset && pair < offset + local) {
+        rows.push_back(pair - offset);
+        labels.push_back(k - begin);
+      }
+    }
+    if (rows.empty()) continue;
+    const torch::Tensor chunk = torch::tensor(std::vector<int64_t>(order.begin() + begin, order.begin() + end))
+                                    .to(long_options.device());
+    const torch::Tensor row_index = torch::tensor(rows).to(long_options.device());
+    const torch::Tensor label = torch::tensor(labels).to(long_options.device());
+    const bool has_extra = extra.defined() && extra.size(0) > 0;
+    const torch::Tensor chunk_items = all_items.all.index_select(0, chunk);
+    const torch::Tensor candidates = has_extra ? torch::cat({chunk_items, extra}, 0) : chunk_items;
+    const torch::Tensor chunk_ids = all_ids.index_select(0, chunk);
+    const torch::Tensor ids = has_extra ? torch::cat({chunk_ids, extra_ids}, 0) : chunk_ids;
+    torch::Tensor logits = users.index_select(0, row_index).mm(candidates.t());
+    if (all_log_q.defined()) {
+      const torch::Tensor chunk_log_q = all_log_q.index_select(0, chunk);
+      logits = logits - (has_extra ? torch::cat({chunk_log_q, extra_log_q}, 0) : chunk_log_q).unsqueeze(0);
+    }
+    // A row's own item in any column but its label is not a negative.
+    const torch::Tensor same = item_ids.index_select(0, row_index).unsqueeze(1).eq(ids.unsqueeze(0));
+    const torch::Tensor is_label = label.unsqueeze(1).eq(torch::arange(ids.size(0), long_options).unsqueeze(0));
+    logits = logits.masked_fill(same.logical_and(is_label.logical_not()), -std::numeric_limits<float>::infinity());
+    total = total + F::cross_entropy(logits, label, F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                        static_cast<double>(end - begin);
+  }
+  return total / static_cast<double>(chunks);
+}
+
+}  // namespace
+
 torch::Tensor chunked_sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items,
                                            const torch::Tensor& item_ids, const torch::Tensor& log_q, int64_t max_pairs,
                                            uint64_t seed, const torch::Tensor& extra, const torch::Tensor& extra_ids,
-                                           const torch::Tensor& extra_log_q) {
+                                           const torch::Tensor& extra_log_q, const BatchGather& gather) {
+  if (gather)
+    return gathered_chunked_loss(users, items, item_ids, log_q, max_pairs, seed, extra, extra_ids, extra_log_q,
+                                 gather);
   const int64_t pairs = item_ids.size(0);
   if (pairs <= max_pairs) return sampled_softmax_loss(users, items, item_ids, log_q, extra, extra_ids, extra_log_q);
-  std::vector<int64_t> order(static_cast<size_t>(pairs));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 random(seed);
-  std::shuffle(order.begin(), order.end(), random);
+  int64_t chunks = 1;
+  const std::vector<int64_t> order = pair_order(pairs, max_pairs, seed, chunks);
   const torch::Tensor permutation = torch::tensor(order).to(item_ids.device());
-  const int64_t chunks = (pairs + max_pairs - 1) / max_pairs;
   torch::Tensor total = torch::zeros({}, users.options());
   for (int64_t c = 0; c < chunks; ++c) {
-    // Even chunk sizes (never one full chunk and a tiny remainder).
-    const torch::Tensor rows = permutation.slice(0, c * pairs / chunks, (c + 1) * pairs / chunks);
+    const auto [begin, end] = chunk_bounds(pairs, chunks, c);
+    const torch::Tensor rows = permutation.slice(0, begin, end);
     total = total + sampled_softmax_loss(users.index_select(0, rows), items.index_select(0, rows),
                                          item_ids.index_select(0, rows),
                                          log_q.defined() ? log_q.index_select(0, rows) : log_q, extra, extra_ids,

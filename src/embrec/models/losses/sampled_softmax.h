@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "embrec/models/batch_gather.h"
+
 namespace embrec::models::losses {
 
 // Logits [B, B + K] of rows i over columns j:  users_i · candidates_j − log_q_j, where the candidates are the
@@ -29,10 +31,16 @@ torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tens
 // sampled_softmax_loss against its own items (and all of `extra`); the mean of the chunks' losses. A large batch of
 // users holds thousands of pairs (16 ML-1M users ~2,600): chunking bounds the logit matrix and gives every model
 // that uses it the same softmax size. With at most max_pairs pairs: one softmax, in order (no shuffle).
+// In a data-parallel job (`gather` set, TensorBatch::gather) the arguments are this rank's pairs: the chunks are
+// drawn over the whole batch's pairs (the same on every rank), each chunk's candidates are its items whichever rank
+// holds them, and the result is this rank's share of the one-process loss: the sum over its pairs of their
+// cross-entropy / (chunk size x chunk count), so that the ranks' results add up to it. Gradient reaches another
+// rank's items only through that rank's own pairs (models/batch_gather.h).
 torch::Tensor chunked_sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items,
                                            const torch::Tensor& item_ids, const torch::Tensor& log_q, int64_t max_pairs,
                                            uint64_t seed, const torch::Tensor& extra = {},
-                                           const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {});
+                                           const torch::Tensor& extra_ids = {}, const torch::Tensor& extra_log_q = {},
+                                           const BatchGather& gather = {});
 
 // log Q from exact counts: each item's share of the training interactions `train_items`, counted add-one so an item
 // never trained on has a finite log. [item_count] float32 on the CPU.
