@@ -131,6 +131,16 @@ std::string equal_length_sequences(const std::string& folder) {
   return path;
 }
 
+// A small SASRec encoder without dropout (S4Rec shares these keys).
+const char* const kEncoderKeys = R"(dim = 16
+layers = 1
+heads = 1
+max_length = 12
+dropout = 0.0
+attention_dropout = 0.0
+loss = "softmax"
+)";
+
 std::string sasrec_config(const std::string& data_path) {
   return fmt::format(R"(
 [data]
@@ -140,14 +150,7 @@ format = "seq"
 method = "leave_one_out"
 [model]
 name = "sasrec"
-dim = 16
-layers = 1
-heads = 1
-max_length = 12
-dropout = 0.0
-attention_dropout = 0.0
-loss = "softmax"
-[train]
+{}[train]
 epochs = 3
 batch_size = 8
 threads = 1
@@ -160,7 +163,7 @@ ks = [10]
 metrics = ["ndcg"]
 select = "ndcg@10"
 )",
-                     data_path);
+                     data_path, kEncoderKeys);
 }
 
 std::vector<torch::Tensor> parameters_of(Experiment& experiment) {
@@ -298,35 +301,16 @@ void expect_gathered_loss_equals_one_process(const std::string& model_table, con
 
 TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
   // Sinkhorn's equipartition, the sequence contrast and the distillation see the whole batch on every rank.
-  expect_gathered_loss_equals_one_process(R"(name = "s4rec"
-dim = 16
-layers = 1
-heads = 1
-max_length = 12
-dropout = 0.0
-attention_dropout = 0.0
-loss = "softmax"
-clusters = 4
-lambda = 0.0)", "s4rec", 4);  // sr, clust, scl, ckd
+  expect_gathered_loss_equals_one_process(std::string("name = \"s4rec\"\n") + kEncoderKeys + "clusters = 4\nlambda = 0.0",
+                                          "s4rec", 4);  // sr, clust, scl, ckd
 }
 
 TEST(WorldTest, GatheredInBatchSoftmaxEqualsOneProcessLossOnTheSameBatch) {
   // 160 pairs in softmaxes of at most 64: the chunks are drawn over the whole batch's pairs, whichever rank holds them.
-  expect_gathered_loss_equals_one_process(R"(name = "two_tower"
-dim = 16
-embedding_dim = 16
-hidden = []
-temperature = 0.2
-max_pairs = 64
-logq = "counts")", "two_tower", 1);
-  expect_gathered_loss_equals_one_process(R"(name = "two_tower"
-dim = 16
-embedding_dim = 16
-hidden = []
-temperature = 0.2
-max_pairs = 64
-logq = "streaming"
-ssl_weight = 0.1)", "two_tower_ssl", 2);
+  const std::string two_tower =
+      "name = \"two_tower\"\ndim = 16\nembedding_dim = 16\nhidden = []\ntemperature = 0.2\nmax_pairs = 64\n";
+  expect_gathered_loss_equals_one_process(two_tower + "logq = \"counts\"", "two_tower", 1);
+  expect_gathered_loss_equals_one_process(two_tower + "logq = \"streaming\"\nssl_weight = 0.1", "two_tower_ssl", 2);
   expect_gathered_loss_equals_one_process(R"(name = "mf"
 loss = "softmax"
 similarity = "cosine"
