@@ -29,6 +29,7 @@
 #include "embrec/index/export.h"
 #include "embrec/index/item_index.h"
 #include "../tests/index/synthetic.h"  // the clustered vectors the index tests draw
+#include "timing.h"
 
 namespace {
 
@@ -36,7 +37,8 @@ using embrec::index::IndexSpec;
 using embrec::index::ItemIndex;
 using embrec::index::Metric;
 using embrec::index::ScoredItem;
-using Clock = std::chrono::steady_clock;
+using embrec::bench::Clock;
+using embrec::bench::seconds_since;
 
 struct Options {
   int64_t items = 100000;
@@ -67,8 +69,6 @@ Options parse(int argc, char** argv) {
   }
   return o;
 }
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Queries per second of `one(q)` cycling through the queries for at least `seconds`.
 template <typename Fn>

@@ -53,6 +53,7 @@
 #include "embrec/index/user_store.h"
 #include "embrec/util/error.h"
 #include "../tests/index/synthetic.h"  // the clustered vectors the index tests draw
+#include "timing.h"
 
 namespace {
 
@@ -62,7 +63,8 @@ using embrec::index::IndexSpec;
 using embrec::index::ItemIndex;
 using embrec::index::Metric;
 using embrec::index::ScoredItem;
-using Clock = std::chrono::steady_clock;
+using embrec::bench::Clock;
+using embrec::bench::seconds_since;
 
 constexpr int32_t kDim = 64;
 constexpr int64_t kK = 10;
@@ -81,8 +83,6 @@ struct Options {
   std::string dir;
   bool keep = false;
 };
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 double mib(double bytes) { return bytes / (1 << 20); }
 

@@ -17,6 +17,7 @@
 
 #include "embrec/index/item_index.h"
 #include "../tests/index/synthetic.h"  // the clustered vectors the index tests draw
+#include "timing.h"
 
 namespace {
 
@@ -24,15 +25,14 @@ using embrec::index::IndexSpec;
 using embrec::index::ItemIndex;
 using embrec::index::Metric;
 using embrec::index::ScoredItem;
-using Clock = std::chrono::steady_clock;
+using embrec::bench::Clock;
+using embrec::bench::seconds_since;
 
 constexpr int64_t kItems = 200000;
 constexpr int32_t kDim = 64;
 constexpr int64_t kQueries = 1000;
 constexpr int64_t kK = 10;
 constexpr int64_t kBatch = 250;  // queries per search_batch call
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 struct Problem {
   std::vector<float> items, queries;

@@ -19,10 +19,12 @@
 #include <vector>
 
 #include "embrec/report/tsne.h"
+#include "timing.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using embrec::bench::Clock;
+using embrec::bench::seconds_since;
 namespace detail = embrec::report::tsne_detail;
 
 struct Options {
@@ -90,10 +92,6 @@ double agreement(const std::vector<float>& points, int64_t dim, const std::vecto
   for (int64_t i = 0; i < n; ++i)
     for (int64_t m = 0; m < 10; ++m) same += labels[neighbours.index[i * 10 + m]] == labels[i];
   return static_cast<double>(same) / static_cast<double>(10 * n);
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 // OpenMP threads for embrec's loops and, with OpenBLAS (its own thread pool), BLAS threads for the kNN's sgemm.
