@@ -367,13 +367,14 @@ void add_train_command(CLI::App& app) {
     }
     const std::string run_dir = out->empty() ? default_run_dir(*config) : *out;
     train::World world(train::world_settings_from_environment(*rank_timeout));
+    const std::string data_loaded = "to load the data (rank 0 loads it first, writing the cache)";
     if (!world.is_main()) {  // rank 0 speaks for the job; the others only warn, and load the data after it
       spdlog::set_level(spdlog::level::warn);
       Progress::set_output([](std::string_view) {}, false);
-      world.barrier("to load the data (rank 0 loads it first, writing the cache)");
+      world.barrier(data_loaded);
     }
     train::Experiment experiment = train::load_experiment_file(*config, *overrides);
-    if (world.is_main()) world.barrier("to load the data (rank 0 loads it first, writing the cache)");
+    if (world.is_main()) world.barrier(data_loaded);
     // The first Ctrl-C stops at the next batch, keeping the last finished epoch's checkpoint; a second one kills.
     std::signal(SIGINT, on_train_interrupt);
     train::TrainSummary summary = train::train(

@@ -12,10 +12,13 @@ namespace embrec::models::losses {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor sampled_softmax_logits(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
-                                     const torch::Tensor& log_q, const torch::Tensor& extra,
-                                     const torch::Tensor& extra_ids, const torch::Tensor& extra_log_q) {
-  const int64_t rows = users.size(0);
+namespace {
+
+// Logits of the rows `users` (whose own items are `row_ids`, whose labels are the columns `labels`) over the
+// candidates [items | extra], less their log Q; a column holding a row's own item other than its label is -inf.
+torch::Tensor logits_over(const torch::Tensor& users, const torch::Tensor& row_ids, const torch::Tensor& labels,
+                          const torch::Tensor& items, const torch::Tensor& item_ids, const torch::Tensor& log_q,
+                          const torch::Tensor& extra, const torch::Tensor& extra_ids, const torch::Tensor& extra_log_q) {
   const bool has_extra = extra.defined() && extra.size(0) > 0;
   torch::Tensor candidates = has_extra ? torch::cat({items, extra}, 0) : items;
   torch::Tensor ids = has_extra ? torch::cat({item_ids, extra_ids}, 0) : item_ids;
@@ -24,10 +27,19 @@ torch::Tensor sampled_softmax_logits(const torch::Tensor& users, const torch::Te
     const torch::Tensor correction = has_extra ? torch::cat({log_q, extra_log_q}, 0) : log_q;
     logits = logits - correction.unsqueeze(0);
   }
-  // Row i's own item in any column but its label is not a negative.
-  const torch::Tensor same = item_ids.unsqueeze(1).eq(ids.unsqueeze(0));
-  const torch::Tensor label = torch::eye(rows, ids.size(0), same.options());
-  return logits.masked_fill(same.logical_and(label.logical_not()), -std::numeric_limits<float>::infinity());
+  const torch::Tensor same = row_ids.unsqueeze(1).eq(ids.unsqueeze(0));
+  const torch::Tensor is_label = labels.unsqueeze(1).eq(torch::arange(ids.size(0), labels.options()).unsqueeze(0));
+  return logits.masked_fill(same.logical_and(is_label.logical_not()), -std::numeric_limits<float>::infinity());
+}
+
+}  // namespace
+
+torch::Tensor sampled_softmax_logits(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
+                                     const torch::Tensor& log_q, const torch::Tensor& extra,
+                                     const torch::Tensor& extra_ids, const torch::Tensor& extra_log_q) {
+  // Row i's label is column i.
+  const torch::Tensor labels = torch::arange(users.size(0), item_ids.options().dtype(torch::kLong));
+  return logits_over(users, item_ids, labels, items, item_ids, log_q, extra, extra_ids, extra_log_q);
 }
 
 torch::Tensor sampled_softmax_loss(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& item_ids,
@@ -85,20 +97,10 @@ torch::Tensor gathered_chunked_loss(const torch::Tensor& users, const torch::Ten
                                     .to(long_options.device());
     const torch::Tensor row_index = torch::tensor(rows).to(long_options.device());
     const torch::Tensor label = torch::tensor(labels).to(long_options.device());
-    const bool has_extra = extra.defined() && extra.size(0) > 0;
-    const torch::Tensor chunk_items = all_items.all.index_select(0, chunk);
-    const torch::Tensor candidates = has_extra ? torch::cat({chunk_items, extra}, 0) : chunk_items;
-    const torch::Tensor chunk_ids = all_ids.index_select(0, chunk);
-    const torch::Tensor ids = has_extra ? torch::cat({chunk_ids, extra_ids}, 0) : chunk_ids;
-    torch::Tensor logits = users.index_select(0, row_index).mm(candidates.t());
-    if (all_log_q.defined()) {
-      const torch::Tensor chunk_log_q = all_log_q.index_select(0, chunk);
-      logits = logits - (has_extra ? torch::cat({chunk_log_q, extra_log_q}, 0) : chunk_log_q).unsqueeze(0);
-    }
-    // A row's own item in any column but its label is not a negative.
-    const torch::Tensor same = item_ids.index_select(0, row_index).unsqueeze(1).eq(ids.unsqueeze(0));
-    const torch::Tensor is_label = label.unsqueeze(1).eq(torch::arange(ids.size(0), long_options).unsqueeze(0));
-    logits = logits.masked_fill(same.logical_and(is_label.logical_not()), -std::numeric_limits<float>::infinity());
+    const torch::Tensor logits =
+        logits_over(users.index_select(0, row_index), item_ids.index_select(0, row_index), label,
+                    all_items.all.index_select(0, chunk), all_ids.index_select(0, chunk),
+                    all_log_q.defined() ? all_log_q.index_select(0, chunk) : all_log_q, extra, extra_ids, extra_log_q);
     total = total + F::cross_entropy(logits, label, F::CrossEntropyFuncOptions().reduction(torch::kSum)) /
                         static_cast<double>(end - begin);
   }
