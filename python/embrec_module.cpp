@@ -83,8 +83,12 @@ void write_to_python_stderr(std::string_view text) {
     stderr_stream.attr("write")(py::str(text.data(), text.size()));
     stderr_stream.attr("flush")();
   } catch (py::error_already_set& error) {
+    // A closed or odd stream never breaks the engine's work; but Ctrl-C handled while sys.stderr's Python code ran
+    // surfaces here as KeyboardInterrupt, and clearing it would lose it: it is recorded again for InterruptCheck.
+    const bool interrupt = error.matches(PyExc_KeyboardInterrupt);
     error.restore();
-    PyErr_Clear();  // a closed or odd stream never breaks the engine's work
+    PyErr_Clear();
+    if (interrupt) PyErr_SetInterrupt();
   }
 }
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -194,20 +195,31 @@ def test_count_based_model_recommends_the_most_popular_unseen(tmp_path):
         run.item_vectors()
 
 
-def test_ctrl_c_stops_training_and_leaves_a_resumable_checkpoint(tmp_path):
+class InterruptAfter:
+    """sys.stderr that sends SIGINT to this process when the engine logs `line`, writing everything through to the
+    stream it wraps. The signal is handled inside this Python write: the path that once lost a Ctrl-C."""
+
+    def __init__(self, stream, line):
+        self.stream, self.line, self.sent = stream, line, False
+
+    def write(self, text):
+        self.stream.write(text)
+        if not self.sent and self.line in text:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def test_ctrl_c_stops_training_and_leaves_a_resumable_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "interrupted"
     data = embrec.Dataset.from_pandas(make_log(users=2000, length=30)).prepare()
     config = sasrec_config(epochs=6)
-
-    def interrupt_after_first_epoch():
-        deadline = time.time() + 60
-        while not (out / "checkpoint.pt").exists() and time.time() < deadline:
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=interrupt_after_first_epoch, daemon=True).start()
+    monkeypatch.setattr("sys.stderr", InterruptAfter(sys.stderr, "epoch 1:"))
     with pytest.raises(KeyboardInterrupt, match="resume=True continues"):
         embrec.train(config, data=data, out=str(out))
+    monkeypatch.undo()
     assert (out / "checkpoint.pt").exists() and not (out / "results.json").exists()
     epochs_before = len((out / "metrics.jsonl").read_text().splitlines())
     assert 1 <= epochs_before < 6
