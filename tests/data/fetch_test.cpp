@@ -26,6 +26,7 @@
 
 #include "embrec/util/checksum.h"
 #include "../util/error_of.h"
+#include "embrec/data/load.h"
 #include "embrec/util/files.h"
 #include "file_fixture.h"
 
@@ -236,6 +237,36 @@ TEST_F(Fetch, DownloadsVerifiesAndUnpacksAZipIntoALogThatPrepareReads) {
   EXPECT_NE(readme.find("Harper and J. A. Konstan"), std::string::npos) << readme;  // the licence
   EXPECT_NE(readme.find(sha256_hex(zip)), std::string::npos) << readme;
   EXPECT_NE(readme.find(result.prepare_command), std::string::npos) << readme;
+}
+
+TEST_F(Fetch, MindUnpacksIntoTrainAndDevFoldersWhoseDataTableLoadsAsNewsData) {
+  const std::string news = "N1\tsports\tnfl\tBills win\t\t\t[]\t[]\nN2\tnews\tus\tStorm hits\t\t\t[]\t[]\n";
+  const std::string train = "1\tU1\t11/9/2019 9:00:00 AM\tN1\tN2-1 N1-0\n2\tU1\t11/10/2019 9:00:00 AM\tN1\tN1-1 N2-0\n";
+  const std::string dev = "1\tU2\t11/15/2019 9:00:00 AM\t\tN2-1 N1-0\n";
+  const std::string train_zip = archive_of("zip", {{"MINDsmall_train/news.tsv", news}, {"MINDsmall_train/behaviors.tsv", train}});
+  const std::string dev_zip = archive_of("zip", {{"MINDsmall_dev/news.tsv", news}, {"MINDsmall_dev/behaviors.tsv", dev}});
+  ScriptedServer server([&](const auto& request, size_t) {
+    return ScriptedServer::Reply{200, request.path.find("dev") != std::string::npos ? dev_zip : train_zip};
+  });
+  DatasetSpec spec = find_dataset("mind-small");
+  for (RemoteFile& file : spec.files) {
+    const std::string& zip = file.into == "dev" ? dev_zip : train_zip;
+    file.url = server.url("/" + file.name);
+    file.digest_kind = DigestKind::Sha256;
+    file.digest = sha256_hex(zip);
+    file.size_bytes = static_cast<int64_t>(zip.size());
+  }
+  const FetchResult result = fetch_dataset(spec, folder(), options_);
+  EXPECT_EQ(read_file(folder() + "/dev/behaviors.tsv"), dev);
+  EXPECT_TRUE(result.prepare_command.empty());  // news data has no prepare step
+  ConfigTable root = ConfigTable::parse_string(result.data_toml, "fetched.toml");
+  const DataConfig config = DataConfig::from(root.sub("data"));
+  root.finish();
+  const LoadedData loaded = load_data(config);
+  EXPECT_EQ(loaded.dataset.item_count(), 2);
+  ASSERT_TRUE(loaded.split.impressions);
+  EXPECT_EQ(loaded.split.impressions->test.size(), 1);
+  EXPECT_NE(read_file(folder() + "/README.md").find("dev_path"), std::string::npos);
 }
 
 TEST_F(Fetch, LeavesAFilePresentAndValidAlone) {

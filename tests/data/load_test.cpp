@@ -142,7 +142,7 @@ TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
   EXPECT_EQ(error_of("[data]\nformat = 'seq'\n"),
             file + ": missing key 'data.path' (the interaction log; or demo = \"default\")");
   EXPECT_EQ(error_of("[data]\npath = 'x'\nformat = 'parquet'\n"),
-            file + ": key 'data.format' must be one of {seq, movielens, udata, csv, tsv}, got 'parquet'");
+            file + ": key 'data.format' must be one of {seq, movielens, udata, csv, tsv, mind}, got 'parquet'");
   EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\nmethod = 'loo'\n"),
             file + ": key 'data.split.method' must be one of {leave_one_out, chrono, stratified, random, user}, got "
                    "'loo'");
@@ -158,7 +158,7 @@ TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
             file + ": key 'data.user_core' must be an integer, got a string");
   EXPECT_EQ(error_of("[data]\npath = 'x'\ndemo = 'default'\n"),
             file + ": keys 'data.path' and 'data.demo' exclude each other");
-  EXPECT_EQ(error_of("[data]\ndemo = 'big'\n"), file + ": key 'data.demo' must be \"default\", got 'big'");
+  EXPECT_EQ(error_of("[data]\ndemo = 'big'\n"), file + ": key 'data.demo' must be \"default\" or \"mind\", got 'big'");
   EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\ntrain_ratio = 0\n"),
             file + ": key 'data.split.train_ratio' must be in (0, 1], got 0");
 }

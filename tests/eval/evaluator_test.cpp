@@ -62,6 +62,17 @@ TEST(Evaluator, UnderHistoryEveryHistoryItemIsExcludedSoARepeatedTargetIsAMiss) 
   EXPECT_EQ(diagnostic.value("mrr@2"), 0.5);
 }
 
+TEST(Evaluator, ItemsOutsideTheRankableSetNeverOutrankATarget) {
+  // Item 0 beats the target 2 but is not rankable (news not shown at the stage): the target ranks first.
+  TableScores scores({{9.f, 1.f, 5.f, 7.f}});
+  data::EvalTask task{lists({{}}), lists({{2}})};
+  EXPECT_EQ(evaluate(scores, task, config_with({1}, {"hr"})).value("hr@1"), 0.0);
+  task.rankable = {0, 1, 1, 0};
+  EvalResult result = evaluate(scores, task, config_with({1, 2}, {"hr", "mrr"}));
+  EXPECT_EQ(result.value("hr@1"), 1.0);
+  EXPECT_EQ(result.value("mrr@2"), 1.0);
+}
+
 TEST(Evaluator, UnderNoneARepeatedTargetIsRankedNormallyAndReportedApart) {
   TableScores scores({{9.f, 1.f, 5.f, 7.f}, {9.f, 1.f, 5.f, 7.f}});
   data::EvalTask task{lists({{0, 2}, {0}}), lists({{2}, {3}})};

@@ -1,8 +1,13 @@
 // Evaluating embedding models through embrec's Faiss item index: a flat inner-product index gives the exact
-// ranking's metrics, and a cosine index ranks by the L2-normalised item vectors.
+// ranking's metrics, and a cosine index ranks by the L2-normalised item vectors. News stages: per-impression metrics
+// of embedding and count-based models.
 #include "embrec/models/evaluate.h"
 
 #include <gtest/gtest.h>
+
+#include "embrec/data/news.h"
+#include "embrec/models/pop.h"
+#include "model_fixtures.h"
 
 namespace embrec::models {
 namespace {
@@ -62,6 +67,56 @@ TEST(EvaluateModel, ACosineIndexRanksByNormalisedItemVectors) {
   config.search = eval::Search::Index;
   config.index_metric = "cosine";
   EXPECT_EQ(evaluate_model(model, task, 3, config).value("hr@1"), 1.0);
+}
+
+// Two impressions: user 0 shown items 0, 1, 2 (clicked 1), user 1 shown items 2, 3 (clicked 3).
+std::shared_ptr<data::ImpressionSet> two_impressions() {
+  auto set = std::make_shared<data::ImpressionSet>();
+  set->user = {0, 1};
+  set->times = {0, 0};
+  set->candidate_offsets = {0, 3, 5};
+  set->candidates = {0, 1, 2, 2, 3};
+  set->labels = {0, 1, 0, 0, 1};
+  return set;
+}
+
+TEST(EvaluateModel, ImpressionsAreScoredByTheUserAndNewsVectors) {
+  // User 0 scores items 0, 1, 2 as 3, 2, 1: the click ranks second of three (AUC 1/2, MRR 1/2, nDCG 1/log2(3)).
+  // User 1 scores items 2, 3 as 1, 1: a tie, AUC 1/2; the earlier candidate ranks first (MRR 1/2).
+  FixedVectors model(torch::tensor({{1.f}, {1.f}}), torch::tensor({{3.f}, {2.f}, {1.f}, {1.f}}));
+  data::EvalTask task = task_of({{}, {}}, {{1}, {3}});
+  task.impressions = two_impressions();
+  eval::EvalConfig config;
+  config.ks = {1};
+  config.metrics = {"hr"};
+  const eval::EvalResult result = evaluate_model(model, task, 4, config);
+  EXPECT_DOUBLE_EQ(result.value("auc"), 0.5);
+  EXPECT_DOUBLE_EQ(result.value("impression_mrr"), 0.5);
+  EXPECT_NEAR(result.value("impression_ndcg@5"), (1.0 / std::log2(3.0) + 1.0 / std::log2(3.0)) / 2, 1e-12);
+  EXPECT_EQ(result.value("impressions"), 2.0);
+  EXPECT_EQ(result.value("hr@1"), 0.0);  // the full ranking beside them: item 0 outranks both clicks
+  const std::vector<std::string> rows = result.row_keys(config.ks, config.metrics);
+  EXPECT_EQ(rows, (std::vector<std::string>{"hr@1", "auc", "impression_mrr", "impression_ndcg@5",
+                                            "impression_ndcg@10"}));
+}
+
+TEST(EvaluateModel, ImpressionsOfACountBasedModelUseItsScoreBlocks) {
+  // Pop trained on item 3 twice and item 1 once: user 0's click (1) beats items 0 and 2 (AUC 1); user 1's click
+  // (3) beats item 2 (AUC 1).
+  auto pop = testing::make_model<Pop>("name = 'pop'\n", 2, 4);
+  data::Split split;
+  const std::vector<int32_t> a{3, 1}, b{3};
+  split.train.push_user(a.data(), 2);
+  split.train.push_user(b.data(), 1);
+  pop->fit(split);
+  data::EvalTask task = task_of({{}, {}}, {{1}, {3}});
+  task.impressions = two_impressions();
+  eval::EvalConfig config;
+  config.ks = {1};
+  config.metrics = {"hr"};
+  const eval::EvalResult result = evaluate_model(*pop, task, 4, config);
+  EXPECT_DOUBLE_EQ(result.value("auc"), 1.0);
+  EXPECT_DOUBLE_EQ(result.value("impression_mrr"), 1.0);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -73,8 +74,14 @@ void print_summary(const train::TrainSummary& summary, const train::Experiment& 
   std::printf("%s on %s: best epoch %lld of %lld, %.1f s training\n", experiment.model->name().c_str(),
               experiment.data.dataset.name.c_str(), static_cast<long long>(summary.best_epoch),
               static_cast<long long>(summary.epochs_run), summary.train_seconds);
-  std::printf("\ntest (full ranking over %d items, %s split):\n%s", experiment.data.dataset.item_count(),
-              experiment.data.split.method.c_str(), train::results_table(summary.test, experiment.eval_config).c_str());
+  const data::Split& split = experiment.data.split;
+  const std::string over =
+      split.impressions
+          ? fmt::format("{} test impressions, and full ranking over the {} news shown in them",
+                        split.impressions->test.size(),
+                        std::count(split.impressions->test_news.begin(), split.impressions->test_news.end(), 1))
+          : fmt::format("full ranking over {} items, {} split", experiment.data.dataset.item_count(), split.method);
+  std::printf("\ntest (%s):\n%s", over.c_str(), train::results_table(summary.test, experiment.eval_config).c_str());
   if (!summary.cold.groups.empty())
     std::printf("\ncold-start items (%lld of their interactions, never trained on):\n%s",
                 static_cast<long long>(experiment.data.split.cold.size()),
@@ -255,6 +262,8 @@ void run_fetch(const std::string& name, const std::string& to, const data::Fetch
   std::printf("%s fetched into %s\n", name.c_str(), result.folder.c_str());
   if (!result.prepare_command.empty())
     std::printf("ready:\n  %s\nor in a config:\n%s", result.prepare_command.c_str(), result.data_toml.c_str());
+  else if (!result.data_toml.empty())
+    std::printf("ready; in a config:\n%s", result.data_toml.c_str());
   if (!result.note.empty()) std::printf("%s\n", result.note.c_str());
 }
 

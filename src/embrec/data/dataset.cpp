@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "embrec/data/news.h"
 #include "embrec/util/error.h"
 
 namespace embrec::data {
@@ -71,6 +72,15 @@ EvalTask make_eval_task(const Split& split, bool test_stage) {
   if (split.method == "user") {
     task.history = split.eval_input;
     task.targets = test_stage ? split.test : split.valid;
+    return task;
+  }
+  if (split.impressions) {  // news: each stage's own histories, impressions and news of the day (data/news.h)
+    const ImpressionSplit& impressions = *split.impressions;
+    task.history = test_stage ? impressions.test_history : impressions.train_history;
+    task.targets = test_stage ? split.test : split.valid;
+    task.impressions = std::shared_ptr<const ImpressionSet>(split.impressions,
+                                                            test_stage ? &impressions.test : &impressions.valid);
+    task.rankable = test_stage ? impressions.test_news : impressions.valid_news;
     return task;
   }
   task.history = test_stage ? Sequences::concat(split.train, split.valid) : split.train;

@@ -4,12 +4,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 namespace embrec::data {
+
+struct NewsContent;     // data/news.h
+struct ImpressionSet;   // data/news.h
+struct ImpressionSplit;  // data/news.h
 
 // Maps original (external) ids, kept as strings exactly as read, to contiguous internal ids 0..size()-1.
 class IdMap {
@@ -90,6 +95,8 @@ struct Dataset {
   // [data.item_features] and [data.user_features], per internal id (data/features.h); empty when not configured.
   Features item_features;
   Features user_features;
+  // News data ([data] format = "mind"): the encoded title and categories of every item (data/news.h); null otherwise.
+  std::shared_ptr<const NewsContent> news;
 
   int32_t user_count() const { return users.size(); }
   int32_t item_count() const { return items.size(); }
@@ -108,6 +115,8 @@ struct Split {
   // With [data.split] cold_item_ratio > 0: per user, the interactions with the held-out cold items (time order),
   // in no other part. Empty otherwise.
   Sequences cold;
+  // News data: the impressions of each stage and the histories they carry (data/news.h); null otherwise.
+  std::shared_ptr<const ImpressionSplit> impressions;
 };
 
 // One evaluation stage: for each user, the history a model conditions on (also the items excluded from the
@@ -115,6 +124,12 @@ struct Split {
 struct EvalTask {
   Sequences history;
   Sequences targets;
+  // News data: the stage's impressions, scored per impression (AUC, MRR, nDCG@5/10 of eval/impression_metrics.h)
+  // besides the full ranking; null otherwise.
+  std::shared_ptr<const ImpressionSet> impressions;
+  // Per item, 1 when it takes part in the full ranking (news data: the news shown at the stage); empty = every
+  // item. Decided by the stage as a whole, never by a user's answer.
+  std::vector<uint8_t> rankable;
 };
 
 // Head users by history length (S4Rec paper: the longest 20 % of training sequences): 1 for the `head_share`

@@ -135,9 +135,10 @@ std::vector<DatasetSpec> make_table() {
          DigestKind::Md5, "8ab752c7d11564622d93132be05dcf6b", 0, Unpack::Extract, "MINDsmall_train/", "train"},
         {"MINDsmall_dev.zip", "https://mind201910small.blob.core.windows.net/release/MINDsmall_dev.zip",
          DigestKind::Md5, "e3bac5485be8fc7a9934e85e3b78615f", 30948560, Unpack::Extract, "MINDsmall_dev/", "dev"}},
-       "", ReadOptions{},
-       "Unpacked into train/ and dev/ (behaviors.tsv, news.tsv, entity and relation embeddings). embrec has no reader\n"
-       "for MIND's impression logs yet: that is part of another issue, so there is no `data prepare` command to run."},
+       "train", read_as(LogFormat::Mind),
+       "Unpacked into train/ and dev/ (behaviors.tsv, news.tsv, entity and relation embeddings). News data is read by\n"
+       "`embrec train` itself (no `data prepare` step): put the [data] table above into a news model's config, e.g.\n"
+       "configs/nrms-mind-demo.toml with its demo line replaced."},
   };
 }
 
@@ -488,6 +489,8 @@ std::string prepare_command(const DatasetSpec& spec, const std::string& log) {
 
 std::string data_toml(const DatasetSpec& spec, const std::string& log) {
   toml::table data{{"path", fs::absolute(log).string()}, {"format", name_of(kLogFormatNames, spec.read.format)}};
+  if (spec.read.format == LogFormat::Mind)  // `log` is the train folder; the dev folder is its sibling
+    data.insert("dev_path", (fs::absolute(log).parent_path() / "dev").string());
   if (is_delimited(spec.read)) {
     data.insert("user_column", spec.read.user_column);
     data.insert("item_column", spec.read.item_column);
@@ -515,6 +518,8 @@ std::string readme(const DatasetSpec& spec, const std::vector<Fetched>& fetched,
   if (!result.prepare_command.empty())
     text += fmt::format("\n## Use\n\n```sh\n{}\n```\n\nor in a config:\n\n```toml\n{}```\n", result.prepare_command,
                         result.data_toml);
+  else if (!result.data_toml.empty())
+    text += fmt::format("\n## Use\n\nIn a config:\n\n```toml\n{}```\n", result.data_toml);
   if (!spec.note.empty()) text += "\n" + spec.note + "\n";
   return text;
 }
@@ -564,7 +569,8 @@ FetchResult fetch_dataset(const DatasetSpec& spec, const std::string& folder, co
   if (!spec.log.empty()) {
     result.log = (fs::path(folder) / spec.log).string();
     if (!file_exists(result.log)) fail("{}: missing after unpacking {}", result.log, spec.name);
-    result.prepare_command = prepare_command(spec, result.log);
+    // News data has no prepare step: train reads the folders.
+    if (spec.read.format != LogFormat::Mind) result.prepare_command = prepare_command(spec, result.log);
     result.data_toml = data_toml(spec, result.log);
   }
   write_file_atomic((fs::path(folder) / "README.md").string(), readme(spec, fetched, result));

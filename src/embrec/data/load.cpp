@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "embrec/data/cache.h"
@@ -16,11 +18,11 @@ namespace embrec::data {
 namespace fs = std::filesystem;
 
 namespace {
-DemoOptions demo_options_from(ConfigTable& table) {
+DemoOptions demo_options_from(ConfigTable& table, bool news) {
   DemoOptions options;
   options.users = table.get("users", options.users);
   options.items = table.get("items", options.items);
-  options.intents = table.get("intents", options.intents);
+  options.intents = table.only(!news, "to demo = \"default\"").get("intents", options.intents);
   options.seed = static_cast<uint64_t>(table.get("seed", static_cast<int64_t>(options.seed)));
   return options;
 }
@@ -143,21 +145,41 @@ DataConfig DataConfig::from(ConfigTable& table) {
   c.path = table.get_path("path", c.path);
   c.demo = table.get("demo", c.demo);
   c.read.format = table.get_one_of("format", c.read.format, kLogFormatNames);
-  c.read.user_column = table.get("user_column", c.read.user_column);
-  c.read.item_column = table.get("item_column", c.read.item_column);
-  c.read.rating_column = table.get("rating_column", c.read.rating_column);
-  c.read.timestamp_column = table.get("timestamp_column", c.read.timestamp_column);
-  const std::string delimiter = table.get("delimiter", std::string());
+  const bool news = c.news();
+  auto logs = table.only(!news, "to interaction logs, not to news data (format = \"mind\" or demo = \"mind\")");
+  c.read.user_column = logs.get("user_column", c.read.user_column);
+  c.read.item_column = logs.get("item_column", c.read.item_column);
+  c.read.rating_column = logs.get("rating_column", c.read.rating_column);
+  c.read.timestamp_column = logs.get("timestamp_column", c.read.timestamp_column);
+  const std::string delimiter = logs.get("delimiter", std::string());
   table.check(delimiter.size() <= 1, "delimiter", fmt::format("must be a single character, got '{}'", delimiter));
   c.read.delimiter = delimiter.empty() ? 0 : delimiter[0];
   if (table.has("min_rating")) {
     c.prepare.has_min_rating = true;
-    c.prepare.min_rating = table.get("min_rating", 0.0);
+    c.prepare.min_rating = logs.get("min_rating", 0.0);
   }
-  c.prepare.dedup = table.get_one_of("dedup", c.prepare.dedup, kDedupNames);
-  c.prepare.user_core = table.get_at_least("user_core", c.prepare.user_core, 0);
-  c.prepare.item_core = table.get_at_least("item_core", c.prepare.item_core, 0);
-  c.cache_dir = table.get_path("cache_dir", std::string());
+  c.prepare.dedup = logs.get_one_of("dedup", c.prepare.dedup, kDedupNames);
+  c.prepare.user_core = logs.get_at_least("user_core", c.prepare.user_core, 0);
+  c.prepare.item_core = logs.get_at_least("item_core", c.prepare.item_core, 0);
+  c.cache_dir = logs.get_path("cache_dir", std::string());
+  auto mind = table.only(news, "to news data (format = \"mind\" or demo = \"mind\")");
+  c.mind.train_folder = c.path;
+  c.mind.dev_folder = table.only(c.read.format == LogFormat::Mind, "to format = \"mind\"").get_path("dev_path", "");
+  if (c.read.format == LogFormat::Mind && c.demo.empty() && c.mind.dev_folder.empty())
+    fail("{}: missing key '{}' (the MIND dev folder; path is the train folder)", source, table.key_path("dev_path"));
+  c.mind.valid_days = mind.get_at_least("valid_days", c.mind.valid_days, 1);
+  c.mind.title_length = mind.get_at_least("title_length", c.mind.title_length, 1);
+  c.mind.vocabulary.min_count = mind.get_at_least("min_word_count", c.mind.vocabulary.min_count, 1);
+  c.mind.word_vectors = mind.get_path("word_vectors", c.mind.word_vectors);
+  c.mind.word_vector_options.dimension =
+      table.only(!c.mind.word_vectors.empty(), "to word_vectors").get_at_least("word_dimension", 0, 0);
+  table.check(c.mind.word_vectors.empty() || file_exists(c.mind.word_vectors), "word_vectors",
+              fmt::format(": no such file {}", c.mind.word_vectors));
+  table.check(!(news && table.has("split")), "split",
+              "applies only to interaction logs: news data is split by its folders and valid_days");
+  table.check(!(news && (table.has("item_features") || table.has("user_features"))),
+              table.has("item_features") ? "item_features" : "user_features",
+              "applies only to interaction logs: news models read the news text");
   ConfigTable& split = table.sub("split");
   c.split.method = split.get_one_of("method", c.split.method, kSplitMethodNames);
   c.split.train_ratio = split.get_in_range("train_ratio", c.split.train_ratio, "(0, 1]");
@@ -176,16 +198,54 @@ DataConfig DataConfig::from(ConfigTable& table) {
   split.check(user_ratios_problem(c.split.user_ratios).empty(), "user_ratios", user_ratios_problem(c.split.user_ratios));
   if (c.demo.empty() && c.path.empty())
     fail("{}: missing key '{}' (the interaction log; or demo = \"default\")", source, table.key_path("path"));
-  table.check(c.demo.empty() || c.demo == "default", "demo", fmt::format("must be \"default\", got '{}'", c.demo));
+  table.check(c.demo.empty() || c.demo == "default" || c.demo == "mind", "demo",
+              fmt::format("must be \"default\" or \"mind\", got '{}'", c.demo));
   if (!c.demo.empty() && !c.path.empty())
     fail("{}: keys '{}' and '{}' exclude each other", source, table.key_path("path"), table.key_path("demo"));
-  c.demo_options = demo_options_from(table.sub("demo_options"));
+  if (c.demo == "mind") {
+    c.mind_demo = mind_demo_options();
+    ConfigTable& options = table.sub("demo_options");
+    c.mind_demo.users = options.get_positive("users", c.mind_demo.users);
+    c.mind_demo.news = options.get_positive("items", c.mind_demo.news);
+    c.mind_demo.seed = static_cast<uint64_t>(options.get("seed", static_cast<int64_t>(c.mind_demo.seed)));
+    options.only(false, "to demo = \"default\"").get("intents", 0);
+  } else {
+    c.demo_options = demo_options_from(table.sub("demo_options"), news);
+  }
   if (table.has("item_features")) c.item_features = feature_source_from(table.sub("item_features"), FeatureSide::Items);
   if (table.has("user_features")) c.user_features = feature_source_from(table.sub("user_features"), FeatureSide::Users);
   return c;
 }
 
+namespace {
+// News data: the configured MIND folders, or demo = "mind" generated into a temporary folder that is removed after
+// reading.
+LoadedData load_news(const DataConfig& config) {
+  MindOptions options = config.mind;
+  std::string generated;
+  if (config.demo == "mind") {
+    generated = (fs::temp_directory_path() /
+                 fmt::format("embrec-mind-demo-{}-{}", static_cast<int64_t>(::getpid()), config.mind_demo.seed))
+                    .string();
+    const MindGeneratorTruth truth = generate_mind(config.mind_demo, generated);
+    options.train_folder = truth.train_folder;
+    options.dev_folder = truth.dev_folder;
+  }
+  struct Cleanup {
+    std::string folder;
+    ~Cleanup() {
+      std::error_code ignored;
+      if (!folder.empty()) fs::remove_all(folder, ignored);
+    }
+  } cleanup{generated};
+  NewsData news = load_mind(options);
+  if (!generated.empty()) news.dataset.name = "mind-demo";
+  return LoadedData{std::move(news.dataset), std::move(news.split)};
+}
+}  // namespace
+
 LoadedData load_data(const DataConfig& config) {
+  if (config.news()) return load_news(config);
   LoadedData loaded;
   if (config.demo.empty()) {
     loaded.dataset = prepared_dataset(config);

@@ -377,6 +377,20 @@ Vocabulary Vocabulary::build(const NewsCatalog& training_news, const VocabularyO
   return vocabulary;
 }
 
+Vocabulary Vocabulary::from_words(std::vector<std::string> words, std::vector<int64_t> counts) {
+  if (words.size() < 2 || words.size() != counts.size())
+    fail("vocabulary: need padding, unknown and one count per word, got {} words and {} counts", words.size(),
+         counts.size());
+  Vocabulary vocabulary;
+  vocabulary.index_.reserve(words.size());
+  for (size_t w = 2; w < words.size(); ++w)
+    if (!vocabulary.index_.emplace(words[w], static_cast<int32_t>(w)).second)
+      fail("vocabulary: word '{}' appears twice", words[w]);
+  vocabulary.words_ = std::move(words);
+  vocabulary.counts_ = std::move(counts);
+  return vocabulary;
+}
+
 int32_t Vocabulary::index(std::string_view word) const {
   const auto it = index_.find(std::string(word));
   return it == index_.end() ? kUnknown : it->second;

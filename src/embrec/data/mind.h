@@ -137,6 +137,9 @@ class Vocabulary {
   // Counts the tokens of the training news only: words that appear only in dev or test news must stay unknown, as
   // they would be for news published after training.
   static Vocabulary build(const NewsCatalog& training_news, const VocabularyOptions& options = {});
+  // The vocabulary whose words, in index order, are `words` (padding and unknown first, as word() lists them), with
+  // their training counts: how an export's stored vocabulary is read back. A repeated word is an Error.
+  static Vocabulary from_words(std::vector<std::string> words, std::vector<int64_t> counts);
 
   int32_t size() const { return static_cast<int32_t>(words_.size()); }  // padding and unknown included
   const std::string& word(int32_t index) const { return words_[index]; }

@@ -134,6 +134,8 @@ size_t estimated_interactions(std::string_view text, LogFormat format) {
 }  // namespace
 
 RawLog read_log(const std::string& path, const ReadOptions& options) {
+  if (options.format == LogFormat::Mind)
+    fail("{}: format \"mind\" names MIND folders (news.tsv, behaviors.tsv), read as news data, not as a log", path);
   const std::string storage = read_file(path);
   // Spreadsheet programs begin a CSV with a byte-order mark; it would otherwise stick to the first column's name.
   const std::string_view text = without_byte_order_mark(storage);
@@ -153,6 +155,7 @@ RawLog read_log(const std::string& path, const ReadOptions& options) {
     case LogFormat::Udata: read_movielens(name, text, "\t", log); break;
     case LogFormat::Csv:
     case LogFormat::Tsv: read_delimited(name, text, options, delimiter_of(options), log); break;
+    case LogFormat::Mind: break;  // refused above
   }
   log.has_rating = delimited ? !options.rating_column.empty() : options.format != LogFormat::Seq;
   log.has_timestamp = delimited ? !options.timestamp_column.empty() : options.format != LogFormat::Seq;

@@ -12,13 +12,12 @@
 namespace embrec::data {
 
 // seq: one line per user (the sequential-recommendation papers); movielens: ratings.dat (`::`); udata: u.data
-// (tabs); csv / tsv: named columns in a header row.
-enum class LogFormat { Seq, Movielens, Udata, Csv, Tsv };
-inline const Names<LogFormat> kLogFormatNames = {{"seq", LogFormat::Seq},
-                                                 {"movielens", LogFormat::Movielens},
-                                                 {"udata", LogFormat::Udata},
-                                                 {"csv", LogFormat::Csv},
-                                                 {"tsv", LogFormat::Tsv}};
+// (tabs); csv / tsv: named columns in a header row; mind: not a log but MIND's train and dev folders of news.tsv and
+// behaviors.tsv, which load_data reads as news data (data/news.h), never read_log.
+enum class LogFormat { Seq, Movielens, Udata, Csv, Tsv, Mind };
+inline const Names<LogFormat> kLogFormatNames = {{"seq", LogFormat::Seq},       {"movielens", LogFormat::Movielens},
+                                                 {"udata", LogFormat::Udata},   {"csv", LogFormat::Csv},
+                                                 {"tsv", LogFormat::Tsv},       {"mind", LogFormat::Mind}};
 
 struct ReadOptions {
   LogFormat format = LogFormat::Seq;

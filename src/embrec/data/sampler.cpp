@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <unordered_set>
 
@@ -254,6 +255,79 @@ void SessionParallelSampler::fill(int64_t batch_index, SequenceBatch& out) const
     }
   }
   draw_shared_negatives(negatives_, options_, epoch_, batch_index, out);
+}
+
+ImpressionSampler::ImpressionSampler(const ImpressionSet& impressions, const Sequences& histories,
+                                     const SamplerOptions& options)
+    : impressions_(impressions), histories_(histories), options_(options) {
+  if (options.batch_size <= 0) fail("sampler: batch_size must be positive, got {}", options.batch_size);
+  if (options.max_length <= 0) fail("sampler: max_length must be positive, got {}", options.max_length);
+  if (options.npratio <= 0) fail("sampler: npratio must be positive, got {}", options.npratio);
+  for (int64_t i = 0; i < impressions.size(); ++i) {
+    const int64_t begin = impressions.candidate_offsets[i], end = impressions.candidate_offsets[i + 1];
+    const int64_t clicked = std::count(impressions.labels.begin() + begin, impressions.labels.begin() + end, 1);
+    if (clicked == 0 || clicked == end - begin) continue;
+    for (int64_t c = begin; c < end; ++c)
+      if (impressions.labels[c] == 1) {
+        impression_.push_back(i);
+        click_.push_back(c - begin);
+      }
+  }
+  if (impression_.empty())
+    fail("sampler: no training impression has both a clicked and an unclicked candidate to train on");
+  if (impression_.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
+    fail("sampler: {} training clicks are more than a plan of int32 sample indices holds", impression_.size());
+}
+
+std::vector<std::vector<int32_t>> ImpressionSampler::epoch_plan(int64_t epoch) const {
+  std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch)));
+  std::vector<int32_t> order(impression_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), random);
+  const size_t batch = static_cast<size_t>(options_.batch_size);
+  std::vector<std::vector<int32_t>> plan;
+  for (size_t lo = 0; lo < order.size(); lo += batch)
+    plan.emplace_back(order.begin() + lo, order.begin() + std::min(order.size(), lo + batch));
+  return plan;
+}
+
+void ImpressionSampler::fill(const std::vector<int32_t>& samples, int64_t epoch, int64_t /*batch_index*/,
+                             SequenceBatch& out) const {
+  const int32_t count = static_cast<int32_t>(samples.size());
+  const int32_t width = 1 + options_.npratio;
+  out.size = count;
+  out.users.resize(samples.size());
+  std::vector<int32_t> users(samples.size());
+  for (int32_t r = 0; r < count; ++r) users[r] = impressions_.user[impression_[samples[r]]];
+  out.length = fill_histories(histories_, users.data(), count, options_.max_length, out.input);
+  out.candidate_count = width;
+  out.candidates.resize(static_cast<size_t>(count) * width);
+  out.target.clear();
+  out.negative.clear();
+  out.rating.clear();
+  out.shared_negative.clear();
+  out.reset.clear();
+  std::vector<int32_t> unclicked;
+  for (int32_t r = 0; r < count; ++r) {
+    const int64_t sample = samples[r], impression = impression_[sample];
+    out.users[r] = users[r];
+    const int64_t begin = impressions_.candidate_offsets[impression];
+    const int64_t end = impressions_.candidate_offsets[impression + 1];
+    unclicked.clear();
+    for (int64_t c = begin; c < end; ++c)
+      if (impressions_.labels[c] != 1) unclicked.push_back(impressions_.candidates[c]);
+    std::mt19937_64 random(mix(options_.seed ^ 0x1A2B3C4DULL, static_cast<uint64_t>(epoch), static_cast<uint64_t>(sample)));
+    int64_t* row = out.candidates.data() + static_cast<size_t>(r) * width;
+    row[0] = impressions_.candidates[begin + click_[sample]] + 1;
+    // A partial Fisher-Yates over the unclicked, restarted each time they run out.
+    const int64_t pool = static_cast<int64_t>(unclicked.size());
+    for (int32_t k = 0; k < options_.npratio; ++k) {
+      const int64_t taken = k % pool;  // drawn in this pass over the pool, kept at its front
+      const int64_t pick = taken + static_cast<int64_t>(random() % static_cast<uint64_t>(pool - taken));
+      std::swap(unclicked[taken], unclicked[pick]);
+      row[1 + k] = unclicked[taken] + 1;
+    }
+  }
 }
 
 int32_t fill_histories(const Sequences& histories, const int32_t* users, int32_t count, int32_t max_length,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "embrec/data/dataset.h"
+#include "embrec/data/news.h"
 
 namespace embrec::data {
 
@@ -31,6 +32,11 @@ struct SamplerOptions {
   // through one user's sequence after another, `steps` time steps per batch (1 in the GRU4Rec paper).
   bool session_parallel = false;
   int32_t steps = 1;
+  // Impression batches (news models; ImpressionSampler): one row per click of a training impression, its user's
+  // history (the last max_length clicks) as input and as candidates the clicked news then `npratio` news shown in
+  // the same impression and not clicked.
+  bool impressions = false;
+  int32_t npratio = 4;
   uint64_t seed = 42;
 };
 
@@ -50,6 +56,10 @@ struct SequenceBatch {
   // model zeroes the slot's hidden state first). Rows are slots, kept in the same order from batch to batch, and
   // users[row] is the slot's user at the batch's last column that has one (0 for an idle slot).
   std::vector<uint8_t> reset;
+  // Impression batches only: [size x candidate_count] ids + 1, the clicked news first (target and negative are
+  // empty).
+  std::vector<int64_t> candidates;
+  int32_t candidate_count = 0;
 };
 
 // Items drawn with probability proportional to (training count)^alpha: alpha = 0 is uniform over all items
@@ -111,6 +121,29 @@ class SessionParallelSampler {
   std::vector<int64_t> step_input_, step_target_;
   std::vector<int32_t> step_user_;  // -1 where the slot is idle
   std::vector<uint8_t> step_reset_;
+};
+
+// Impression batches for news models (SamplerOptions::impressions). The samples are the clicks of the training
+// impressions (an impression whose candidates were all clicked has no negative to pair with and gives none); an
+// epoch is their order shuffled by (seed, epoch) cut into batches of batch_size. A row: the sample's user, the
+// user's history (the last max_length items of `histories`, as fill_histories lays them out) as input, and as
+// candidates the click, then npratio of the impression's unclicked news drawn without replacement; when it has
+// fewer, the draws pass over them again (each as often as the others, give or take one; Microsoft Recommenders'
+// newsample also repeats the pool). Seeded by (seed, epoch, sample), so a sample draws the same negatives whichever
+// batch or rank holds it.
+class ImpressionSampler {
+ public:
+  ImpressionSampler(const ImpressionSet& impressions, const Sequences& histories, const SamplerOptions& options);
+  std::vector<std::vector<int32_t>> epoch_plan(int64_t epoch) const;
+  void fill(const std::vector<int32_t>& samples, int64_t epoch, int64_t batch_index, SequenceBatch& out) const;
+  int64_t sample_count() const { return static_cast<int64_t>(impression_.size()); }
+
+ private:
+  const ImpressionSet& impressions_;
+  const Sequences& histories_;
+  SamplerOptions options_;
+  std::vector<int64_t> impression_;  // per sample: its impression
+  std::vector<int64_t> click_;       // per sample: the position of its click in the impression's candidates
 };
 
 // Left-pads the last `max_length` items of each user's history (ids + 1, right-aligned as above) into

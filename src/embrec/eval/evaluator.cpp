@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "embrec/eval/impression_metrics.h"
 #include "embrec/eval/metrics.h"
 #include "embrec/util/error.h"
 
@@ -50,9 +51,12 @@ EvalConfig EvalConfig::from(ConfigTable& table) {
   // Rating metrics (rmse, mae, r2, explained_variance) are selectable too; the trainer checks that the model
   // predicts ratings.
   for (const std::string& metric : rating_metric_names()) selectable |= c.select == metric;
+  // So are the per-impression metrics of news data (the trainer checks that the data has impressions).
+  for (const std::string& metric : impression_metric_names()) selectable |= c.select == metric;
   table.check(selectable, "select",
-              fmt::format(": '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks', or rmse, mae, "
-                          "r2, explained_variance for rating models)",
+              fmt::format(": '{}' is not one of the computed metrics (metric@k from 'metrics' and 'ks'; rmse, mae, "
+                          "r2, explained_variance for rating models; auc, impression_mrr, impression_ndcg@5, "
+                          "impression_ndcg@10 for news data)",
                           c.select));
   return c;
 }
@@ -121,8 +125,11 @@ std::vector<std::string> EvalResult::row_keys(const std::vector<int64_t>& ks,
   std::vector<std::string> keys;
   for (const std::string& metric : metrics)
     for (int64_t k : ks) keys.push_back(metric + "@" + std::to_string(k));
-  // Rating metrics (models that predict ratings, on stages whose targets carry ratings) have no cut-off.
-  for (const std::string& key : rating_metric_names()) {
+  // Rating metrics (models that predict ratings, on stages whose targets carry ratings) and the per-impression
+  // metrics of news data have no cut-off of the full ranking.
+  std::vector<std::string> uncut = rating_metric_names();
+  uncut.insert(uncut.end(), impression_metric_names().begin(), impression_metric_names().end());
+  for (const std::string& key : uncut) {
     bool present = false;
     for (const GroupMetrics& group : groups) present |= group.values.count(key) > 0;
     if (present) keys.push_back(key);
@@ -140,7 +147,10 @@ std::string EvalResult::repeat_summary() const {
 
 std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vector<std::string>& metrics) const {
   // Columns 18 wide, or wider for a long heading ("head_items (n=10271)"), always apart by two spaces.
-  std::string table = fmt::format("{:<12}", "metric");
+  const std::vector<std::string> keys = row_keys(ks, metrics);
+  size_t label = 12;  // the metric column: wide enough for impression_ndcg@10
+  for (const std::string& key : keys) label = std::max(label, key.size() + 1);
+  std::string table = fmt::format("{:<{}}", "metric", label);
   std::vector<size_t> widths;
   for (size_t g = 0; g < groups.size(); ++g) {
     const std::string heading = fmt::format("{} (n={})", group_names[g], groups[g].users);
@@ -148,8 +158,8 @@ std::string EvalResult::to_table(const std::vector<int64_t>& ks, const std::vect
     table += fmt::format("{:>{}}", heading, widths.back());
   }
   table += "\n";
-  for (const std::string& key : row_keys(ks, metrics)) {
-    table += fmt::format("{:<12}", key == "explained_variance" ? "expl. var." : key);
+  for (const std::string& key : keys) {
+    table += fmt::format("{:<{}}", key == "explained_variance" ? "expl. var." : key, label);
     for (size_t g = 0; g < groups.size(); ++g) {
       auto it = groups[g].values.find(key);
       table += it == groups[g].values.end() ? fmt::format("{:>{}}", "-", widths[g])
@@ -253,6 +263,9 @@ int64_t rank_metrics(float* row_scores, int32_t items, const data::EvalTask& tas
   const int64_t target_count = task.targets.length(u);
   const int64_t repeats = repeat_count(task, u);
   apply_exclusion(exclude, task.history.begin(u), task.history.length(u), target_begin, target_count, row_scores);
+  if (!task.rankable.empty())
+    for (int32_t j = 0; j < items; ++j)
+      if (!task.rankable[j]) row_scores[j] = kExcluded;
   if (single_target) {
     const int32_t target = target_begin[0];
     const float target_score = row_scores[target];

@@ -149,4 +149,18 @@ ImpressionMetrics mean_impression_metrics(const int64_t* offsets, int64_t impres
   return metrics;
 }
 
+const std::vector<std::string>& impression_metric_names() {
+  static const std::vector<std::string> names{"auc", "impression_mrr", "impression_ndcg@5", "impression_ndcg@10"};
+  return names;
+}
+
+void add_impression_values(const ImpressionMetrics& metrics, std::map<std::string, double>& values) {
+  const std::vector<std::string>& names = impression_metric_names();
+  values[names[0]] = metrics.auc;
+  values[names[1]] = metrics.mrr;
+  values[names[2]] = metrics.ndcg_at_5;
+  values[names[3]] = metrics.ndcg_at_10;
+  values["impressions"] = static_cast<double>(metrics.impressions);
+}
+
 }  // namespace embrec::eval

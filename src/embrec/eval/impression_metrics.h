@@ -16,6 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace embrec::eval {
 
@@ -48,5 +51,11 @@ struct ImpressionMetrics {
 // an Error naming it.
 ImpressionMetrics mean_impression_metrics(const int64_t* offsets, int64_t impression_count, const int8_t* labels,
                                           const float* scores);
+
+// The names results carry them under, beside the full-ranking metrics (whose "mrr" and "ndcg@10" rank all items):
+// auc, impression_mrr, impression_ndcg@5, impression_ndcg@10; each may be a run's eval.select.
+const std::vector<std::string>& impression_metric_names();
+// `metrics` by those names, and "impressions" (how many were scored).
+void add_impression_values(const ImpressionMetrics& metrics, std::map<std::string, double>& values);
 
 }  // namespace embrec::eval

@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "embrec/eval/impression_metrics.h"
 #include "embrec/eval/metrics.h"
 #include "embrec/index/item_index.h"
 
@@ -79,6 +80,44 @@ void add_rating_metrics(Model& model, const data::EvalTask& task, eval::EvalResu
   values["explained_variance"] = eval::explained_variance(truth, predicted.data(), targets.size());
 }
 
+void add_impression_metrics(Model& model, const data::EvalTask& task, const torch::Tensor& user_vectors,
+                            const torch::Tensor& item_vectors, int32_t item_count, eval::EvalResult& result) {
+  if (!task.impressions) return;
+  const data::ImpressionSet& impressions = *task.impressions;
+  std::vector<float> scores(impressions.candidates.size());
+  if (user_vectors.defined()) {
+    const float* users = user_vectors.data_ptr<float>();
+    const float* items = item_vectors.data_ptr<float>();
+    const int64_t dim = user_vectors.size(1);
+    for (int64_t i = 0; i < impressions.size(); ++i) {
+      const float* user = users + impressions.user[i] * dim;
+      for (int64_t c = impressions.candidate_offsets[i]; c < impressions.candidate_offsets[i + 1]; ++c) {
+        const float* item = items + static_cast<int64_t>(impressions.candidates[c]) * dim;
+        scores[c] = static_cast<float>(std::inner_product(user, user + dim, item, 0.0));
+      }
+    }
+  } else {  // count-based: the users' score blocks, a chunk of users at a time
+    std::vector<int32_t> users(impressions.user);
+    std::sort(users.begin(), users.end());
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    const int32_t chunk = 256;
+    std::vector<float> block(static_cast<size_t>(chunk) * item_count);
+    std::vector<std::vector<int64_t>> by_user(static_cast<size_t>(task.history.user_count()));
+    for (int64_t i = 0; i < impressions.size(); ++i) by_user[impressions.user[i]].push_back(i);
+    for (size_t begin = 0; begin < users.size(); begin += chunk) {
+      const int32_t count = static_cast<int32_t>(std::min<size_t>(chunk, users.size() - begin));
+      model.score_block(task.history, users.data() + begin, count, block.data());
+      for (int32_t row = 0; row < count; ++row)
+        for (const int64_t i : by_user[users[begin + row]])
+          for (int64_t c = impressions.candidate_offsets[i]; c < impressions.candidate_offsets[i + 1]; ++c)
+            scores[c] = block[static_cast<size_t>(row) * item_count + impressions.candidates[c]];
+    }
+  }
+  const eval::ImpressionMetrics metrics = eval::mean_impression_metrics(
+      impressions.candidate_offsets.data(), impressions.size(), impressions.labels.data(), scores.data());
+  eval::add_impression_values(metrics, result.groups.front().values);
+}
+
 eval::EvalResult evaluate_model(Model& model, const data::EvalTask& task, int32_t item_count,
                                 const eval::EvalConfig& config, const eval::UserGroups* groups) {
   // Reported seconds cover the whole evaluation: encoding the users as well as ranking.
@@ -102,9 +141,11 @@ eval::EvalResult evaluate_model(Model& model, const data::EvalTask& task, int32_
                                    static_cast<int32_t>(item_vectors.size(0)), static_cast<int32_t>(model.dim()));
       result = eval::evaluate(scorer, task, config, groups);
     }
+    add_impression_metrics(model, task, user_vectors, item_vectors, item_count, result);
   } else {
     ModelScoreSource source(model, task.history, item_count);
     result = eval::evaluate(source, task, config, groups);
+    add_impression_metrics(model, task, torch::Tensor(), torch::Tensor(), item_count, result);
   }
   add_rating_metrics(model, task, result);
   return timed(std::move(result));

@@ -13,6 +13,12 @@ namespace embrec::models {
 eval::EvalResult evaluate_model(Model& model, const data::EvalTask& task, int32_t item_count,
                                 const eval::EvalConfig& config, const eval::UserGroups* groups = nullptr);
 
+// News data (task.impressions): adds the per-impression metrics (eval/impression_metrics.h) to result's "all"
+// group, each candidate scored as the full ranking scores it: the user's vector against the news vector (user and
+// item vectors as evaluate_model computed them), or the model's score block (count-based: both undefined).
+void add_impression_metrics(Model& model, const data::EvalTask& task, const torch::Tensor& user_vectors,
+                            const torch::Tensor& item_vectors, int32_t item_count, eval::EvalResult& result);
+
 // Adds the rating metrics above to result's "all" group (nothing when they do not apply).
 void add_rating_metrics(Model& model, const data::EvalTask& task, eval::EvalResult& result);
 

@@ -57,7 +57,9 @@ TensorBatch tensor_batch(const data::SequenceBatch& batch, int32_t max_length, t
   };
   out.users = wrap(batch.users, {batch.size}, torch::kLong);
   out.input = wrap(batch.input, {batch.size, batch.length}, torch::kLong);
-  out.target = wrap(batch.target, {batch.size, batch.length}, torch::kLong);
+  if (!batch.target.empty()) out.target = wrap(batch.target, {batch.size, batch.length}, torch::kLong);
+  if (!batch.candidates.empty())
+    out.candidates = wrap(batch.candidates, {batch.size, batch.candidate_count}, torch::kLong);
   if (!batch.negative.empty()) out.negative = wrap(batch.negative, {batch.size, batch.length}, torch::kLong);
   if (!batch.rating.empty()) out.rating = wrap(batch.rating, {batch.size, batch.length}, torch::kFloat32);
   if (!batch.shared_negative.empty())
@@ -110,6 +112,9 @@ torch::Tensor Model::fresh_user_vector(const std::vector<int32_t>& history, cons
   return user_vectors(one, &user, 1);
 }
 torch::Tensor Model::item_vectors() { fail("model '{}' has no item vectors", name()); }
+torch::Tensor Model::fresh_item_vector(const data::NewsText&) {
+  fail("model '{}' does not encode new items from their text", name());
+}
 std::vector<int32_t> Model::cluster_assignments(const data::Sequences&, const int32_t*, int32_t) {
   fail("model '{}' has no clusters", name());
 }

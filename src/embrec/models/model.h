@@ -14,6 +14,7 @@
 
 #include "embrec/data/dataset.h"
 #include "embrec/data/features.h"
+#include "embrec/data/news.h"
 #include "embrec/data/sampler.h"
 #include "embrec/models/batch_gather.h"
 #include "embrec/util/config.h"
@@ -51,6 +52,7 @@ struct TensorBatch {
   torch::Tensor rating;    // [B, L] float32, the target's rating (0 where no target), or undefined unless asked for
   torch::Tensor shared_negative;  // [S] int64, negatives shared by the batch, or undefined unless asked for
   torch::Tensor reset;     // [B, L] bool, session-parallel batches only: the slot's state restarts at this column
+  torch::Tensor candidates;  // [B, 1 + npratio] int64, impression batches only: the clicked news first
   int32_t max_length = 0;  // the model's window; column j is window position max_length - L + j
   int64_t epoch = 0;        // with batch_index: seeds a model's own randomness (augmentations) reproducibly
   int64_t batch_index = 0;
@@ -115,6 +117,10 @@ class Model {
   // Whether item_vectors() places an item never trained on by something other than its untrained embedding (the
   // two-tower item tower from features): only then may an export index such items (`embrec export --cold-items`).
   virtual bool places_untrained_items() const { return false; }
+  // News models: whether an article never trained on gets its vector from its text (fresh_item_vector, [1, dim]),
+  // so that the service can add it to the live index; a title without a known word is an InputError.
+  virtual bool encodes_items() const { return false; }
+  virtual torch::Tensor fresh_item_vector(const data::NewsText& article);
 
   // Rating models (MF with loss = "mse"): predicted ratings of (users[k], items[k]) pairs (internal ids) into
   // out[count]; the evaluator reports RMSE/MAE/R² on the held-out ratings when predicts_ratings() is true.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "embrec/data/sampler.h"
+#include "embrec/eval/impression_metrics.h"
 #include "embrec/eval/metrics.h"
 #include "embrec/models/evaluate.h"
 #include "embrec/train/checkpoint.h"
@@ -85,6 +86,12 @@ void check_select_metric(const Experiment& experiment) {
   const std::string& select = experiment.eval_config.select;
   const std::vector<std::string>& rating_metrics = eval::rating_metric_names();
   const bool rating_select = std::find(rating_metrics.begin(), rating_metrics.end(), select) != rating_metrics.end();
+  const std::vector<std::string>& impression_metrics = eval::impression_metric_names();
+  if (std::find(impression_metrics.begin(), impression_metrics.end(), select) != impression_metrics.end() &&
+      !experiment.data.split.impressions)
+    fail("eval.select = '{}' is a per-impression metric, which only news data has ([data] format = \"mind\"); "
+         "select a ranking metric such as ndcg@10",
+         select);
   if (rating_select && !experiment.model->predicts_ratings())
     fail("eval.select = '{}' needs a model that predicts ratings, and model '{}' does not (select a ranking metric "
          "such as ndcg@10)",
@@ -135,6 +142,12 @@ class EpochLoop {
              "process (no --nproc), or with padded batches",
              model_.name());
       session_.emplace(experiment.data.split.train, experiment.data.dataset.item_count(), sampler_options_);
+    }
+    if (sampler_options_.impressions) {
+      const data::Split& split = experiment.data.split;
+      if (!split.impressions)
+        fail("model '{}' trains on impressions, which only news data has ([data] format = \"mind\")", model_.name());
+      impressions_.emplace(split.impressions->train, split.impressions->train_history, sampler_options_);
     }
   }
 
@@ -223,7 +236,7 @@ class EpochLoop {
   // Lays out the epoch's batches (a plan of users, or the session-parallel time steps); returns their number.
   int64_t begin_batches(int64_t epoch) {
     if (session_) return session_->begin_epoch(epoch);
-    plan_ = sampler_.epoch_plan(epoch);
+    plan_ = impressions_ ? impressions_->epoch_plan(epoch) : sampler_.epoch_plan(epoch);
     return static_cast<int64_t>(plan_.size());
   }
 
@@ -238,13 +251,18 @@ class EpochLoop {
       session_->fill(batch_index, batch_);
       out.sequences = batch_.size;
     } else {
+      // The batch's users (or impression samples, for news models).
       const std::vector<int32_t>& users = plan_[static_cast<size_t>(batch_index)];
       // In a job, a batch of fewer users than ranks (an epoch's last, at most) is left out by every rank alike: each
       // rank must hold rows of the batch for the losses that gather it.
       if (static_cast<int64_t>(users.size()) < world_.size()) return out;
       const auto [begin, end] = world_.share(static_cast<int64_t>(users.size()));
       if (world_.size() > 1) share_.assign(users.begin() + begin, users.begin() + end);
-      sampler_.fill(world_.size() > 1 ? share_ : users, epoch, batch_index, batch_);
+      const std::vector<int32_t>& mine = world_.size() > 1 ? share_ : users;
+      if (impressions_)
+        impressions_->fill(mine, epoch, batch_index, batch_);
+      else
+        sampler_.fill(mine, epoch, batch_index, batch_);
       out.sequences = end - begin;
       first_row = begin;
     }
@@ -315,7 +333,8 @@ class EpochLoop {
   const data::SamplerOptions sampler_options_;
   data::SequenceSampler sampler_;
   std::optional<data::SessionParallelSampler> session_;  // when the model asks for session-parallel batches
-  std::vector<std::vector<int32_t>> plan_;                // the epoch's batches of users (SequenceSampler)
+  std::optional<data::ImpressionSampler> impressions_;    // when the model asks for impression batches
+  std::vector<std::vector<int32_t>> plan_;  // the epoch's batches of users (or of impression samples)
   const torch::Device device_;
   World& world_;
   std::vector<int32_t> share_;  // this rank's users of the batch under way (data-parallel jobs)
