@@ -1,7 +1,9 @@
 // ItemIndex: exact search equals hand-computed top-k for every metric, exclusions never leak and never shorten the
 // list, approximate indexes keep their recall, and an index survives save and load; the same for an index of a
 // subset of the items with explicit ids, which never returns a left-out id; a sharded index returns what the
-// unsharded one does, and the presets (ivfpq among them) resolve to the factory strings their rules give.
+// unsharded one does, and the presets (ivfpq among them) resolve to the factory strings their rules give. Items
+// added to a built index, of every kind, continue its ids, are found for their own vectors and leave the old
+// results as they were.
 #include "embrec/index/item_index.h"
 
 #include <gtest/gtest.h>
@@ -890,6 +892,158 @@ TEST(ItemIndex, ShardedBuildNeedsOneToItemCountShards) {
   const ItemIndex one_each = ItemIndex::build(rows.data(), 3, 2, {"Flat", Metric::kL2}, 3);
   EXPECT_EQ(one_each.search(rows.data(), 3).size(), 3u);
   EXPECT_EQ(one_each.search(rows.data() + 2, 1)[0].item, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// add(): items added to a built index (the service's POST /v1/news)
+
+struct AddCase {
+  const char* name;
+  const char* factory;
+  Metric metric;
+  int32_t shards;
+  bool subset;  // built with ids (every 7th item left out), new items added after a gap: an export of trained items
+  bool exact;   // Flat, or IVF probing every list: an item's own vector finds it first
+};
+
+class ItemIndexAdd : public ::testing::TestWithParam<AddCase> {};
+
+TEST_P(ItemIndexAdd, NewItemsContinueTheIdsAreFoundForTheirOwnVectorsAndOldResultsStay) {
+  const AddCase& c = GetParam();
+  const int32_t dim = 32;
+  const int64_t count = 1400;
+  const std::vector<float> all = clustered_vectors(count + 15, dim, 12, 81);
+  const std::vector<float> items(all.begin(), all.begin() + count * dim);
+  const std::vector<float> queries(all.begin() + count * dim, all.begin() + (count + 10) * dim);
+  // Five new items of the same clusters, three times as long: under inner product too each is its own best match
+  // (9 |x|^2 against at most 3 |x| |y| for any other item, the lengths alike).
+  std::vector<float> added(all.begin() + (count + 10) * dim, all.end());
+  for (float& value : added) value *= 3.0f;
+  IndexSpec spec{c.factory, c.metric};
+  spec.nprobe = 1 << 20;  // every list
+  spec.ef_search = 4096;  // above the item count
+  const std::vector<int32_t> indexed = ids_but_multiples_of(count, 7);
+  const std::vector<float> rows = rows_of(items, dim, indexed);
+  ItemIndex index = c.subset ? ItemIndex::build(rows.data(), static_cast<int64_t>(indexed.size()), dim, spec, indexed,
+                                                c.shards)
+                             : ItemIndex::build(items.data(), count, dim, spec, c.shards);
+  std::vector<std::vector<ScoredItem>> before;
+  for (int q = 0; q < 10; ++q) before.push_back(index.search(queries.data() + q * dim, 10));
+  const int64_t size = index.size();
+  ASSERT_EQ(index.item_id_end(), count);  // 1399 is indexed in the subset too (1399 % 7 = 6)
+  const int32_t first = static_cast<int32_t>(c.subset ? count + 3 : count);
+
+  EXPECT_EQ(index.add(added.data(), 3, c.subset ? first : -1), first);
+  EXPECT_EQ(index.add(added.data() + 3 * dim, 2), first + 3);  // the numbering goes on after the first add
+  EXPECT_EQ(index.size(), size + 5);
+  EXPECT_EQ(index.item_id_end(), first + 5);
+  EXPECT_EQ(index.shard_count(), c.shards);
+  if (c.subset) EXPECT_FALSE(index.contains(first - 1));  // the gap stays out
+  std::vector<int32_t> new_ids;
+  for (int32_t j = 0; j < 5; ++j) {
+    SCOPED_TRACE(j);
+    const int32_t item = first + j;
+    new_ids.push_back(item);
+    EXPECT_TRUE(index.contains(item));
+    const std::vector<ScoredItem> hits = index.search(added.data() + j * dim, 10);
+    if (c.exact) {
+      ASSERT_FALSE(hits.empty());
+      EXPECT_EQ(hits[0].item, item);
+    } else {
+      const std::vector<int32_t> found = ids(hits);
+      EXPECT_NE(std::find(found.begin(), found.end(), item), found.end()) << "not in its own top 10";
+    }
+    if (std::string(c.factory) != "ivfpq") {  // product-quantised codes reconstruct only approximately
+      std::vector<float> stored(added.begin() + j * dim, added.begin() + (j + 1) * dim);
+      if (c.metric == Metric::kCosine) {
+        double norm = 0;
+        for (float value : stored) norm += double{value} * value;
+        for (float& value : stored) value = static_cast<float>(value / std::sqrt(norm));
+      }
+      const std::vector<float> vector = index.item_vector(item);
+      for (int32_t d = 0; d < dim; ++d) EXPECT_NEAR(vector[d], stored[d], 1e-5 * std::max(1.0f, std::fabs(stored[d])));
+    }
+  }
+  // The old items' results are what they were once the new ones are left out; HNSW rewires neighbours as it links
+  // new nodes, so its approximate lists may move a little.
+  const std::vector<std::vector<int32_t>> excludes(10, new_ids);
+  const auto batch = index.search_batch(queries.data(), 10, 10, excludes);
+  for (int q = 0; q < 10; ++q) {
+    SCOPED_TRACE(q);
+    const std::vector<ScoredItem> after = index.search(queries.data() + q * dim, 10, new_ids);
+    expect_same_hits(batch[q], after);
+    if (std::string(c.factory) == "hnsw")
+      EXPECT_GE(recall(after, before[q]), 0.9);
+    else
+      expect_same_hits(after, before[q]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, ItemIndexAdd,
+    ::testing::Values(AddCase{"flat_ip", "Flat", Metric::kInnerProduct, 1, false, true},
+                      AddCase{"flat_cosine", "Flat", Metric::kCosine, 1, false, true},
+                      AddCase{"flat_l2", "Flat", Metric::kL2, 1, false, true},
+                      AddCase{"flat_ip_subset", "Flat", Metric::kInnerProduct, 1, true, true},
+                      AddCase{"flat_l2_3_shards", "Flat", Metric::kL2, 3, false, true},
+                      AddCase{"flat_cosine_subset_3_shards", "Flat", Metric::kCosine, 3, true, true},
+                      AddCase{"ivf_ip", "ivf", Metric::kInnerProduct, 1, false, true},
+                      AddCase{"ivf_l2_subset_2_shards", "ivf", Metric::kL2, 2, true, true},
+                      AddCase{"hnsw_cosine", "hnsw", Metric::kCosine, 1, false, false},
+                      AddCase{"hnsw_l2_subset_2_shards", "hnsw", Metric::kL2, 2, true, false},
+                      AddCase{"ivfpq_l2", "ivfpq", Metric::kL2, 1, false, false},
+                      AddCase{"ivfpq_ip_subset_2_shards", "ivfpq", Metric::kInnerProduct, 2, true, false}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ItemIndex, AddRefusesIdsThatBreakTheNumberingAndAnEmptyIndex) {
+  const std::vector<float> rows = random_vectors(100, 4, 85);
+  auto message = [](const std::function<void()>& call) -> std::string {
+    try {
+      call();
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  };
+  ItemIndex plain = ItemIndex::build(rows.data(), 100, 4, {"Flat", Metric::kL2});
+  std::string error = message([&] { plain.add(rows.data(), 1, 101); });
+  EXPECT_NE(error.find("numbers its items by row, so new ones continue at id 100, not 101"), std::string::npos)
+      << error;
+  error = message([&] { plain.add(rows.data(), 1, 99); });
+  EXPECT_NE(error.find("new items must take ids from 100 on"), std::string::npos) << error;
+  error = message([&] { plain.add(rows.data(), -1); });
+  EXPECT_NE(error.find("-1 items"), std::string::npos) << error;
+  EXPECT_EQ(plain.add(rows.data(), 0), 100);  // nothing added, nothing changed
+  EXPECT_EQ(plain.size(), 100);
+
+  ItemIndex subset = ItemIndex::build(rows.data(), 3, 4, {"Flat", Metric::kL2}, std::vector<int32_t>{1, 3, 5});
+  error = message([&] { subset.add(rows.data(), 1, 5); });
+  EXPECT_NE(error.find("new items must take ids from 6 on (the index holds ids below it), got first id 5"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(subset.size(), 3);
+  error = message([&] { subset.add(rows.data(), 2, int64_t{INT32_MAX}); });
+  EXPECT_NE(error.find("exceed the int32 item id range"), std::string::npos) << error;
+
+  ItemIndex empty;
+  error = message([&] { empty.add(rows.data(), 1); });
+  EXPECT_NE(error.find("the index is empty"), std::string::npos) << error;
+}
+
+// NSG builds its graph once from every row and refuses rows after that: an Error naming the kind, the index as
+// it was.
+TEST(ItemIndex, AddToAKindThatTakesNoNewRowsIsAnErrorNamingIt) {
+  const std::vector<float> rows = clustered_vectors(400, 8, 4, 87);
+  ItemIndex index = ItemIndex::build(rows.data(), 400, 8, {"NSG16", Metric::kL2});
+  std::string error;
+  try {
+    index.add(rows.data(), 1);
+  } catch (const Error& caught) {
+    error = caught.what();
+  }
+  EXPECT_NE(error.find("Faiss cannot add 1 item(s) to this kind of index"), std::string::npos) << error;
+  EXPECT_EQ(index.size(), 400);
+  EXPECT_EQ(index.search(rows.data(), 1)[0].item, 0);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <exception>
+#include <numeric>
 #include <typeinfo>
 
 #include "embrec/util/error.h"
@@ -260,6 +261,48 @@ ItemIndex::Shard ItemIndex::build_shard(const float* rows, int64_t count, int32_
     fail("index build (factory '{}', {} x {}): {}", factory, count, dim, error.what());
   }
   return shard;
+}
+
+int32_t ItemIndex::add(const float* vectors, int64_t count, int64_t first_id) {
+  if (empty()) fail("index add: the index is empty (not built or loaded)");
+  if (count < 0) fail("index add: {} items", count);
+  if (first_id < 0) first_id = item_id_end_;
+  const bool mapped = has_item_ids();
+  if (first_id < item_id_end_)
+    fail("index add: new items must take ids from {} on (the index holds ids below it), got first id {}",
+         item_id_end_, first_id);
+  if (!mapped && first_id != item_id_end_)
+    fail("index add: an index of every item numbers its items by row, so new ones continue at id {}, not {}",
+         item_id_end_, first_id);
+  if (first_id + count - 1 > INT32_MAX)
+    fail("index add: ids {} to {} exceed the int32 item id range", first_id, first_id + count - 1);
+  if (count == 0) return static_cast<int32_t>(first_id);
+  const int32_t d = dim();
+  std::vector<float> normalised;
+  const float* rows = vectors;
+  if (metric_ == Metric::kCosine) {
+    normalised.assign(vectors, vectors + count * d);
+    faiss::fvec_renorm_L2(d, count, normalised.data());
+    rows = normalised.data();
+  }
+  // The last shard's range is the open-ended one; a plain shard's new rows continue its numbering, an id-mapped
+  // shard's take the ids given (strictly increasing after its last, as build's are, so ties still go to the lower id).
+  Shard& shard = shards_.back();
+  try {
+    if (auto* ids = dynamic_cast<faiss::IndexIDMap2*>(shard.index.get())) {
+      std::vector<int64_t> labels(static_cast<size_t>(count));
+      std::iota(labels.begin(), labels.end(), first_id);
+      ids->add_with_ids(count, rows, labels.data());
+    } else {
+      shard.index->add(count, rows);
+    }
+  } catch (const std::exception& error) {
+    fail("index add ({}): Faiss cannot add {} item(s) to this kind of index: {}", description(), count,
+         error.what());
+  }
+  size_ += count;
+  item_id_end_ = first_id + count;
+  return static_cast<int32_t>(first_id);
 }
 
 faiss::Index* ItemIndex::inner(const Shard& shard) {

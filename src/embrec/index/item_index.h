@@ -58,7 +58,10 @@ struct ScoredItem {
 };
 
 // Thread safety: search() and search_batch() may run concurrently from many threads (Faiss' CPU search is
-// read-only); build, load and set_search_parameters must not overlap with them.
+// read-only); build, load, set_search_parameters and add must not overlap with them. add() changes the Faiss
+// objects, the sizes and the id maps that every const method reads, so a caller that adds while serving holds a
+// readers-writer lock: every const call (search, search_batch, item_vector, contains, size, ...) shared, add
+// exclusive (the service's Bundle::items_lock).
 //
 // Threads: a single-query search of an unsharded index runs Faiss with one OpenMP thread (set per call and
 // restored), because a server calls it from many worker threads at once and a parallel region per request would
@@ -90,6 +93,20 @@ class ItemIndex {
   // the ids, never an id outside `ids`. With `shards` the rows are split as above, each shard its own id map.
   static ItemIndex build(const float* vectors, int64_t count, int32_t dim, const IndexSpec& spec,
                          const std::vector<int32_t>& ids, int32_t shards = 1);
+
+  // Adds `count` items [count x dim()] row-major to the built index, as items first_id, first_id + 1, ... (-1 =
+  // item_id_end(), where the numbering stops now), and returns the first id given. An index of every item numbers
+  // its items by row, so its new ones must continue at item_id_end(); a subset's (built with ids) may start anywhere
+  // above its largest id (e.g. after items that exist but are left out of it). Cosine normalises the rows as build
+  // does. Sharded: the rows go to the last shard, whose id range is the open-ended one.
+  //
+  // Every kind built here takes new rows: Flat stores them; IVF and IVF-PQ file them in their nearest trained
+  // list (the coarse quantiser and the codebooks are not retrained, so rows far from the training data are
+  // placed, and for PQ encoded, less well); HNSW links them into its graph, which also rewires existing nodes'
+  // neighbour lists, so an approximate search may then rank old items slightly differently. A Faiss kind that
+  // refuses rows after it is built (e.g. NSG: it checks before writing any) is an Error naming the kind, and so
+  // are ids that would break the numbering. Not thread-safe: see the class comment.
+  int32_t add(const float* vectors, int64_t count, int64_t first_id = -1);
 
   // Top-k items for one query of dim() floats, best first (ties by lower item id), never an item in `exclude`
   // (internal ids, any order; duplicates and ids not in the index ignored). Returns exactly

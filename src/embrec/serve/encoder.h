@@ -1,5 +1,6 @@
-// The seam between the server and a sequence model: turn a history of item ids into a user vector online. The
-// torch side (SASRec, S4Rec) implements it; the server only sees this interface, so serve/ never includes torch.
+// The seam between the server and a sequence model: turn a history of item ids into a user vector online, and (news
+// models) a new article's text into an item vector. The torch side (SASRec, S4Rec, NRMS) implements it; the server
+// only sees this interface, so serve/ never includes torch.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,9 @@
 
 #include "embrec/util/error.h"
 
+namespace embrec::data {
+struct NewsText;
+}
 namespace embrec::index {
 struct LoadedExport;
 }
@@ -22,7 +26,10 @@ class HistoryEncoder {
   virtual ~HistoryEncoder() = default;
   // One user vector of the export's dimension from internal item ids, oldest first (never empty, never longer than
   // max_history() when that is positive). Called from several HTTP worker threads at once: an implementation that
-  // is not thread-safe must serialise internally. May throw; the request then answers 500.
+  // is not thread-safe must serialise internally. May throw; the request then answers 500. encode and encode_user
+  // run while the service holds its bundle's items lock shared, so they may read the export's index and id maps
+  // (never take that lock themselves); the ids may include items added live (POST /v1/news), at or above the
+  // export's item count, which a model that knows only the export's items refuses with InputError (400).
   virtual std::vector<float> encode(const std::vector<int32_t>& internal_items_oldest_first) = 0;
   // A fresh user from a history (may be empty when features are given) and named user features (field -> values,
   // as a request's "features" object gives them). A bad feature name or value throws InputError (answered 400).
@@ -36,6 +43,17 @@ class HistoryEncoder {
   virtual bool takes_features() const { return false; }
   // The longest history the model takes (SASRec's max_len); 0 = no limit of its own.
   virtual int64_t max_history() const { return 0; }
+  // Whether encode_item turns an article's text into an item vector (news models): only then does POST /v1/news add
+  // items (else it answers 501).
+  virtual bool encodes_items() const { return false; }
+  // One item vector of the export's dimension from a new article's text (title non-empty; category and subcategory
+  // may be empty = unknown). Called from several HTTP worker threads at once, like encode, and never while the
+  // service holds its bundle's items lock. Text the model cannot encode (e.g. a title without a word it knows)
+  // throws InputError (answered 400). The default, for models that do not encode items, is never reached by the
+  // service (it asks encodes_items() first).
+  virtual std::vector<float> encode_item(const data::NewsText& /*article*/) {
+    fail("this model does not encode items from their text");
+  }
 };
 
 // Builds the encoder for one loaded export (called again on every reload, for the new export). May be empty or

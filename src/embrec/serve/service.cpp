@@ -9,17 +9,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <initializer_list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "embrec/data/news.h"
 #include "embrec/util/checksum.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
@@ -67,6 +70,7 @@ std::string route_label(const std::string& method, const std::string& path) {
   } else if (method == "POST") {
     if (path == "/v1/recommendations") return "history_recommendations";
     if (path == "/v1/items/similar") return "similar_items";
+    if (path == "/v1/news") return "add_news";
     if (path == "/admin/reload") return "admin_reload";
   }
   return "unmatched";
@@ -231,6 +235,97 @@ bool features_from_field(const json& body, std::map<std::string, std::vector<std
   return true;
 }
 
+// Characters of UTF-8 text: bytes that do not continue a multi-byte sequence (invalid text counts each stray byte).
+int64_t utf8_characters(const std::string& text) {
+  int64_t count = 0;
+  for (char c : text) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return count;
+}
+
+std::string trimmed(const std::string& text) {
+  static const char* const kSpace = " \t\n\r\f\v";
+  const size_t first = text.find_first_not_of(kSpace);
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+}
+
+// The optional string field `name` of a news body, trimmed, at most `max_characters` long ("" when absent).
+bool news_text_field(const json& body, const char* name, int64_t max_characters, std::string& out,
+                     Service::Reply& refusal) {
+  auto it = body.find(name);
+  out.clear();
+  if (it == body.end()) return true;
+  if (!it->is_string()) {
+    refusal = error_reply(400, fmt::format("field '{}' must be a string, got {} {}", name, json_type(*it), dump(*it)));
+    return false;
+  }
+  out = trimmed(it->get<std::string>());
+  if (utf8_characters(out) > max_characters) {
+    refusal = error_reply(400, fmt::format("field '{}' has {} characters; at most {} are accepted", name,
+                                           utf8_characters(out), max_characters));
+    return false;
+  }
+  return true;
+}
+
+// The body of POST /v1/news: the new item's id (a string or an integer, as item ids are everywhere) and its text.
+bool news_from_body(const json& body, std::string& id, data::NewsText& article, Service::Reply& refusal) {
+  auto field = body.find("id");
+  if (field == body.end()) {
+    refusal = error_reply(400, "missing field 'id' (the new item's id)");
+    return false;
+  }
+  const std::optional<std::string> text = item_id_text(*field);
+  if (!text) {
+    refusal = error_reply(400, fmt::format("field 'id' must be a string or an integer item id, got {} {}",
+                                           json_type(*field), dump(*field)));
+    return false;
+  }
+  id = *text;
+  if (trimmed(id).empty()) {
+    refusal = error_reply(400, "field 'id' must not be empty");
+    return false;
+  }
+  if (utf8_characters(id) > kMaxNewsIdCharacters) {
+    refusal = error_reply(400, fmt::format("field 'id' has {} characters; at most {} are accepted",
+                                           utf8_characters(id), kMaxNewsIdCharacters));
+    return false;
+  }
+  if (!body.contains("title")) {
+    refusal = error_reply(400, "missing field 'title' (the article's title)");
+    return false;
+  }
+  if (!news_text_field(body, "title", kMaxNewsTitleCharacters, article.title, refusal) ||
+      !news_text_field(body, "category", kMaxNewsNameCharacters, article.category, refusal) ||
+      !news_text_field(body, "subcategory", kMaxNewsNameCharacters, article.subcategory, refusal))
+    return false;
+  if (article.title.empty()) {
+    refusal = error_reply(400, "field 'title' must not be empty");
+    return false;
+  }
+  return true;
+}
+
+// A response's items list: the hits' external ids and scores (the caller holds bundle.items_lock.read()).
+json scored_items(const Bundle& bundle, const std::vector<index::ScoredItem>& found) {
+  json items = json::array();
+  for (const index::ScoredItem& hit : found)
+    items.push_back({{"item", bundle.data.item_external_ids[hit.item]}, {"score", hit.score}});
+  return items;
+}
+
+// The news route's 501 for an export whose encoder does not encode items; nullopt when it does.
+std::optional<Service::Reply> refuse_without_item_encoder(const Bundle& bundle) {
+  if (bundle.encoder && bundle.encoder->encodes_items()) return std::nullopt;
+  return error_reply(501, fmt::format("export '{}' (model '{}') does not encode new items from their text; only news "
+                                      "models do",
+                                      bundle.data.dir, bundle.data.manifest.model));
+}
+
+bool all_finite(const std::vector<float>& values) {
+  return std::all_of(values.begin(), values.end(), [](float value) { return std::isfinite(value); });
+}
+
 }  // namespace
 
 bool is_loopback_address(const std::string& address) {
@@ -292,7 +387,7 @@ void Service::stop() { server_->stop(); }
 // ---------------------------------------------------------------------------------------------------------------
 // Bundles and reload
 
-std::shared_ptr<const Bundle> Service::load_bundle(const std::string& dir) const {
+std::shared_ptr<Bundle> Service::load_bundle(const std::string& dir) const {
   auto bundle = std::make_shared<Bundle>();
   bundle->data = index::load_export(dir);
   bundle->data.index.set_search_parameters(config_.nprobe, config_.ef_search);
@@ -301,7 +396,9 @@ std::shared_ptr<const Bundle> Service::load_bundle(const std::string& dir) const
   return bundle;
 }
 
-std::shared_ptr<const Bundle> Service::bundle() const {
+std::shared_ptr<const Bundle> Service::bundle() const { return current_bundle(); }
+
+std::shared_ptr<Bundle> Service::current_bundle() const {
   std::lock_guard<std::mutex> lock(bundle_mutex_);
   return bundle_;
 }
@@ -311,7 +408,7 @@ std::string Service::version() const { return bundle()->version; }
 ReloadResult Service::reload(const std::string& dir) {
   std::lock_guard<std::mutex> reloading(reload_mutex_);
   const std::string target = dir.empty() ? serving_dir_ : dir;
-  std::shared_ptr<const Bundle> fresh;
+  std::shared_ptr<Bundle> fresh;
   try {
     fresh = load_bundle(target);
   } catch (const std::exception& error) {
@@ -319,16 +416,27 @@ ReloadResult Service::reload(const std::string& dir) {
     spdlog::warn("reload of {} rejected, still serving version {}: {}", target, version(), error.what());
     return {false, version(), error.what()};
   }
-  std::shared_ptr<const Bundle> previous;  // released after the lock: the last request using it closes it
+  // Released after the swap: the last request using it closes it. Only reloads (serialised) replace bundle_.
+  const std::shared_ptr<Bundle> previous = current_bundle();
+  int64_t dropped = 0;
   {
+    // Held across the swap, so that every news added to `previous` is counted here, and an add still waiting
+    // finds the new export current and starts again on it (add_news). `fresh` is not published yet: no lock.
+    const auto reading = previous->items_lock.read();
+    for (size_t item = static_cast<size_t>(previous->data.manifest.item_count);
+         item < previous->data.item_external_ids.size(); ++item)
+      dropped += !fresh->data.item_id(previous->data.item_external_ids[item]).has_value();
     std::lock_guard<std::mutex> lock(bundle_mutex_);
-    previous = std::move(bundle_);
     bundle_ = fresh;
   }
   serving_dir_ = target;
   metrics_.record_reload(true);
   spdlog::info("reloaded {}: version {} -> {}", target, previous->version, fresh->version);
-  return {true, fresh->version, ""};
+  if (dropped > 0)
+    spdlog::warn("reload: {} news added live (POST /v1/news) to version {} are not in version {} and are no longer "
+                 "served",
+                 dropped, previous->version, fresh->version);
+  return {true, fresh->version, "", dropped};
 }
 
 void Service::request_reload() noexcept {
@@ -376,6 +484,7 @@ Service::Reply Service::route(const HttpRequest& request, const std::string& rou
   }
   if (route == "history_recommendations") return history_recommendations(request);
   if (route == "similar_items") return similar_items(request);
+  if (route == "add_news") return add_news(request);
   if (route == "healthz") return healthz();
   if (route == "admin_reload") return admin_reload(request);
   for (const char* other : {"GET", "POST"})
@@ -416,11 +525,11 @@ Service::Reply Service::user_recommendations(const HttpRequest& request, const s
   if (!vector) return error_reply(500, fmt::format("the user store has no vector for user '{}'", user_external));
   std::vector<int32_t> seen;
   if (exclude_seen) seen = store.seen_items(*user).value_or(std::vector<int32_t>{});
-  const std::vector<index::ScoredItem> found = bundle->data.index.search(vector->data(), k, seen);
-
-  json items = json::array();
-  for (const index::ScoredItem& hit : found)
-    items.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});
+  json items;
+  {
+    const auto reading = bundle->items_lock.read();
+    items = scored_items(*bundle, bundle->data.index.search(vector->data(), k, seen));
+  }
   return {200, json{{"user", user_external}, {"version", bundle->version}, {"k", k}, {"items", std::move(items)}}};
 }
 
@@ -468,6 +577,8 @@ Service::Reply Service::history_recommendations(const HttpRequest& request) cons
                                           json_type(given[i]), dump(given[i])));
     externals.push_back(std::move(*id));
   }
+  // From the id lookups to the ids' translation back: the encoder may read the index (see HistoryEncoder::encode).
+  const auto reading = bundle->items_lock.read();
   std::vector<int32_t> items;
   items.reserve(externals.size());
   for (size_t i = 0; i < externals.size(); ++i) {
@@ -488,10 +599,7 @@ Service::Reply Service::history_recommendations(const HttpRequest& request) cons
   // exclude_seen: every history item is left out (the evaluator's exclude = "history"); otherwise none is.
   const std::vector<index::ScoredItem> found =
       exclude_seen ? bundle->data.index.search(vector.data(), k, items) : bundle->data.index.search(vector.data(), k);
-  json out = json::array();
-  for (const index::ScoredItem& hit : found)
-    out.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});
-  return {200, json{{"version", bundle->version}, {"k", k}, {"items", std::move(out)}}};
+  return {200, json{{"version", bundle->version}, {"k", k}, {"items", scored_items(*bundle, found)}}};
 }
 
 Service::Reply Service::similar_items(const HttpRequest& request) const {
@@ -507,6 +615,7 @@ Service::Reply Service::similar_items(const HttpRequest& request) const {
                                         json_type(*field), dump(*field)));
   int64_t k = 0;
   if (!k_from_field(body, config_, k, refusal)) return refusal;
+  const auto reading = bundle->items_lock.read();
   const std::optional<int32_t> item = bundle->data.item_id(*external);
   if (!item) return error_reply(404, fmt::format("unknown item '{}'", *external));
   if (!bundle->data.index.contains(*item))
@@ -516,15 +625,62 @@ Service::Reply Service::similar_items(const HttpRequest& request) const {
 
   const std::vector<float> vector = bundle->data.index.item_vector(*item);
   const std::vector<index::ScoredItem> found = bundle->data.index.search(vector.data(), k, {*item});
-  json out = json::array();
-  for (const index::ScoredItem& hit : found)
-    out.push_back({{"item", bundle->data.item_external_ids[hit.item]}, {"score", hit.score}});
-  return {200, json{{"item", *external}, {"version", bundle->version}, {"k", k}, {"items", std::move(out)}}};
+  return {200,
+          json{{"item", *external}, {"version", bundle->version}, {"k", k}, {"items", scored_items(*bundle, found)}}};
+}
+
+Service::Reply Service::add_news(const HttpRequest& request) {
+  Reply refusal;
+  json body;
+  if (!parse_object(request, body, refusal) ||
+      !only_fields(body, {"id", "title", "category", "subcategory"}, refusal))
+    return refusal;
+  std::shared_ptr<Bundle> bundle = current_bundle();
+  if (std::optional<Reply> refusal_501 = refuse_without_item_encoder(*bundle)) return *refusal_501;
+  std::string id;
+  data::NewsText article;
+  if (!news_from_body(body, id, article, refusal)) return refusal;
+  // A reload may swap the export while the article is encoded: the vector is then the old model's, so the add
+  // starts again on the new export (reload() counts what it drops under the same lock, so nothing falls between).
+  for (int attempt = 0; attempt < 3; ++attempt, bundle = current_bundle()) {
+    if (std::optional<Reply> refusal_501 = refuse_without_item_encoder(*bundle)) return *refusal_501;
+    const std::string duplicate = fmt::format("item '{}' already exists", id);
+    {
+      const auto reading = bundle->items_lock.read();
+      if (bundle->data.item_id(id)) return error_reply(409, duplicate);
+    }
+    std::vector<float> vector;
+    try {
+      vector = bundle->encoder->encode_item(article);
+    } catch (const InputError& error) {
+      return error_reply(400, error.what());
+    }
+    if (static_cast<int32_t>(vector.size()) != bundle->data.index.dim())
+      return error_reply(500, fmt::format("the encoder returned {} floats, the index expects {}", vector.size(),
+                                          bundle->data.index.dim()));
+    if (!all_finite(vector)) return error_reply(500, "the encoder returned a vector with non-finite values");
+
+    const auto writing = bundle->items_lock.write();
+    if (current_bundle() != bundle) continue;
+    if (bundle->data.item_id(id)) return error_reply(409, duplicate);  // added by a request beside this one
+    index::LoadedExport& data = bundle->data;
+    const int64_t item = static_cast<int64_t>(data.item_external_ids.size());
+    try {
+      data.index.add(vector.data(), 1, item);
+    } catch (const Error& error) {
+      return error_reply(501, fmt::format("the export's index cannot take new items: {}", error.what()));
+    }
+    data.item_external_ids.push_back(id);
+    data.item_ids.emplace(id, static_cast<int32_t>(item));
+    return {201, json{{"item", id}, {"version", bundle->version}}};
+  }
+  return error_reply(503, "the export was reloaded three times while the article was being added; try again");
 }
 
 Service::Reply Service::healthz() const {
   const std::shared_ptr<const Bundle> bundle = this->bundle();
   const index::Manifest& m = bundle->data.manifest;
+  const auto reading = bundle->items_lock.read();
   return {200, json{{"status", "ok"},
                     {"version", bundle->version},
                     {"model", m.model},
@@ -532,6 +688,7 @@ Service::Reply Service::healthz() const {
                     {"created_utc", m.created_utc},
                     {"items", bundle->data.manifest.item_count},
                     {"indexed_items", bundle->data.index.size()},
+                    {"added_news", bundle->added_news()},
                     {"users", bundle->data.store.user_count()},
                     {"encoder", bundle->encoder != nullptr}}};
 }
@@ -547,9 +704,18 @@ std::string Service::metrics_text() const {
       "1\n",
       prometheus_label(m.model), prometheus_label(m.dataset), prometheus_label(bundle->version),
       prometheus_label(m.created_utc), prometheus_label(m.index_factory), prometheus_label(m.metric));
+  int64_t indexed = 0, added = 0;
+  {
+    const auto reading = bundle->items_lock.read();
+    indexed = bundle->data.index.size();
+    added = bundle->added_news();
+  }
   out += "# HELP embrec_index_items Items in the served index (recommendable; known items may be more).\n"
          "# TYPE embrec_index_items gauge\n";
-  out += fmt::format("embrec_index_items {}\n", bundle->data.index.size());
+  out += fmt::format("embrec_index_items {}\n", indexed);
+  out += "# HELP embrec_added_news News added live to the served export (POST /v1/news; a reload drops them).\n"
+         "# TYPE embrec_added_news gauge\n";
+  out += fmt::format("embrec_added_news {}\n", added);
   out += "# HELP embrec_http_open_connections Client connections open now.\n";
   out += "# TYPE embrec_http_open_connections gauge\n";
   out += fmt::format("embrec_http_open_connections {}\n", server_->open_connections());
@@ -596,7 +762,10 @@ Service::Reply Service::admin_reload(const HttpRequest& request) {
   if (!result.ok)
     return {422, json{{"error", "reload rejected, still serving the previous export: " + result.error},
                       {"version", result.version}}};
-  return {200, json{{"ok", true}, {"version", result.version}, {"previous_version", previous}}};
+  return {200, json{{"ok", true},
+                    {"version", result.version},
+                    {"previous_version", previous},
+                    {"dropped_news", result.dropped_news}}};
 }
 
 std::string load_or_create_admin_token(const std::string& path, bool& created) {

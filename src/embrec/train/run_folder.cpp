@@ -94,6 +94,12 @@ class ExportEncoder final : public serve::HistoryEncoder {
     return to_vector(model_->fresh_user_vector(items, features));
   }
   bool takes_features() const override { return model_->takes_user_features(); }
+  bool encodes_items() const override { return model_->encodes_items(); }
+  // The model's InputError (a title without a word it knows) passes through unchanged: the service answers it 400.
+  std::vector<float> encode_item(const data::NewsText& article) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return to_vector(model_->fresh_item_vector(article));
+  }
 
  private:
   std::unique_ptr<models::Model> model_;
