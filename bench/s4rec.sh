@@ -51,7 +51,8 @@ for folder in sys.argv[1:]:
     r = json.load(open(os.path.join(folder, "results.json")))
     groups = r["test"]["groups"]
     m = groups["all"]["metrics"]
-    seconds = [json.loads(line)["seconds"] for line in open(os.path.join(folder, "metrics.jsonl"))]
+    metrics = os.path.join(folder, "metrics.jsonl")  # count-based models (pop) train no epochs and write none
+    seconds = [json.loads(line)["seconds"] for line in open(metrics)] if os.path.exists(metrics) else [0.0]
     rss = ""
     if os.path.exists(folder + ".time"):
         found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(folder + ".time").read())

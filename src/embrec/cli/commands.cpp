@@ -423,7 +423,8 @@ void add_export_command(CLI::App& app) {
       ->capture_default_str();
   export_command->add_flag("--cold-items", o->cold_items,
                            "Also index items with no training interactions, placed by their features (two_tower with "
-                           "item features); by default they are left out of the index");
+                           "item features); by default they are left out of the index, except by news models (NRMS, "
+                           "NPA), which place every item by its text");
   export_command->callback([o] { run_export(*o); });
 }
 

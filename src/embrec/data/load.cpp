@@ -180,22 +180,24 @@ DataConfig DataConfig::from(ConfigTable& table) {
   table.check(!(news && (table.has("item_features") || table.has("user_features"))),
               table.has("item_features") ? "item_features" : "user_features",
               "applies only to interaction logs: news models read the news text");
-  ConfigTable& split = table.sub("split");
-  c.split.method = split.get_one_of("method", c.split.method, kSplitMethodNames);
-  c.split.train_ratio = split.get_in_range("train_ratio", c.split.train_ratio, "(0, 1]");
-  c.split.valid_ratio = split.get("valid_ratio", c.split.valid_ratio);
-  c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
-  c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
-  c.split.stratify_by = split.get_one_of("stratify_by", c.split.stratify_by, kStratifyByNames);
-  c.split.cold_item_ratio = split.get("cold_item_ratio", c.split.cold_item_ratio);
-  split.check(c.split.cold_item_ratio >= 0 && c.split.cold_item_ratio < 1, "cold_item_ratio",
-              fmt::format("must be in [0, 1), got {}", c.split.cold_item_ratio));
-  split.check(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio, "valid_ratio",
-              fmt::format("must be in [0, train_ratio), got {}", c.split.valid_ratio));
-  auto by_user = split.only(c.split.method == SplitMethod::User, "to method = \"user\"");
-  c.split.user_ratios = by_user.get("user_ratios", c.split.user_ratios);
-  c.split.input_ratio = by_user.get_in_range("input_ratio", c.split.input_ratio, "(0, 1)");
-  split.check(user_ratios_problem(c.split.user_ratios).empty(), "user_ratios", user_ratios_problem(c.split.user_ratios));
+  if (!news) {  // news data is split by its folders: its run configs carry no [data.split] table
+    ConfigTable& split = table.sub("split");
+    c.split.method = split.get_one_of("method", c.split.method, kSplitMethodNames);
+    c.split.train_ratio = split.get_in_range("train_ratio", c.split.train_ratio, "(0, 1]");
+    c.split.valid_ratio = split.get("valid_ratio", c.split.valid_ratio);
+    c.split.seed = static_cast<uint64_t>(split.get("seed", static_cast<int64_t>(c.split.seed)));
+    c.split.drop_unseen = split.get("drop_unseen", c.split.drop_unseen);
+    c.split.stratify_by = split.get_one_of("stratify_by", c.split.stratify_by, kStratifyByNames);
+    c.split.cold_item_ratio = split.get("cold_item_ratio", c.split.cold_item_ratio);
+    split.check(c.split.cold_item_ratio >= 0 && c.split.cold_item_ratio < 1, "cold_item_ratio",
+                fmt::format("must be in [0, 1), got {}", c.split.cold_item_ratio));
+    split.check(c.split.valid_ratio >= 0 && c.split.valid_ratio < c.split.train_ratio, "valid_ratio",
+                fmt::format("must be in [0, train_ratio), got {}", c.split.valid_ratio));
+    auto by_user = split.only(c.split.method == SplitMethod::User, "to method = \"user\"");
+    c.split.user_ratios = by_user.get("user_ratios", c.split.user_ratios);
+    c.split.input_ratio = by_user.get_in_range("input_ratio", c.split.input_ratio, "(0, 1)");
+    split.check(user_ratios_problem(c.split.user_ratios).empty(), "user_ratios", user_ratios_problem(c.split.user_ratios));
+  }
   if (c.demo.empty() && c.path.empty())
     fail("{}: missing key '{}' (the interaction log; or demo = \"default\")", source, table.key_path("path"));
   table.check(c.demo.empty() || c.demo == "default" || c.demo == "mind", "demo",

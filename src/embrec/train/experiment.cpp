@@ -62,6 +62,8 @@ std::string resolved_toml(const ConfigTable& root, const data::DataConfig& data_
   };
   if (auto* data_table = resolved["data"].as_table()) {
     absolute(*data_table, "path", data_config.path);
+    absolute(*data_table, "dev_path", data_config.mind.dev_folder);
+    absolute(*data_table, "word_vectors", data_config.mind.word_vectors);
     for (const auto& [name, source] : {std::pair<const char*, const data::FeatureSource&>{"item_features",
                                                                                          data_config.item_features},
                                        {"user_features", data_config.user_features}}) {

@@ -134,7 +134,9 @@ index::Manifest export_run(const std::string& run_dir, const std::string& out_di
   data.item_external_ids = dataset.items.externals();
   const std::vector<uint8_t> trained = data::items_in(experiment.data.split.train, dataset.item_count());
   const int64_t untrained = std::count(trained.begin(), trained.end(), uint8_t{0});
-  if (untrained > 0 && !cold_items) {
+  // News models place every item by its text, which is what they are for (an article is recommended before it has
+  // clicks): their exports index untrained items without being asked.
+  if (untrained > 0 && !cold_items && !model.encodes_items()) {
     data.item_indexed = trained;
     spdlog::info("{} items with no training interactions are left out of the index ({})", untrained,
                  model.places_untrained_items() ? "--cold-items indexes them by their features"
