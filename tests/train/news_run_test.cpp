@@ -120,6 +120,10 @@ select = "auc"
   const serve::HttpResponse unknown =
       service.handle(post("/v1/news", {{"id", "FRESH2"}, {"title", "zzzq xxqv"}, {"category", "news"}}));
   EXPECT_EQ(unknown.status, 400) << unknown.body;
+  const serve::HttpResponse typo =
+      service.handle(post("/v1/news", {{"id", "FRESH3"}, {"title", title}, {"category", "sprots"}}));
+  EXPECT_EQ(typo.status, 400) << typo.body;
+  EXPECT_NE(typo.body.find("unknown category 'sprots' (known: "), std::string::npos) << typo.body;
   service.stop();
   std::filesystem::remove_all(run_dir);
   std::filesystem::remove_all(std::filesystem::path(out).parent_path());

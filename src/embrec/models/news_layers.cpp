@@ -355,6 +355,15 @@ torch::Tensor NewsModel::fresh_item_vector(const data::NewsText& article) {
         fmt::format("model '{}': the title '{}' has no word the model knows (of its {} words), so it "
                     "cannot be encoded",
                     model_name_, article.title, content_->words.size() - 2));
+  // A category the training news never had is most likely a typo or another catalogue's name: refused, naming the
+  // known ones. An unknown subcategory is accepted as unknown (new subcategories appear with the news).
+  if (!article.category.empty() && encoded.category == 0) {
+    std::string known_categories;
+    for (int32_t c = 1; c < content_->categories.size(); ++c)
+      known_categories += (c > 1 ? ", " : "") + content_->categories.names[c];
+    throw InputError(fmt::format("model '{}': unknown category '{}' (known: {})", model_name_, article.category,
+                                 known_categories));
+  }
   Inference inference(module());
   const auto options = torch::TensorOptions().dtype(torch::kLong).device(context_.device);
   NewsInput news;
