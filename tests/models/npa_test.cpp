@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 
 #include "model_fixtures.h"
@@ -254,24 +253,8 @@ TEST(Npa, EncoderRebuiltFromItsStateGivesTheSameVectors) {
 }
 
 TEST(Npa, LearnsOnGeneratedMind) {
-  const auto start = std::chrono::steady_clock::now();
-  data::MindGeneratorOptions generator;
-  generator.users = 1000;
-  generator.news = 3000;
-  const data::NewsData mind = testing::generated_mind(generator, testing::news_test_folder("npa"), 12);
-  const std::string toml =
-      "name = 'npa'\nword_dim = 32\nfilters = 32\nuser_dim = 16\nattention_hidden = 16\nhistory = 10\nnpratio = 4\n";
-  auto model = make_news_model<Npa>(toml, mind.dataset, mind.split);
-  const data::ImpressionSplit& impressions = *mind.split.impressions;
-  const double untrained = testing::mean_auc(*model, impressions.test, impressions.test_history);
-  const auto rows = testing::impression_rows(impressions, 10, 4, 7);
-  testing::train_steps(*model, rows, 300, 32, 0.01, 3);
-  const double trained = testing::mean_auc(*model, impressions.test, impressions.test_history);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("npa on generated MIND: %zu training rows, dev AUC %.3f untrained -> %.3f after 300 steps (%.1f s)\n",
-              rows.size(), untrained, trained, seconds);
-  EXPECT_GT(trained, 0.6);
-  EXPECT_GT(trained, untrained + 0.05);
+  testing::expect_learns_on_generated_mind<Npa>(
+      "npa", "name = 'npa'\nword_dim = 32\nfilters = 32\nuser_dim = 16\nattention_hidden = 16\nhistory = 10\n", 300, 0.01);
 }
 
 }  // namespace

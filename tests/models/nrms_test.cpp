@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 
 #include "model_fixtures.h"
@@ -221,24 +220,8 @@ TEST(Nrms, EncoderRebuiltFromItsStateGivesTheSameVectors) {
 }
 
 TEST(Nrms, LearnsOnGeneratedMind) {
-  const auto start = std::chrono::steady_clock::now();
-  data::MindGeneratorOptions generator;
-  generator.users = 1000;
-  generator.news = 3000;
-  const data::NewsData mind = testing::generated_mind(generator, testing::news_test_folder("nrms"), 12);
-  const std::string toml =
-      "name = 'nrms'\nword_dim = 32\nheads = 4\nhead_dim = 8\nattention_hidden = 32\nhistory = 10\nnpratio = 4\n";
-  auto model = make_news_model<Nrms>(toml, mind.dataset, mind.split);
-  const data::ImpressionSplit& impressions = *mind.split.impressions;
-  const double untrained = testing::mean_auc(*model, impressions.test, impressions.test_history);
-  const auto rows = testing::impression_rows(impressions, 10, 4, 7);
-  testing::train_steps(*model, rows, 200, 32, 0.003, 3);
-  const double trained = testing::mean_auc(*model, impressions.test, impressions.test_history);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("nrms on generated MIND: %zu training rows, dev AUC %.3f untrained -> %.3f after 200 steps (%.1f s)\n",
-              rows.size(), untrained, trained, seconds);
-  EXPECT_GT(trained, 0.6);
-  EXPECT_GT(trained, untrained + 0.05);
+  testing::expect_learns_on_generated_mind<Nrms>(
+      "nrms", "name = 'nrms'\nword_dim = 32\nheads = 4\nhead_dim = 8\nattention_hidden = 32\nhistory = 10\n", 200, 0.003);
 }
 
 }  // namespace
