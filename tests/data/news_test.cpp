@@ -181,6 +181,22 @@ TEST_F(NewsData, ImpressionSamplerPairsEachClickWithUnclickedNewsOfItsImpression
   EXPECT_EQ(first_negatives, (std::set<int64_t>{4, 5}));  // epochs draw anew
 }
 
+TEST_F(NewsData, WordVectorsGivenInTheOptionsInitialiseTheWordsTheyHave) {
+  MindOptions options = write_folders();
+  options.word_vectors = write("glove.txt", "stocks 0.5 -1\nnosuchword 1 1\nlakers 2 3\n");
+  const data::NewsData loaded = load_mind(options);
+  const PretrainedEmbedding& pretrained = loaded.dataset.news->pretrained;
+  const Vocabulary& words = loaded.dataset.news->words;
+  EXPECT_EQ(pretrained.dimension, 2);
+  EXPECT_EQ(pretrained.found_count, 2);
+  const int32_t stocks = words.index("stocks");
+  EXPECT_EQ(pretrained.found[stocks], 1);
+  EXPECT_EQ(pretrained.values[stocks * 2 + 1], -1.0f);
+  EXPECT_EQ(pretrained.found[words.index("storm")], 0);  // learnt from scratch
+  options.word_vectors = write("bad.txt", "stocks 0.5 -1\nlakers 2\n");
+  EXPECT_NE(error_of([&] { load_mind(options); }).find("bad.txt:2:"), std::string::npos);
+}
+
 TEST_F(NewsData, VocabulariesRoundTripThroughTheExportsJson) {
   const data::NewsData loaded = load_mind(write_folders());
   const NewsContent& news = *loaded.dataset.news;
