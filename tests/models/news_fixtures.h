@@ -155,6 +155,16 @@ inline std::vector<ImpressionRow> impression_rows(const data::ImpressionSplit& i
   return rows;
 }
 
+// Three impression rows over the tiny news of tiny_news (ids + 1): histories (the last row has none) and a click
+// with two unclicked candidates each.
+inline TensorBatch tiny_impression_batch() {
+  TensorBatch batch;
+  batch.users = torch::tensor({0, 1, 2}, torch::kLong);
+  batch.input = torch::tensor({{0, 1, 3}, {2, 4, 6}, {0, 0, 0}}, torch::kLong);
+  batch.candidates = torch::tensor({{3, 5, 2}, {1, 2, 3}, {6, 5, 4}}, torch::kLong);
+  return batch;
+}
+
 // rows[first, first + count) as a training batch, histories right-aligned to the batch's longest (at least 1).
 inline TensorBatch impression_batch(const std::vector<ImpressionRow>& rows, size_t first, size_t count) {
   int64_t length = 1;

@@ -38,14 +38,6 @@ std::unique_ptr<Npa> tiny_model(const testing::TinyNews& data, const std::string
   return model;
 }
 
-TensorBatch tiny_batch() {
-  TensorBatch batch;
-  batch.users = torch::tensor({0, 1, 2}, torch::kLong);
-  batch.input = torch::tensor({{0, 1, 3}, {2, 4, 6}, {0, 0, 0}}, torch::kLong);  // the last row: no history
-  batch.candidates = torch::tensor({{3, 5, 2}, {1, 2, 3}, {6, 5, 4}}, torch::kLong);
-  return batch;
-}
-
 TEST(Npa, ConfigErrorsNameTheKey) {
   EXPECT_NE(testing::creation_error<Npa>("name = 'npa'\nwindow = 2\n").find("key 'window'"), std::string::npos);
   EXPECT_NE(testing::creation_error<Npa>("name = 'npa'\nfilters = 0\n").find("key 'filters'"), std::string::npos);
@@ -195,7 +187,7 @@ TEST(Npa, LossGradientMatchesFiniteDifferences) {
     auto data = tiny();
     auto model = tiny_model(data, extra);
     model->module().to(torch::kDouble);
-    const double error = testing::parameter_gradient_error(*model, tiny_batch());
+    const double error = testing::parameter_gradient_error(*model, testing::tiny_impression_batch());
     EXPECT_LT(error, 1e-6) << extra;
   }
 }
@@ -203,7 +195,7 @@ TEST(Npa, LossGradientMatchesFiniteDifferences) {
 TEST(Npa, LossIsTheCrossEntropyOfTheClickWithEachRowReadByItsUser) {
   auto data = tiny();
   auto model = tiny_model(data);
-  const TensorBatch batch = tiny_batch();
+  const TensorBatch batch = testing::tiny_impression_batch();
   const double loss = model->loss(batch).total.item<double>();
   torch::NoGradGuard no_grad;
   auto& network = *model->network();

@@ -29,14 +29,6 @@ testing::TinyNews tiny() {
                    4, {0, 1, 2});
 }
 
-TensorBatch tiny_batch() {
-  TensorBatch batch;
-  batch.users = torch::tensor({0, 1, 2}, torch::kLong);
-  batch.input = torch::tensor({{0, 1, 3}, {2, 4, 6}, {0, 0, 0}}, torch::kLong);  // the last row: no history
-  batch.candidates = torch::tensor({{3, 5, 2}, {1, 2, 3}, {6, 5, 4}}, torch::kLong);
-  return batch;
-}
-
 TEST(Nrms, ConfigErrorsNameTheKey) {
   EXPECT_NE(testing::creation_error<Nrms>("name = 'nrms'\ndropout = 1.0\n").find("key 'dropout'"), std::string::npos);
   EXPECT_NE(testing::creation_error<Nrms>("name = 'nrms'\nheads = 0\n").find("key 'heads'"), std::string::npos);
@@ -60,7 +52,7 @@ TEST(Nrms, SamplerOptionsAskForImpressionBatches) {
 TEST(Nrms, LossIsTheCrossEntropyOfTheClickAmongItsCandidates) {
   auto data = tiny();
   auto model = make_news_model<Nrms>(std::string(kTiny), data.dataset, data.split);
-  const TensorBatch batch = tiny_batch();
+  const TensorBatch batch = testing::tiny_impression_batch();
   auto parts = model->loss(batch);
   ASSERT_EQ(parts.parts.size(), 1u);
   EXPECT_EQ(parts.parts[0].first, "ce");
@@ -118,7 +110,7 @@ TEST(Nrms, AllPaddingTitlesAndEmptyHistoriesAreFiniteZeros) {
   EXPECT_GT(vectors[0].abs().sum().item<float>(), 0.0f);
   // A batch row without history trains without NaN in any gradient.
   model->module().train();
-  model->loss(tiny_batch()).total.backward();
+  model->loss(testing::tiny_impression_batch()).total.backward();
   for (const auto& parameter : model->module().parameters())
     EXPECT_TRUE(torch::isfinite(parameter.grad()).all().item<bool>());
 }
@@ -174,7 +166,7 @@ TEST(Nrms, LossGradientMatchesFiniteDifferences) {
     if (std::string(categories) == "true") toml += "category_dim = 3\n";
     auto model = make_news_model<Nrms>(toml, data.dataset, data.split);
     model->module().to(torch::kDouble);
-    const double error = testing::parameter_gradient_error(*model, tiny_batch());
+    const double error = testing::parameter_gradient_error(*model, testing::tiny_impression_batch());
     EXPECT_LT(error, 1e-6) << "categories = " << categories;
   }
 }
