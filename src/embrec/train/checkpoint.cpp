@@ -85,7 +85,7 @@ void load_module(torch::nn::Module& module, const std::string& path) {
 }
 
 void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const TrainerState& state,
-                     const std::string& path) {
+                     const std::string& path, torch::optim::Optimizer* pretrain_optimizer) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   module.save(model_archive);
@@ -95,6 +95,11 @@ void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimiz
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
+  if (pretrain_optimizer) {
+    torch::serialize::OutputArchive optimizer_archive;
+    pretrain_optimizer->save(optimizer_archive);
+    archive.write("pretrain_optimizer", optimizer_archive);
+  }
   archive.write("next_epoch", torch::tensor(state.next_epoch));
   archive.write("best_value", torch::full({}, state.best_value, torch::TensorOptions().dtype(torch::kFloat64)));
   archive.write("best_epoch", torch::tensor(state.best_epoch));
@@ -102,10 +107,14 @@ void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimiz
   archive.write("finished", torch::tensor(static_cast<int64_t>(state.finished)));
   archive.write("stopped_early", torch::tensor(static_cast<int64_t>(state.stopped_early)));
   archive.write("train_seconds", torch::full({}, state.train_seconds, torch::TensorOptions().dtype(torch::kFloat64)));
+  archive.write("pretrain_next_epoch", torch::tensor(state.pretrain_next_epoch));
+  archive.write("pretrain_seconds",
+                torch::full({}, state.pretrain_seconds, torch::TensorOptions().dtype(torch::kFloat64)));
   save_atomically(archive, path);
 }
 
-TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path) {
+TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path,
+                             torch::optim::Optimizer* pretrain_optimizer) {
   TrainerState state;
   const std::string payload = models::read_checkpoint_archive(path);
   try {
@@ -117,6 +126,10 @@ TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer*
     if (optimizer) {
       torch::serialize::InputArchive optimizer_archive;
       if (archive.try_read("optimizer", optimizer_archive)) optimizer->load(optimizer_archive);
+    }
+    if (pretrain_optimizer) {
+      torch::serialize::InputArchive optimizer_archive;
+      if (archive.try_read("pretrain_optimizer", optimizer_archive)) pretrain_optimizer->load(optimizer_archive);
     }
     // A fresh tensor per read: InputArchive::read into a defined tensor keeps that tensor's dtype.
     auto read = [&](const char* key) {
@@ -131,6 +144,11 @@ TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer*
     state.finished = read("finished").item<int64_t>() != 0;
     state.stopped_early = read("stopped_early").item<int64_t>() != 0;
     state.train_seconds = read("train_seconds").item<double>();
+    // Absent from checkpoints written before pre-training stages existed: no stage, nothing done.
+    torch::Tensor value;
+    if (archive.try_read("pretrain_next_epoch", value)) state.pretrain_next_epoch = value.item<int64_t>();
+    torch::Tensor seconds;
+    if (archive.try_read("pretrain_seconds", seconds)) state.pretrain_seconds = seconds.item<double>();
   } catch (const std::exception& error) {
     fail("{}: cannot load checkpoint: {}", path, torch_reason(error));
   }

@@ -22,6 +22,10 @@ struct TrainerState {
   bool finished = false;
   bool stopped_early = false;
   double train_seconds = 0.0;
+  // Models with a pre-training stage ([pretrain], models/pretrain.h): its epochs completed and their time. Training
+  // epochs start once pretrain_next_epoch reaches the schedule's epochs.
+  int64_t pretrain_next_epoch = 0;
+  double pretrain_seconds = 0.0;
 };
 
 void save_module(torch::nn::Module& module, const std::string& path);
@@ -31,10 +35,12 @@ std::string module_checkpoint_bytes(torch::nn::Module& module);
 void load_module(torch::nn::Module& module, const std::string& path);
 
 // `optimizer` may be null (count-based models have none); a checkpoint without one loads into any optimiser
-// unchanged.
+// unchanged. `pretrain_optimizer`: the pre-training stage's own optimiser, saved while that stage is under way
+// (null otherwise), and loaded when the checkpoint holds one.
 void save_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const TrainerState& state,
-                     const std::string& path);
-TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path);
+                     const std::string& path, torch::optim::Optimizer* pretrain_optimizer = nullptr);
+TrainerState load_checkpoint(torch::nn::Module& module, torch::optim::Optimizer* optimizer, const std::string& path,
+                             torch::optim::Optimizer* pretrain_optimizer = nullptr);
 
 // Empty when a run begun with the resolved config `saved` may go on under `current`; else what differs. [train]
 // threads changes speed, not the run; a key only `current` has is an option added since the run began, whose

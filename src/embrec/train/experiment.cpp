@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "embrec/index/item_index.h"
+#include "embrec/models/pretrain.h"
 #include "embrec/util/error.h"
 
 namespace embrec::train {
@@ -79,6 +80,29 @@ std::string resolved_toml(const ConfigTable& root, const data::DataConfig& data_
   return text.str();
 }
 
+// [pretrain]: read by the reader the model registered for it (its schedule and objective keys, defaults applied
+// when the table is absent), and handed to the model once it is built. A model without a pre-training stage
+// refuses the table.
+models::ModelBuilder with_pretrain_stage(ConfigTable& root, models::ModelBuilder build_model) {
+  const std::string model_name = root.sub("model").require_string("name");
+  const models::PretrainReader* reader = models::find_pretrain_reader(model_name);
+  if (!reader) {
+    if (root.has("pretrain")) {
+      std::string known;
+      for (const std::string& name : models::pretrain_model_names()) known += (known.empty() ? "" : ", ") + name;
+      fail("{}: [pretrain] applies only to models with a pre-training stage ({}); model '{}' has none",
+           root.origin("pretrain"), known, model_name);
+    }
+    return build_model;
+  }
+  models::PretrainApply apply = (*reader)(root.sub("pretrain"));
+  return [build_model = std::move(build_model), apply = std::move(apply)](const models::ModelContext& context) {
+    std::unique_ptr<models::Model> model = build_model(context);
+    apply(*model);
+    return model;
+  };
+}
+
 }  // namespace
 
 CheckedConfig check_config(ConfigTable& root) {
@@ -92,7 +116,7 @@ CheckedConfig check_config(ConfigTable& root) {
     root.sub("eval").fail_key("index_metric", fmt::format(": {}", error.what()));
   }
   if (!root.has("model")) fail("{}: missing [model] table (with name = \"sasrec\", \"pop\", ...)", root.source());
-  checked.build_model = models::configure_model(root.sub("model"));
+  checked.build_model = with_pretrain_stage(root, models::configure_model(root.sub("model")));
   root.finish();
   return checked;
 }

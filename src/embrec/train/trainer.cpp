@@ -1,5 +1,6 @@
 // The training loop as a short train() over named steps, as RecBole's Trainer.fit has it: prepare the run folder,
-// fit, the epochs (run_epoch, validate_and_keep_best, a checkpoint each), then the results of the best model.
+// fit, the pre-training stage of a model that has one (pretrain), the epochs (run_epoch, validate_and_keep_best, a
+// checkpoint each), then the results of the best model.
 #include "embrec/train/trainer.h"
 
 #include <fmt/format.h>
@@ -10,7 +11,9 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <numeric>
 #include <optional>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "embrec/eval/impression_metrics.h"
 #include "embrec/eval/metrics.h"
 #include "embrec/models/evaluate.h"
+#include "embrec/models/pretrain.h"
 #include "embrec/train/checkpoint.h"
 #include "embrec/train/run_folder.h"
 #include "embrec/train/world.h"
@@ -37,8 +41,9 @@ struct RunFiles {
         config(run_dir + "/config.toml"),
         checkpoint(run_dir + "/checkpoint.pt"),
         best(run_dir + "/best.pt"),
-        metrics(run_dir + "/metrics.jsonl") {}
-  std::string dir, config, checkpoint, best, metrics;
+        metrics(run_dir + "/metrics.jsonl"),
+        pretrain(run_dir + "/pretrain.jsonl") {}
+  std::string dir, config, checkpoint, best, metrics, pretrain;
 };
 
 // Loss parts by name ("sr", "clust", ...) as numbers.
@@ -115,6 +120,65 @@ data::SamplerOptions sampler_defaults(const TrainConfig& config) {
   defaults.length_bucketing = config.length_bucketing;
   defaults.seed = static_cast<uint64_t>(config.seed);
   return defaults;
+}
+
+// The batches of one epoch of either stage: step(b, stop) takes the optimiser step on batch b (nullopt when the job
+// stops there); the epoch's loss is the mean over its sequences (over every rank's share), shown under `label`.
+// nullopt when stop_requested (when set) stopped it before its end.
+std::optional<EpochLoss> run_batches(const std::string& label, int64_t batches, World& world,
+                                     const std::function<bool()>& stop_requested,
+                                     const std::function<std::optional<BatchLoss>(int64_t, bool)>& step) {
+  Progress progress(label, batches, "seq");
+  NamedValues sums;
+  double total_sum = 0.0;
+  int64_t sequences = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    const bool stop = stop_requested && stop_requested();
+    if (stop && world.size() == 1) return std::nullopt;  // a job's ranks stop together, in the step
+    const std::optional<BatchLoss> loss = step(b, stop);
+    if (!loss) return std::nullopt;
+    total_sum += loss->total * loss->sequences;
+    if (sums.size() != loss->parts.size() && !loss->parts.empty()) {
+      sums.clear();
+      for (const auto& [name, value] : loss->parts) sums.emplace_back(name, 0.0);
+    }
+    for (size_t p = 0; p < loss->parts.size(); ++p) sums[p].second += loss->parts[p].second * loss->sequences;
+    sequences += loss->sequences;
+    progress.advance(1, loss->sequences, fmt::format("loss {:.4f}", total_sum / std::max<int64_t>(1, sequences)));
+  }
+  if (world.size() > 1) {  // the epoch's loss over every rank's share
+    std::vector<double> values = {total_sum, static_cast<double>(sequences)};
+    for (const auto& [name, sum] : sums) values.push_back(sum);
+    values = world.sum(values);
+    total_sum = values[0];
+    sequences = static_cast<int64_t>(values[1]);
+    for (size_t p = 0; p < sums.size(); ++p) sums[p].second = values[2 + p];
+  }
+  EpochLoss epoch_loss;
+  epoch_loss.total = total_sum / std::max<int64_t>(1, sequences);
+  for (const auto& [name, sum] : sums) epoch_loss.parts.emplace_back(name, sum / std::max<int64_t>(1, sequences));
+  epoch_loss.sequences = sequences;
+  epoch_loss.seconds = progress.elapsed_seconds();
+  progress.finish(fmt::format("loss {:.4f}", epoch_loss.total));
+  return epoch_loss;
+}
+
+// The optimiser step on a batch's loss (gradients zeroed before the loss was computed), over `sequences` rows of
+// this rank; stops on a loss that is not finite (NaN, inf), naming `where` (the epoch and batch): the checkpoint of
+// the last finished epoch stays as it is. nullopt, with no step, when a rank of the job asked to stop.
+std::optional<BatchLoss> take_step(models::LossParts loss, int64_t sequences, bool stop, const std::string& where,
+                                   torch::nn::Module& module, torch::optim::Optimizer& optimizer, World& world,
+                                   const RunFiles& files) {
+  BatchLoss out;
+  out.sequences = sequences;
+  out.total = loss.total.item<double>();
+  if (!std::isfinite(out.total))
+    fail("{}: loss is {}; training stopped, the last good checkpoint is kept in {}", where, out.total, files.dir);
+  loss.total.backward();
+  for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
+  if (!world.reduce_gradients(module, out.sequences, stop)) return std::nullopt;
+  optimizer.step();
+  return out;
 }
 
 // The epochs of a trainable model, from state.next_epoch on: each is run_epoch (RecBole's _train_epoch), at an
@@ -198,39 +262,8 @@ class EpochLoop {
     model_.begin_epoch(epoch);
     module_.train();
     const int64_t batches = begin_batches(epoch);
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), batches, "seq");
-    NamedValues sums;
-    double total_sum = 0.0;
-    int64_t sequences = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      const bool stop = stop_requested && stop_requested();
-      if (stop && world_.size() == 1) return std::nullopt;  // a job's ranks stop together, in train_batch
-      const std::optional<BatchLoss> loss = train_batch(epoch, b, stop);
-      if (!loss) return std::nullopt;
-      total_sum += loss->total * loss->sequences;
-      if (sums.size() != loss->parts.size() && !loss->parts.empty()) {
-        sums.clear();
-        for (const auto& [name, value] : loss->parts) sums.emplace_back(name, 0.0);
-      }
-      for (size_t p = 0; p < loss->parts.size(); ++p) sums[p].second += loss->parts[p].second * loss->sequences;
-      sequences += loss->sequences;
-      progress.advance(1, loss->sequences, fmt::format("loss {:.4f}", total_sum / std::max<int64_t>(1, sequences)));
-    }
-    if (world_.size() > 1) {  // the epoch's loss over every rank's share
-      std::vector<double> values = {total_sum, static_cast<double>(sequences)};
-      for (const auto& [name, sum] : sums) values.push_back(sum);
-      values = world_.sum(values);
-      total_sum = values[0];
-      sequences = static_cast<int64_t>(values[1]);
-      for (size_t p = 0; p < sums.size(); ++p) sums[p].second = values[2 + p];
-    }
-    EpochLoss epoch_loss;
-    epoch_loss.total = total_sum / std::max<int64_t>(1, sequences);
-    for (const auto& [name, sum] : sums) epoch_loss.parts.emplace_back(name, sum / std::max<int64_t>(1, sequences));
-    epoch_loss.sequences = sequences;
-    epoch_loss.seconds = progress.elapsed_seconds();
-    progress.finish(fmt::format("loss {:.4f}", epoch_loss.total));
-    return epoch_loss;
+    return run_batches(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), batches, world_, stop_requested,
+                       [&](int64_t b, bool stop) { return train_batch(epoch, b, stop); });
   }
 
   // Lays out the epoch's batches (a plan of users, or the session-parallel time steps); returns their number.
@@ -273,17 +306,8 @@ class EpochLoop {
       tensors.first_row = first_row;
       tensors.gather = [this](const torch::Tensor& local) { return world_.gather(local); };
     }
-    models::LossParts loss = model_.loss(tensors);
-    out.total = loss.total.item<double>();
-    if (!std::isfinite(out.total)) {
-      fail("epoch {} batch {}: loss is {}; training stopped, the last good checkpoint is kept in {}", epoch + 1,
-           batch_index + 1, out.total, files_.dir);
-    }
-    loss.total.backward();
-    for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
-    if (!world_.reduce_gradients(module_, out.sequences, stop)) return std::nullopt;
-    optimizer_.step();
-    return out;
+    return take_step(model_.loss(tensors), out.sequences, stop,
+                     fmt::format("epoch {} batch {}", epoch + 1, batch_index + 1), module_, optimizer_, world_, files_);
   }
 
   // At an evaluation point (every eval_every epochs, and the last): validates, keeps best.pt for the best epoch so
@@ -341,6 +365,66 @@ class EpochLoop {
   data::SequenceBatch batch_;  // refilled for every batch; to_tensors borrows its buffers
 };
 
+// The pre-training stage of a model that has one (models/pretrain.h), from state.pretrain_next_epoch on: each epoch
+// its samples shuffled by (seed, epoch) in batches of the schedule's size, one step of its own optimiser on each
+// batch's pretrain_loss (a rank takes its share of every batch), then a pretrain.jsonl line and checkpoint.pt with
+// that optimiser (so --resume continues it; the training optimiser is saved untouched beside it). No validation or
+// early stopping: the S3-Rec paper and code pre-train for a fixed number of epochs. Returns the epochs it ran, or
+// nullopt when stopped before the stage's end (stop_after_epochs of them, or stop_requested).
+std::optional<int64_t> pretrain(Experiment& experiment, models::Pretrainable& stage, torch::nn::Module& module,
+                                torch::optim::Optimizer& optimizer, torch::optim::Optimizer& train_optimizer,
+                                const RunFiles& files, TrainerState& state, World& world, int64_t stop_after_epochs,
+                                const std::function<bool()>& stop_requested) {
+  const TrainConfig& config = experiment.train_config;
+  const models::PretrainSchedule& schedule = stage.pretrain_schedule();
+  if (state.pretrain_next_epoch >= schedule.epochs) return 0;
+  const int64_t samples = stage.pretrain_sample_count();
+  if (samples == 0) fail("model '{}' has no samples to pre-train on", experiment.model->name());
+  // Streams of their own, apart from the training epochs' (which draw from seed * 1000003 + epoch).
+  const uint64_t seed = static_cast<uint64_t>(config.seed) * 1000003ULL + 0x5EED5EEDULL;
+  std::vector<int32_t> order(static_cast<size_t>(samples)), share;
+  int64_t epochs_run = 0;
+  for (; state.pretrain_next_epoch < schedule.epochs; ++epochs_run) {
+    if (stop_after_epochs >= 0 && epochs_run >= stop_after_epochs) return std::nullopt;
+    const int64_t epoch = state.pretrain_next_epoch;
+    torch::manual_seed(seed + static_cast<uint64_t>(epoch) + static_cast<uint64_t>(world.rank()) * 7919ULL);
+    module.train();
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 random(seed + static_cast<uint64_t>(epoch));
+    std::shuffle(order.begin(), order.end(), random);
+    const int64_t batches = (samples + schedule.batch_size - 1) / schedule.batch_size;
+    const std::optional<EpochLoss> loss = run_batches(
+        fmt::format("pretrain {}/{}", epoch + 1, schedule.epochs), batches, world, stop_requested,
+        [&](int64_t b, bool stop) -> std::optional<BatchLoss> {
+          const int64_t first = b * schedule.batch_size, size = std::min(schedule.batch_size, samples - first);
+          if (size < world.size()) return BatchLoss{};  // as in training: every rank must hold rows, or none does
+          const auto [begin, end] = world.share(size);
+          share.assign(order.begin() + first + begin, order.begin() + first + end);
+          optimizer.zero_grad();
+          return take_step(stage.pretrain_loss(share, epoch), end - begin, stop,
+                           fmt::format("pre-training epoch {} batch {}", epoch + 1, b + 1), module, optimizer, world,
+                           files);
+        });
+    if (!loss) {
+      spdlog::info("stopped during pre-training epoch {}: {} keeps the epochs before it", epoch + 1, files.checkpoint);
+      return std::nullopt;
+    }
+    state.pretrain_next_epoch = epoch + 1;
+    state.pretrain_seconds += loss->seconds;
+    if (world.is_main()) {
+      spdlog::info("pre-training epoch {}: {} ({:.1f}s)", epoch + 1, format_parts(loss->parts), loss->seconds);
+      nlohmann::json line = {
+          {"epoch", epoch + 1}, {"seconds", loss->seconds}, {"loss", loss->total}, {"samples", loss->sequences}};
+      for (const auto& [name, value] : loss->parts) line["parts"][name] = value;
+      append_line(files.pretrain, line.dump());
+      save_checkpoint(module, &train_optimizer, state, files.checkpoint, &optimizer);
+    }
+  }
+  // What a resumed run starts training with: no gradients left over from the stage (Adam skips such parameters).
+  for (torch::Tensor& parameter : module.parameters()) parameter.mutable_grad() = torch::Tensor();
+  return epochs_run;
+}
+
 // Count-based models: what fit() learned is the model, kept as a finished checkpoint.pt and as best.pt.
 void keep_fitted_model(torch::nn::Module& module, double fit_seconds, const RunFiles& files, TrainerState& state) {
   state.train_seconds = fit_seconds;
@@ -377,6 +461,10 @@ void write_results(Experiment& experiment, torch::nn::Module& module, const RunF
                             {"valid", summary.valid.to_json()},
                             {"test", summary.test.to_json()}};
   if (!summary.cold.groups.empty()) results["cold"] = summary.cold.to_json();
+  if (summary.pretrain_epochs_run > 0) {
+    results["pretrain_epochs"] = summary.pretrain_epochs_run;
+    results["pretrain_seconds"] = summary.pretrain_seconds;
+  }
   write_file_atomic(files.dir + "/results.json", results.dump(2) + "\n");
   if (model.cluster_count() > 0)
     write_cluster_report(model, split, experiment.train_config.head_share, experiment.data.dataset.name, files.dir);
@@ -407,17 +495,40 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   torch::nn::Module& module = model.module();
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (model.trainable()) optimizer = make_optimizer(module, config);
+  // The pre-training stage's own Adam ([pretrain] learning_rate and weight_decay, [train] betas).
+  models::Pretrainable* stage = model.trainable() ? models::pretrain_stage(model) : nullptr;
+  std::unique_ptr<torch::optim::Optimizer> pretrain_optimizer;
+  if (stage) {
+    TrainConfig pretrain_config = config;
+    pretrain_config.optimizer = OptimizerKind::Adam;
+    pretrain_config.learning_rate = stage->pretrain_schedule().learning_rate;
+    pretrain_config.weight_decay = stage->pretrain_schedule().weight_decay;
+    pretrain_optimizer = make_optimizer(module, pretrain_config);
+  }
   TrainerState state;
   if (options.resume) {
-    state = load_checkpoint(module, optimizer.get(), files.checkpoint);
-    spdlog::info("resuming {} after epoch {} (best {} = {:.4f} at epoch {})", files.dir, state.next_epoch,
-                 experiment.eval_config.select, state.best_value, state.best_epoch);
+    state = load_checkpoint(module, optimizer.get(), files.checkpoint, pretrain_optimizer.get());
+    if (stage && state.pretrain_next_epoch < stage->pretrain_schedule().epochs)
+      spdlog::info("resuming {} after pre-training epoch {}", files.dir, state.pretrain_next_epoch);
+    else
+      spdlog::info("resuming {} after epoch {} (best {} = {:.4f} at epoch {})", files.dir, state.next_epoch,
+                   experiment.eval_config.select, state.best_value, state.best_epoch);
   }
   TrainSummary summary;
   if (model.trainable() && !state.finished) {
     world.broadcast(module);  // identical start on every rank, whatever each initialised
-    EpochLoop epochs(experiment, module, *optimizer, files, valid_task, world);
-    summary.interrupted = !epochs.run(state, options.stop_after_epochs, options.stop_requested);
+    int64_t stop_after_epochs = options.stop_after_epochs;
+    if (stage) {
+      const std::optional<int64_t> pretrained =
+          pretrain(experiment, *stage, module, *pretrain_optimizer, *optimizer, files, state, world, stop_after_epochs,
+                   options.stop_requested);
+      if (pretrained && stop_after_epochs >= 0) stop_after_epochs -= *pretrained;
+      summary.interrupted = !pretrained;
+    }
+    if (!summary.interrupted) {
+      EpochLoop epochs(experiment, module, *optimizer, files, valid_task, world);
+      summary.interrupted = !epochs.run(state, stop_after_epochs, options.stop_requested);
+    }
   } else if (!model.trainable() && world.is_main()) {
     keep_fitted_model(module, fit_seconds, files, state);
   }
@@ -425,6 +536,8 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   summary.best_epoch = state.best_epoch;
   summary.stopped_early = state.stopped_early;
   summary.train_seconds = state.train_seconds;
+  summary.pretrain_epochs_run = state.pretrain_next_epoch;
+  summary.pretrain_seconds = state.pretrain_seconds;
   if (!summary.interrupted && world.is_main())
     write_results(experiment, module, files, valid_task, fit_seconds, summary);
   return summary;

@@ -16,7 +16,8 @@ class World;
 struct TrainOptions {
   std::string run_dir;
   bool resume = false;
-  // For tests of --resume: stop (as if killed) after this many epochs of this call; -1 = no limit.
+  // For tests of --resume: stop (as if killed) after this many epochs of this call, pre-training epochs counted
+  // first; -1 = no limit.
   int64_t stop_after_epochs = -1;
   // Asked before every batch (Ctrl-C in the CLI and the Python module): when it returns true, training stops there.
   // The epoch under way is dropped; checkpoint.pt still holds the last finished one, so --resume continues from it.
@@ -36,11 +37,15 @@ struct TrainSummary {
   bool stopped_early = false;
   bool interrupted = false;  // stopped before the end (stop_after_epochs, stop_requested); no results then
   double train_seconds = 0.0;
+  int64_t pretrain_epochs_run = 0;  // models with a pre-training stage ([pretrain]): its epochs and their time
+  double pretrain_seconds = 0.0;
 };
 
 // Trains (or fits) the model into run_dir, then evaluates the best checkpoint on valid and test, writes
 // results.json and returns the results. run_dir holds: config.toml, checkpoint.pt (latest), best.pt,
-// metrics.jsonl (one line per epoch), results.json; for models with clusters also clusters.json and clusters.svg.
+// metrics.jsonl (one line per epoch), results.json; for models with clusters also clusters.json and clusters.svg;
+// for models with a pre-training stage pretrain.jsonl (one line per pre-training epoch, run before the training
+// epochs; checkpoint.pt holds its progress, so --resume continues it or, when it finished, skips it).
 TrainSummary train(Experiment& experiment, const TrainOptions& options);
 
 }  // namespace embrec::train
