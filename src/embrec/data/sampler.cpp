@@ -9,18 +9,9 @@
 #include <unordered_set>
 
 #include "embrec/util/error.h"
+#include "embrec/util/seed.h"
 
 namespace embrec::data {
-
-namespace {
-uint64_t mix(uint64_t seed, uint64_t a, uint64_t b = 0) {
-  // splitmix64 of the combined words: independent streams per (seed, epoch, batch).
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (a + 1) + 0xBF58476D1CE4E5B9ULL * (b + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-}  // namespace
 
 PopularitySampler::PopularitySampler(const Sequences& train, int32_t item_count, double alpha) {
   if (item_count <= 0) fail("sampler: no items to draw negatives from");
@@ -72,8 +63,9 @@ void draw_shared_negatives(const PopularitySampler& sampler, const SamplerOption
                            int64_t batch_index, SequenceBatch& out) {
   out.shared_negative.clear();
   if (options.shared_negatives > 0)
-    sampler.draw(mix(options.seed ^ 0x5A5A5A5AULL, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)),
-                 options.shared_negatives, out.shared_negative);
+    sampler.draw(
+        mix_seed(options.seed ^ 0x5A5A5A5AULL, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)),
+        options.shared_negatives, out.shared_negative);
 }
 }  // namespace
 
@@ -89,7 +81,7 @@ SequenceSampler::SequenceSampler(const Sequences& train, int32_t item_count, con
 }
 
 std::vector<std::vector<int32_t>> SequenceSampler::epoch_plan(int64_t epoch) const {
-  std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch)));
+  std::mt19937_64 random(mix_seed(options_.seed, static_cast<uint64_t>(epoch)));
   std::vector<int32_t> order = users_;
   std::shuffle(order.begin(), order.end(), random);
   const size_t batch = static_cast<size_t>(options_.batch_size);
@@ -139,7 +131,7 @@ void SequenceSampler::fill(const std::vector<int32_t>& users, int64_t epoch, int
   }
   out.reset.clear();
   draw_shared_negatives(negatives_, options_, epoch, batch_index, out);
-  std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index) + 1));
+  std::mt19937_64 random(mix_seed(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index) + 1));
   std::uniform_int_distribution<int32_t> any_item(0, item_count_ - 1);
   std::unordered_set<int32_t> seen;
   for (int32_t row = 0; row < out.size; ++row) {
@@ -185,7 +177,7 @@ SessionParallelSampler::SessionParallelSampler(const Sequences& train, int32_t i
 
 int64_t SessionParallelSampler::begin_epoch(int64_t epoch) {
   epoch_ = epoch;
-  std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch)));
+  std::mt19937_64 random(mix_seed(options_.seed, static_cast<uint64_t>(epoch)));
   std::vector<int32_t> queue = users_;
   std::shuffle(queue.begin(), queue.end(), random);
   const size_t slots = static_cast<size_t>(options_.batch_size);
@@ -280,7 +272,7 @@ ImpressionSampler::ImpressionSampler(const ImpressionSet& impressions, const Seq
 }
 
 std::vector<std::vector<int32_t>> ImpressionSampler::epoch_plan(int64_t epoch) const {
-  std::mt19937_64 random(mix(options_.seed, static_cast<uint64_t>(epoch)));
+  std::mt19937_64 random(mix_seed(options_.seed, static_cast<uint64_t>(epoch)));
   std::vector<int32_t> order(impression_.size());
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), random);
@@ -316,7 +308,8 @@ void ImpressionSampler::fill(const std::vector<int32_t>& samples, int64_t epoch,
     unclicked.clear();
     for (int64_t c = begin; c < end; ++c)
       if (impressions_.labels[c] != 1) unclicked.push_back(impressions_.candidates[c]);
-    std::mt19937_64 random(mix(options_.seed ^ 0x1A2B3C4DULL, static_cast<uint64_t>(epoch), static_cast<uint64_t>(sample)));
+    std::mt19937_64 random(
+        mix_seed(options_.seed ^ 0x1A2B3C4DULL, static_cast<uint64_t>(epoch), static_cast<uint64_t>(sample)));
     int64_t* row = out.candidates.data() + static_cast<size_t>(r) * width;
     row[0] = impressions_.candidates[begin + click_[sample]] + 1;
     // A partial Fisher-Yates over the unclicked, restarted each time they run out.

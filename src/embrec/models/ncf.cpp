@@ -15,6 +15,7 @@
 #include <random>
 
 #include "embrec/util/error.h"
+#include "embrec/util/seed.h"
 #include "embrec/util/files.h"
 
 namespace embrec::models {
@@ -23,13 +24,6 @@ namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
 
 namespace {
-// splitmix64 of the combined words: an independent negative stream per (seed, epoch, batch).
-uint64_t mix(uint64_t seed, uint64_t a, uint64_t b) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (a + 1) + 0xBF58476D1CE4E5B9ULL * (b + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 // score_block runs about this many (user, item) pairs through the tower at once: the widest workspace of the paper's
 // tower (32 floats a pair) is then 2 MiB, allocated once and reused, not a fresh [users x items x width] block.
@@ -153,7 +147,7 @@ torch::Tensor Ncf::sample_negatives(const torch::Tensor& users, int64_t epoch, i
   const int64_t user_count = static_cast<int64_t>(train_offsets_.size()) - 1;
   torch::Tensor negatives = torch::empty({count, config_.negatives}, torch::kLong);
   int64_t* out = negatives.data_ptr<int64_t>();
-  std::mt19937_64 random(mix(context_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)));
+  std::mt19937_64 random(mix_seed(context_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index)));
   std::uniform_int_distribution<int32_t> any_item(0, context_.item_count - 1);
   for (int64_t k = 0; k < count; ++k) {
     const int64_t u = user[k];
