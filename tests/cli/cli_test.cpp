@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "embrec/util/net.h"
 #include <cstdio>
@@ -266,6 +267,26 @@ TEST(Cli, TrainWithTwoLocalRanksKilledOneStopsTheJobAndItsCheckpointResumesInOne
   int epochs = 0;
   for (std::string line; std::getline(lines, line);) ++epochs;
   EXPECT_EQ(epochs, 3);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, AOneProcessCheckpointResumesInTwoLocalRanks) {
+  const std::string dir = temporary_folder("grow");
+  const std::string config = data_parallel_config(dir, 3);
+  const pid_t single = start("", "train --config " + config + " --out " + dir + "/run", dir + "/log");
+  ASSERT_TRUE(wait_until_exists(dir + "/run/checkpoint.pt", 120)) << read_text(dir + "/log");
+  ::kill(single, SIGKILL);
+  EXPECT_EQ(wait_for(single, 30), 128 + SIGKILL);
+  ASSERT_FALSE(fs::exists(dir + "/run/results.json"));
+
+  Outcome resumed = run("train --config " + config + " --out " + dir + "/run --resume --nproc 2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(fs::exists(dir + "/run/results.json"));
+  std::istringstream lines(read_text(dir + "/run/metrics.jsonl"));
+  std::vector<int> epochs;
+  for (std::string line; std::getline(lines, line);) epochs.push_back(nlohmann::json::parse(line).at("epoch").get<int>());
+  EXPECT_EQ(epochs, (std::vector<int>{1, 2, 3}));  // each epoch once: none lost, none repeated by the second rank
   fs::remove_all(dir);
 }
 

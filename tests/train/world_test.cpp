@@ -305,6 +305,12 @@ TEST(WorldTest, GatheredS4recLossEqualsOneProcessLossOnTheSameBatch) {
                                           "s4rec", 4);  // sr, clust, scl, ckd
 }
 
+TEST(WorldTest, GatheredDssrecLossEqualsOneProcessLossOnTheSameBatch) {
+  // The seq2seq loss's negatives and its confident pairs are chosen over the whole batch on every rank.
+  expect_gathered_loss_equals_one_process(std::string("name = \"dssrec\"\n") + kEncoderKeys + "intentions = 2",
+                                          "dssrec", 2);  // sr, seq2seq
+}
+
 TEST(WorldTest, GatheredInBatchSoftmaxEqualsOneProcessLossOnTheSameBatch) {
   // 160 pairs in softmaxes of at most 64: the chunks are drawn over the whole batch's pairs, whichever rank holds them.
   const std::string two_tower =
