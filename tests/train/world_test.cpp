@@ -317,6 +317,13 @@ TEST(WorldTest, GatheredInBatchSoftmaxEqualsOneProcessLossOnTheSameBatch) {
       "name = \"two_tower\"\ndim = 16\nembedding_dim = 16\nhidden = []\ntemperature = 0.2\nmax_pairs = 64\n";
   expect_gathered_loss_equals_one_process(two_tower + "logq = \"counts\"", "two_tower", 1);
   expect_gathered_loss_equals_one_process(two_tower + "logq = \"streaming\"\nssl_weight = 0.1", "two_tower_ssl", 2);
+  // GRU4Rec's sampled losses take the whole batch's distinct targets as negatives (a window of 3: each half of
+  // the batch holds only some of the 40 items; init_range 1: at the default start every score is ~0 and BPR-max
+  // does not depend on which negatives it sees).
+  expect_gathered_loss_equals_one_process(
+      "name = \"gru4rec\"\ndim = 16\nmax_length = 3\nbatching = \"padded\"\nloss = \"bpr_max\"\n"
+      "embedding_dropout = 0.0\nhidden_dropout = 0.0\ninit_range = 1.0",
+      "gru4rec", 1);
   expect_gathered_loss_equals_one_process(R"(name = "mf"
 loss = "softmax"
 similarity = "cosine"

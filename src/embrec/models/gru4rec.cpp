@@ -161,9 +161,10 @@ LossParts Gru4rec::loss(const TensorBatch& batch) {
     value = losses::softmax_cross_entropy(states, table.narrow(0, 1, context_.item_count), targets - 1,
                                           config_.softmax_chunk);
   } else {
-    // Negatives: the batch's distinct targets and the shared extra samples; a column holding a row's own target
+    // Negatives: the batch's distinct targets (of the whole batch in a data-parallel job: the output table is a
+    // parameter, so the ids are all a rank needs) and the shared extra samples; a column holding a row's own target
     // item is not a negative of that row.
-    auto columns = std::get<0>(torch::_unique(targets, /*sorted=*/false));
+    auto columns = std::get<0>(torch::_unique(gather_rows(batch.gather, targets).all, /*sorted=*/false));
     if (batch.shared_negative.defined()) columns = torch::cat({columns, batch.shared_negative});
     auto positive = (states * table.index_select(0, targets)).sum(1);
     auto negatives = torch::matmul(states, table.index_select(0, columns).t());
