@@ -44,6 +44,8 @@ void expect_resume_equals_uninterrupted(const std::string& model_text, const std
   TrainSummary interrupted = train(first_half, {resumed_dir, false, 2});
   EXPECT_TRUE(interrupted.interrupted);
   EXPECT_EQ(interrupted.epochs_run, 2);
+  // As if killed after epoch 3's log line but before its checkpoint: the resumed run logs epoch 3 once, anew.
+  append_line(resumed_dir + "/metrics.jsonl", R"({"epoch": 3, "loss": 123.0, "seconds": 1.0})");
   Experiment second_half = experiment_from(text);
   TrainSummary resumed = train(second_half, {resumed_dir, true, -1});
 

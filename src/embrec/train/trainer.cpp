@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
@@ -425,6 +427,28 @@ std::optional<int64_t> pretrain(Experiment& experiment, models::Pretrainable& st
   return epochs_run;
 }
 
+// A run killed between an epoch's log line and its checkpoint logged an epoch that the checkpoint does not hold;
+// the resumed run trains that epoch again, so its line (and any line after it, or a line cut short) goes first:
+// every epoch is logged once.
+void drop_lines_after_epoch(const std::string& path, int64_t last_epoch) {
+  if (!std::filesystem::exists(path)) return;
+  std::istringstream lines(read_file(path));
+  std::string kept;
+  int dropped = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (json.is_discarded() || !json.contains("epoch") || !json["epoch"].is_number_integer() ||
+        json["epoch"].get<int64_t>() > last_epoch) {
+      ++dropped;
+      continue;
+    }
+    kept += line + "\n";
+  }
+  if (dropped == 0) return;
+  write_file_atomic(path, kept);
+  spdlog::info("{}: dropped {} line(s) after epoch {}, which the checkpoint does not hold", path, dropped, last_epoch);
+}
+
 // Count-based models: what fit() learned is the model, kept as a finished checkpoint.pt and as best.pt.
 void keep_fitted_model(torch::nn::Module& module, double fit_seconds, const RunFiles& files, TrainerState& state) {
   state.train_seconds = fit_seconds;
@@ -508,6 +532,10 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   TrainerState state;
   if (options.resume) {
     state = load_checkpoint(module, optimizer.get(), files.checkpoint, pretrain_optimizer.get());
+    if (world.is_main()) {
+      drop_lines_after_epoch(files.metrics, state.next_epoch);
+      drop_lines_after_epoch(files.pretrain, state.pretrain_next_epoch);
+    }
     if (stage && state.pretrain_next_epoch < stage->pretrain_schedule().epochs)
       spdlog::info("resuming {} after pre-training epoch {}", files.dir, state.pretrain_next_epoch);
     else
