@@ -35,38 +35,8 @@ namespace embrec::cli {
 
 namespace fs = std::filesystem;
 
-// The demo's configuration, shipped in the binary (configs/sasrec-demo.toml holds the same text for editing).
+// The demo's configuration: configs/sasrec-demo.toml, compiled in (CMake generates demo_config.cpp from it).
 extern const char* const kDemoConfig;
-const char* const kDemoConfig = R"(# SASRec on the built-in synthetic demo data (3,000 users, 1,000 items); about a minute on 2 cores.
-[data]
-demo = "default"
-
-[data.split]
-method = "leave_one_out"
-
-[model]
-name = "sasrec"
-dim = 64
-layers = 2
-heads = 2
-max_length = 50
-dropout = 0.2
-attention_dropout = 0.2
-loss = "softmax"
-
-[train]
-epochs = 40
-batch_size = 256
-learning_rate = 0.001
-eval_every = 2
-patience = 3
-seed = 42
-
-[eval]
-ks = [5, 10, 20]
-metrics = ["hr", "ndcg", "mrr"]
-select = "ndcg@10"
-)";
 
 namespace {
 
