@@ -311,6 +311,46 @@ TEST(WorldTest, GatheredDssrecLossEqualsOneProcessLossOnTheSameBatch) {
                                           "dssrec", 2);  // sr, seq2seq
 }
 
+TEST(WorldTest, IclrecKmeansOfTheRanksSharesEqualsOneProcessAndReachesEveryRank) {
+  // Each rank encodes its share of the users; rank 0 clusters them all once and broadcasts the centroids.
+  const std::string folder = temporary_folder("world-kmeans");
+  std::string config = sasrec_config(equal_length_sequences(folder));
+  const size_t model = config.find("[model]"), train_table = config.find("[train]");
+  config.replace(model, train_table - model,
+                 std::string("[model]\nname = \"s4rec\"\n") + kEncoderKeys +
+                     "clusters = 4\nclustering = \"kmeans\"\nalpha = 0.0\nbeta2 = 0.0\nlambda = 0.0\n"
+                     "icl_weight = 0.1\nprototype_negatives = false\n");
+  auto prototypes_of = [](Experiment& experiment) {
+    const torch::Tensor* prototypes = experiment.model->module().named_buffers().find("centroids");
+    if (prototypes == nullptr) ADD_FAILURE() << "no centroids buffer";
+    return prototypes ? prototypes->clone() : torch::Tensor();
+  };
+  Experiment one = experiment_from(config);
+  one.model->fit(one.data.split);
+  const torch::Tensor before = prototypes_of(one);
+  one.model->begin_epoch(0);
+  const torch::Tensor expected = prototypes_of(one);
+  ASSERT_FALSE(torch::allclose(before, expected)) << "k-means left the prototypes as they were";
+
+  std::vector<Experiment> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.push_back(experiment_from(config));
+    ranks.back().model->fit(ranks.back().data.split);
+    torch::NoGradGuard no_grad;
+    auto source = one.model->module().parameters(), target = ranks.back().model->module().parameters();
+    for (size_t p = 0; p < source.size(); ++p) target[p].copy_(source[p]);
+  }
+  std::vector<torch::Tensor> got(2);
+  const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
+    ranks[world.rank()].model->begin_epoch(0, world.epoch_world());
+    got[world.rank()] = prototypes_of(ranks[world.rank()]);
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  EXPECT_TRUE(torch::allclose(got[0], expected, 1e-4, 1e-5)) << got[0] - expected;
+  EXPECT_TRUE(torch::equal(got[1], got[0])) << "rank 1 did not receive rank 0's centroids";
+  std::filesystem::remove_all(folder);
+}
+
 TEST(WorldTest, GatheredInBatchSoftmaxEqualsOneProcessLossOnTheSameBatch) {
   // 160 pairs in softmaxes of at most 64: the chunks are drawn over the whole batch's pairs, whichever rank holds them.
   const std::string two_tower =

@@ -133,7 +133,7 @@ data::SamplerOptions Gru4rec::sampler_options(const data::SamplerOptions& defaul
   return options;
 }
 
-void Gru4rec::begin_epoch(int64_t) { carried_ = torch::Tensor(); }
+void Gru4rec::begin_epoch(int64_t, const EpochWorld&) { carried_ = torch::Tensor(); }
 
 torch::Tensor Gru4rec::pool(const torch::Tensor& outputs, const torch::Tensor& input) const {
   if (config_.pooling == GruPooling::Last) return outputs;

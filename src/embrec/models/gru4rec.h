@@ -75,7 +75,7 @@ class Gru4rec final : public Model {
   bool trainable() const override { return true; }
   data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
   torch::nn::Module& module() override { return *net_; }
-  void begin_epoch(int64_t epoch) override;
+  void begin_epoch(int64_t epoch, const EpochWorld& world = {}) override;
   LossParts loss(const TensorBatch& batch) override;
   int64_t dim() const override { return config_.dim; }
   torch::Tensor user_vectors(const data::Sequences& histories, const int32_t* users, int32_t count) override;

@@ -43,6 +43,18 @@ struct LossParts {
   std::vector<std::pair<std::string, torch::Tensor>> parts;
 };
 
+// The ranks of a data-parallel job as Model::begin_epoch sees them, so that work over all users is split among them
+// and done once (ICLRec's k-means). One process: rank 0 of 1, nothing to gather or broadcast.
+struct EpochWorld {
+  int rank = 0;
+  int size = 1;
+  BatchGather gather;                                // every rank's rows of a tensor, in rank order
+  std::function<void(torch::Tensor&)> broadcast;     // rank 0's values into the tensor on every rank
+
+  // This rank's share [begin, end) of `count` items (contiguous, in rank order, covering each item once).
+  std::pair<int64_t, int64_t> share(int64_t count) const { return {count * rank / size, count * (rank + 1) / size}; }
+};
+
 // A training batch as tensors on the model's device (see data::SequenceBatch for the layout).
 struct TensorBatch {
   torch::Tensor users;     // [B] int64
@@ -88,8 +100,9 @@ class Model {
   // holding their statistics as buffers so they checkpoint the same way.
   virtual torch::nn::Module& module() = 0;
 
-  // Called by the trainer before each training epoch (ICLRec-style models re-cluster all users here).
-  virtual void begin_epoch(int64_t /*epoch*/) {}
+  // Called by the trainer before each training epoch (ICLRec-style models re-cluster all users here), on every rank
+  // of a data-parallel job with the same parameters.
+  virtual void begin_epoch(int64_t /*epoch*/, const EpochWorld& /*world*/ = {}) {}
 
   // The loss of a batch; count-based models (trainable() false) have none.
   virtual LossParts loss(const TensorBatch& batch);

@@ -133,7 +133,7 @@ data::SamplerOptions Ncf::sampler_options(const data::SamplerOptions& defaults) 
   return options;
 }
 
-void Ncf::begin_epoch(int64_t epoch) {
+void Ncf::begin_epoch(int64_t epoch, const EpochWorld&) {
   // Here rather than at construction: a run folder's config.toml must reload (embrec eval, serve) without the
   // pre-training folders, whose weights its best.pt supersedes anyway. A run resumed after epoch 0 keeps its own.
   if (epoch == 0 && !config_.pretrain_gmf.empty()) load_pretrained();

@@ -63,7 +63,7 @@ class Ncf final : public Model {
   data::SamplerOptions sampler_options(const data::SamplerOptions& defaults) const override;
   torch::nn::Module& module() override { return *module_; }
   // Epoch 0 of a run with pretrain_gmf / pretrain_mlp copies the pre-trained weights in (see load_pretrained).
-  void begin_epoch(int64_t epoch) override;
+  void begin_epoch(int64_t epoch, const EpochWorld& world = {}) override;
   // Mean binary cross-entropy over the batch's positives (label 1) and `negatives` sampled items per positive
   // (label 0): -[Σ log σ(x⁺) + Σ log σ(-x⁻)] / (N (1 + negatives)), the paper's eq. 7 as a mean.
   LossParts loss(const TensorBatch& batch) override;

@@ -96,21 +96,31 @@ torch::Tensor S4rec::cluster_centers() const {
 
 int64_t S4rec::cluster_count() const { return config_.clustering == Clustering::None ? 0 : config_.clusters; }
 
-void S4rec::begin_epoch(int64_t epoch) {
+void S4rec::begin_epoch(int64_t epoch, const EpochWorld& world) {
   if (config_.clustering != Clustering::Kmeans || !config_.uses_views()) return;
   if (train_.user_count() == 0) fail("s4rec: begin_epoch before fit");
   // ICLRec's E-step: represent every user by the encoder (eval mode) and cluster them with Faiss' k-means; the
-  // centroids stay fixed through the epoch. Users represent their training input (all but the last item).
-  const int32_t users = train_.user_count();
+  // centroids stay fixed through the epoch. Users represent their training input (all but the last item). In a
+  // data-parallel job each rank encodes its share of the users, rank 0 clusters them all once and broadcasts.
+  std::vector<int32_t> clustered;
+  for (int32_t u = 0; u < train_.user_count(); ++u)
+    if (train_.length(u) >= 2) clustered.push_back(u);
+  const auto [begin, end] = world.share(static_cast<int64_t>(clustered.size()));
   data::Sequences inputs;
   std::vector<int32_t> ids;
-  for (int32_t u = 0; u < users; ++u) {
-    if (train_.length(u) < 2) continue;
+  for (int64_t k = begin; k < end; ++k) {
+    const int32_t u = clustered[static_cast<size_t>(k)];
     inputs.push_user(train_.begin(u), train_.length(u) - 1);
     ids.push_back(static_cast<int32_t>(ids.size()));
   }
-  auto z = encode_histories(*module_->encoder, inputs, ids.data(), static_cast<int32_t>(ids.size()),
-                            config_.encoder.encode_batch, context_.device);
+  const torch::Tensor local = encode_histories(*module_->encoder, inputs, ids.data(), static_cast<int32_t>(ids.size()),
+                                               config_.encoder.encode_batch, context_.device);
+  const torch::Tensor z = gather_rows(world.gather, local).all.contiguous();
+  if (world.rank == 0) cluster(z, epoch);
+  if (world.broadcast) world.broadcast(module_->prototypes);
+}
+
+void S4rec::cluster(const torch::Tensor& z, int64_t epoch) {
   const int64_t d = config_.encoder.dim, n = z.size(0);
   faiss::ClusteringParameters parameters;
   parameters.niter = static_cast<int>(config_.kmeans_iterations);

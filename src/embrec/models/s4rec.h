@@ -69,7 +69,9 @@ class S4rec final : public SasrecBase {
   std::string name() const override { return "s4rec"; }
   void fit(const data::Split& split) override;
   torch::nn::Module& module() override { return *module_; }
-  void begin_epoch(int64_t epoch) override;
+  void begin_epoch(int64_t epoch, const EpochWorld& world = {}) override;
+  // ICLRec's k-means of the users' representations z [n, d] (CPU float) into the prototypes.
+  void cluster(const torch::Tensor& z, int64_t epoch);
   LossParts loss(const TensorBatch& batch) override;
   int64_t cluster_count() const override;
   std::vector<int32_t> cluster_assignments(const data::Sequences& histories, const int32_t* users,

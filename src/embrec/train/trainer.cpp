@@ -261,7 +261,7 @@ class EpochLoop {
     // draws (dropout) for its own share.
     torch::manual_seed(static_cast<uint64_t>(config_.seed) * 1000003ULL + static_cast<uint64_t>(epoch) +
                        static_cast<uint64_t>(world_.rank()) * 7919ULL);
-    model_.begin_epoch(epoch);
+    model_.begin_epoch(epoch, world_.epoch_world());
     module_.train();
     const int64_t batches = begin_batches(epoch);
     return run_batches(fmt::format("epoch {}/{}", epoch + 1, config_.epochs), batches, world_, stop_requested,

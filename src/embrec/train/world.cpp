@@ -121,6 +121,28 @@ void World::broadcast(torch::nn::Module& module) {
   });
 }
 
+void World::broadcast(torch::Tensor& tensor) {
+  if (!group_) return;
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> one = {tensor.detach()};
+  if (!one[0].is_contiguous()) fail("World::broadcast: the tensor must be contiguous");
+  collective(settings_, "broadcasting rank 0's values", [&] {
+    wait(group_->gloo->broadcast(one));
+    return 0;
+  });
+}
+
+models::EpochWorld World::epoch_world() {
+  models::EpochWorld out;
+  out.rank = rank();
+  out.size = size();
+  if (group_) {
+    out.gather = [this](const torch::Tensor& local) { return gather(local); };
+    out.broadcast = [this](torch::Tensor& tensor) { broadcast(tensor); };
+  }
+  return out;
+}
+
 bool World::broadcast_flag(bool value) {
   if (!group_) return value;
   std::vector<at::Tensor> flag = {torch::full({1}, value ? 1.0 : 0.0, torch::kFloat64)};

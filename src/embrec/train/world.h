@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "embrec/models/batch_gather.h"
+#include "embrec/models/model.h"
 
 namespace embrec::train {
 
@@ -52,6 +53,10 @@ class World {
   void barrier(const std::string& what);
   // Rank 0's parameters and buffers into every rank's module (so all start identical).
   void broadcast(torch::nn::Module& module);
+  // Rank 0's values into `tensor` on every rank (same shape and type everywhere), in place.
+  void broadcast(torch::Tensor& tensor);
+  // What Model::begin_epoch may use of this job: rank, size, gather and broadcast.
+  models::EpochWorld epoch_world();
   // Rank 0's value of a flag (e.g. "stop early"), the same on every rank afterwards.
   bool broadcast_flag(bool value);
   // Element-wise sums of `values` over the ranks (every rank passes the same number).
