@@ -241,6 +241,20 @@ std::string data_parallel_config(const std::string& dir, int epochs) {
   return path;
 }
 
+// Resumes the interrupted 3-epoch run in `run_dir` (with `options`, e.g. another process count) to its end: each
+// epoch logged once, none lost, none repeated.
+void expect_resume_finishes_three_epochs(const std::string& config, const std::string& run_dir,
+                                         const std::string& options) {
+  Outcome resumed = run("train --config " + config + " --out " + run_dir + " --resume" + options);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(fs::exists(run_dir + "/results.json"));
+  std::istringstream lines(read_text(run_dir + "/metrics.jsonl"));
+  std::vector<int> epochs;
+  for (std::string line; std::getline(lines, line);) epochs.push_back(nlohmann::json::parse(line).at("epoch").get<int>());
+  EXPECT_EQ(epochs, (std::vector<int>{1, 2, 3}));
+}
+
 }  // namespace
 
 TEST(Cli, TrainWithTwoLocalRanksKilledOneStopsTheJobAndItsCheckpointResumesInOneProcess) {
@@ -259,14 +273,7 @@ TEST(Cli, TrainWithTwoLocalRanksKilledOneStopsTheJobAndItsCheckpointResumesInOne
   EXPECT_FALSE(fs::exists(dir + "/run/results.json"));
 
   // The last checkpoint stays valid, and a job of another size resumes it.
-  Outcome resumed = run("train --config " + config + " --out " + dir + "/run --resume");
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
-  EXPECT_TRUE(fs::exists(dir + "/run/results.json"));
-  std::istringstream lines(read_text(dir + "/run/metrics.jsonl"));
-  int epochs = 0;
-  for (std::string line; std::getline(lines, line);) ++epochs;
-  EXPECT_EQ(epochs, 3);
+  expect_resume_finishes_three_epochs(config, dir + "/run", "");
   fs::remove_all(dir);
 }
 
@@ -279,14 +286,7 @@ TEST(Cli, AOneProcessCheckpointResumesInTwoLocalRanks) {
   EXPECT_EQ(wait_for(single, 30), 128 + SIGKILL);
   ASSERT_FALSE(fs::exists(dir + "/run/results.json"));
 
-  Outcome resumed = run("train --config " + config + " --out " + dir + "/run --resume --nproc 2");
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("resuming"), std::string::npos) << resumed.output;
-  EXPECT_TRUE(fs::exists(dir + "/run/results.json"));
-  std::istringstream lines(read_text(dir + "/run/metrics.jsonl"));
-  std::vector<int> epochs;
-  for (std::string line; std::getline(lines, line);) epochs.push_back(nlohmann::json::parse(line).at("epoch").get<int>());
-  EXPECT_EQ(epochs, (std::vector<int>{1, 2, 3}));  // each epoch once: none lost, none repeated by the second rank
+  expect_resume_finishes_three_epochs(config, dir + "/run", " --nproc 2");
   fs::remove_all(dir);
 }
 
