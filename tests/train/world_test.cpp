@@ -64,6 +64,8 @@ TEST(WorldTest, OneProcessWorldIsANoOp) {
   torch::nn::Linear layer(2, 1);
   EXPECT_TRUE(world.reduce_gradients(*layer, 4, false));
   EXPECT_FALSE(world.reduce_gradients(*layer, 4, true)) << "stop asked: no step";
+  world.backward(layer->forward(torch::ones({1, 2})).sum(), *layer, 1);
+  EXPECT_TRUE(torch::allclose(layer->weight.grad(), torch::ones({1, 2}))) << "the plain backward pass";
 }
 
 // Runs `body(world)` as ranks 0..size-1 of one job, each a thread of this process with its own World (Gloo over
@@ -108,6 +110,59 @@ TEST(WorldTest, ReducedGradientsWeighEachRankByItsShareOfTheBatch) {
     EXPECT_TRUE(torch::allclose(weight[r], torch::tensor({{7.0f, 1.0f}}))) << weight[r];
     EXPECT_TRUE(torch::allclose(bias[r], torch::tensor({1.5f}))) << bias[r];
     EXPECT_FALSE(unused[r].defined());
+  }
+}
+
+// Registered first, so its parameters come last in backward's order (and in the last bucket).
+struct OverlapNet : torch::nn::Module {
+  OverlapNet()
+      : extra(register_module("extra", torch::nn::Linear(4, 1))),
+        l1(register_module("l1", torch::nn::Linear(256, 1024))),  // a 1 MiB weight: a bucket of its own
+        l2(register_module("l2", torch::nn::Linear(1024, 64))) {}
+  // Mean over rows of a squared error; `with_extra` rows add a term only they use.
+  torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& with_extra) {
+    const torch::Tensor error = (l2(torch::relu(l1(x))) - 1.0).pow(2).sum(1);
+    return (error + with_extra * extra(x.narrow(1, 0, 4)).squeeze(1)).mean();
+  }
+  torch::nn::Linear extra, l1, l2;
+};
+
+TEST(WorldTest, BackwardSendsBucketsWhileItRunsAndReachesTheWholeBatchGradient) {
+  torch::manual_seed(11);
+  const torch::Tensor x = torch::randn({4, 256});
+  const torch::Tensor with_extra = torch::tensor({0.0f, 1.0f, 1.0f, 1.0f});  // rank 1's rows only
+  OverlapNet reference;
+  reference.loss(x, with_extra).backward();
+  std::vector<OverlapNet> nets(2);
+  for (OverlapNet& net : nets) {
+    torch::NoGradGuard no_grad;
+    for (size_t p = 0; p < reference.parameters().size(); ++p) net.parameters()[p].copy_(reference.parameters()[p]);
+  }
+  std::vector<World::Reduction> reductions(2);
+  const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
+    const int r = world.rank();
+    // Rank 0 holds row 0 of the batch, rank 1 rows 1-3; rank 0 never uses `extra` (its gradient counts as zero).
+    const int64_t begin = r == 0 ? 0 : 1, rows = r == 0 ? 1 : 3;
+    OverlapNet& net = nets[r];
+    for (int step = 0; step < 2; ++step) {  // the second step reuses the buckets
+      net.zero_grad();
+      world.backward(net.loss(x.narrow(0, begin, rows), with_extra.narrow(0, begin, rows)), net, rows);
+      ASSERT_TRUE(world.reduce_gradients(net, rows, false));
+    }
+    reductions[r] = world.last_reduction();
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(reductions[r].buckets, 2) << "rank " << r;
+    EXPECT_GE(reductions[r].during_backward, 1) << "rank " << r << ": the first bucket went out during backward";
+    const auto named = nets[r].named_parameters();
+    for (const auto& item : reference.named_parameters()) {
+      const torch::Tensor& gradient = named[item.key()].grad();
+      ASSERT_TRUE(gradient.defined()) << "rank " << r << " " << item.key();
+      EXPECT_TRUE(torch::allclose(gradient, item.value().grad(), 1e-4, 1e-6))
+          << "rank " << r << " " << item.key() << ": largest difference "
+          << (gradient - item.value().grad()).abs().max().item<float>();
+    }
   }
 }
 

@@ -176,7 +176,7 @@ std::optional<BatchLoss> take_step(models::LossParts loss, int64_t sequences, bo
   out.total = loss.total.item<double>();
   if (!std::isfinite(out.total))
     fail("{}: loss is {}; training stopped, the last good checkpoint is kept in {}", where, out.total, files.dir);
-  loss.total.backward();
+  world.backward(loss.total, module, sequences);  // its all-reduce overlapped, in a job
   for (const auto& [name, value] : loss.parts) out.parts.emplace_back(name, value.item<double>());
   if (!world.reduce_gradients(module, out.sequences, stop)) return std::nullopt;
   optimizer.step();

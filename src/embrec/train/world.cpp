@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <utility>
 
 #include "embrec/util/error.h"
@@ -17,8 +19,10 @@ namespace embrec::train {
 
 namespace {
 
-// Gradients are all-reduced in buckets of about this many bytes: few messages, little extra memory.
+// Gradients are all-reduced in buckets of about this many bytes: few messages, little extra memory. The first bucket
+// (the last layers, whose gradients backward finishes first) is smaller, so that the first all-reduce starts early.
 constexpr int64_t kBucketBytes = 8 << 20;
+constexpr int64_t kFirstBucketBytes = 1 << 20;
 
 int int_variable(const char* name, int fallback, int low, int high) {
   const char* text = std::getenv(name);
@@ -164,76 +168,243 @@ std::vector<double> World::sum(const std::vector<double>& values) {
   return std::vector<double>(data, data + values.size());
 }
 
-bool World::reduce_gradients(torch::nn::Module& module, int64_t local_count, bool stop) {
-  if (!group_) return !stop;
-  std::vector<torch::Tensor> parameters;
-  for (const torch::Tensor& parameter : module.parameters(/*recurse=*/true))
-    if (parameter.requires_grad()) parameters.push_back(parameter);
-  const int64_t count = static_cast<int64_t>(parameters.size());
-  // One small all-reduce first: which gradients exist anywhere, whether anyone stops, the global batch size.
-  std::vector<at::Tensor> flags = {torch::zeros({count + 2}, torch::kFloat64)};
-  double* flag = flags[0].data_ptr<double>();
-  for (int64_t p = 0; p < count; ++p) flag[p] = parameters[p].grad().defined() ? 1.0 : 0.0;
-  flag[count] = stop ? 1.0 : 0.0;
-  flag[count + 1] = static_cast<double>(local_count);
-  collective(settings_, "agreeing on the batch", [&] {
-    wait(group_->gloo->allreduce(flags));
-    return 0;
-  });
-  if (flag[count] > 0) return false;
-  const double global_count = flag[count + 1];
-  if (global_count <= 0) return true;
-  const double weight = static_cast<double>(local_count) / global_count;
+// The gradient buckets of one module's trainable parameters (World::backward and reduce_gradients). A bucket's
+// buffer holds its members' gradients, each times the rank's share of the batch, then one presence flag per member
+// (1 where this rank has that gradient), so that one all-reduce sums both.
+class World::Reducer {
+ public:
+  Reducer(std::vector<torch::Tensor> parameters, c10d::ProcessGroupGloo& gloo, const WorldSettings& settings)
+      : parameters_(std::move(parameters)), members_(parameters_.size()), gloo_(gloo), settings_(settings) {
+    // Reverse order (backward produces the last layers' gradients first); a small first bucket, so that the first
+    // all-reduce starts early, then kBucketBytes each. One device and type per bucket.
+    int64_t bucket_bytes = 0;
+    for (size_t i = parameters_.size(); i-- > 0;) {
+      const torch::Tensor& parameter = parameters_[i];
+      const int64_t bytes = parameter.numel() * static_cast<int64_t>(parameter.element_size());
+      const int64_t cap = buckets_.size() == 1 ? kFirstBucketBytes : kBucketBytes;
+      const bool fits = !buckets_.empty() && bucket_bytes + bytes <= cap &&
+                        parameters_[buckets_.back().members.front()].device() == parameter.device() &&
+                        parameters_[buckets_.back().members.front()].scalar_type() == parameter.scalar_type();
+      if (!fits) {
+        buckets_.emplace_back();
+        bucket_bytes = 0;
+      }
+      Bucket& bucket = buckets_.back();
+      members_[i] = {buckets_.size() - 1, bucket.numel, 0, false};
+      bucket.members.push_back(i);
+      bucket.numel += parameter.numel();
+      bucket_bytes += bytes;
+    }
+    for (Bucket& bucket : buckets_) {
+      const torch::Tensor& first = parameters_[bucket.members.front()];
+      for (size_t k = 0; k < bucket.members.size(); ++k)
+        members_[bucket.members[k]].flag = bucket.numel + static_cast<int64_t>(k);
+      bucket.flat = torch::zeros({bucket.numel + static_cast<int64_t>(bucket.members.size())}, first.options());
+    }
+  }
 
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> gradients;
-  for (int64_t p = 0; p < count; ++p) {
-    if (flag[p] == 0) continue;
-    torch::Tensor& gradient = parameters[p].mutable_grad();
-    if (!gradient.defined() || !gradient.is_contiguous())
-      gradient = gradient.defined() ? gradient.contiguous() : torch::zeros_like(parameters[p]);
-    gradient.mul_(weight);
-    gradients.push_back(gradient);
-  }
-  // Buckets of consecutive gradients of one device and type, each one message; all sent before any is waited for.
-  struct Bucket {
-    std::vector<torch::Tensor> members;
-    at::Tensor flat;
-    WorkPtr work;
-  };
-  std::vector<Bucket> buckets;
-  int64_t bucket_bytes = 0;
-  for (const torch::Tensor& gradient : gradients) {
-    const int64_t bytes = gradient.numel() * static_cast<int64_t>(gradient.element_size());
-    const bool fits = !buckets.empty() && bucket_bytes + bytes <= kBucketBytes &&
-                      buckets.back().members.front().device() == gradient.device() &&
-                      buckets.back().members.front().scalar_type() == gradient.scalar_type();
-    if (!fits) {
-      buckets.emplace_back();
-      bucket_bytes = 0;
+  // A hook on every parameter; each holds a weak pointer, so a replaced reducer's hooks do nothing.
+  static void install_hooks(const std::shared_ptr<Reducer>& reducer) {
+    for (size_t i = 0; i < reducer->parameters_.size(); ++i) {
+      std::weak_ptr<Reducer> weak = reducer;
+      reducer->parameters_[i].register_hook([weak, i](const torch::Tensor& gradient) {
+        if (const std::shared_ptr<Reducer> alive = weak.lock()) alive->arrive(i, gradient);
+      });
     }
-    buckets.back().members.push_back(gradient);
-    bucket_bytes += bytes;
   }
-  collective(settings_, "all-reducing gradients", [&] {
-    for (Bucket& bucket : buckets) {
-      std::vector<torch::Tensor> views;
-      for (const torch::Tensor& member : bucket.members) views.push_back(member.view(-1));
-      bucket.flat = views.size() == 1 ? views.front() : torch::cat(views);
-      std::vector<at::Tensor> one = {bucket.flat};
-      bucket.work = group_->gloo->allreduce(one);
+
+  bool serves(const std::vector<torch::Tensor>& parameters) const {
+    if (parameters.size() != parameters_.size()) return false;
+    for (size_t i = 0; i < parameters.size(); ++i)
+      if (!parameters[i].is_same(parameters_[i])) return false;
+    return true;
+  }
+
+  // Starts a step: gradients that arrive from now on are this rank's, times local_count.
+  void arm(int64_t local_count, bool in_backward) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Member& member : members_) member.arrived = false;
+    for (Bucket& bucket : buckets_) {
+      bucket.arrived = 0;
+      bucket.work = WorkPtr();
+      bucket.during_backward = false;
     }
-    for (Bucket& bucket : buckets) {
-      wait(bucket.work);
-      if (bucket.members.size() == 1) continue;  // reduced in place
-      int64_t offset = 0;
-      for (torch::Tensor& member : bucket.members) {
-        member.view(-1).copy_(bucket.flat.slice(0, offset, offset + member.numel()));
-        offset += member.numel();
+    next_ = 0;
+    local_count_ = local_count;
+    armed_ = true;
+    in_backward_ = in_backward;
+  }
+
+  bool armed() const { return armed_; }
+  int64_t local_count() const { return local_count_; }
+
+  // From a parameter's hook during backward.
+  void arrive(size_t i, const torch::Tensor& gradient) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!armed_ || !in_backward_) return;
+    take(i, gradient);
+    launch_ready();
+  }
+
+  // After backward: the gradients no hook delivered are taken from .grad (or count as zero, flagged absent), and
+  // every bucket not yet sent goes out, in order.
+  void finish_backward() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    in_backward_ = false;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      if (members_[i].arrived) continue;
+      const torch::Tensor& gradient = parameters_[i].grad();
+      if (gradient.defined()) {
+        take(i, gradient);
+      } else {
+        Member& member = members_[i];
+        Bucket& bucket = buckets_[member.bucket];
+        torch::NoGradGuard no_grad;
+        bucket.flat.narrow(0, member.offset, parameters_[i].numel()).zero_();
+        bucket.flat.narrow(0, member.flag, 1).zero_();
+        member.arrived = true;
+        ++bucket.arrived;
       }
     }
+    launch_ready();
+  }
+
+  // Waits for every bucket (so that no buffer is in flight when the step returns); returns how many went out
+  // during backward.
+  int64_t wait_all() {
+    int64_t during = 0;
+    for (Bucket& bucket : buckets_) {
+      collective(settings_, "all-reducing gradients", [&] {
+        wait(bucket.work);
+        return 0;
+      });
+      during += bucket.during_backward ? 1 : 0;
+    }
+    return during;
+  }
+
+  // The summed gradients, divided by the global batch size, into .grad of every parameter some rank had one for.
+  void write_gradients(double global_count) {
+    torch::NoGradGuard no_grad;
+    for (Bucket& bucket : buckets_) {
+      const torch::Tensor flags =
+          bucket.flat.narrow(0, bucket.numel, static_cast<int64_t>(bucket.members.size())).to(torch::kCPU, torch::kDouble);
+      const double* present = flags.data_ptr<double>();
+      for (size_t k = 0; k < bucket.members.size(); ++k) {
+        if (present[k] <= 0) continue;
+        torch::Tensor& parameter = parameters_[bucket.members[k]];
+        const torch::Tensor sum =
+            bucket.flat.narrow(0, members_[bucket.members[k]].offset, parameter.numel()).view(parameter.sizes());
+        torch::Tensor& gradient = parameter.mutable_grad();
+        if (!gradient.defined()) gradient = torch::empty_like(parameter);
+        gradient.copy_(sum).div_(global_count);
+      }
+    }
+  }
+
+  void disarm() { armed_ = false; }
+  int64_t bucket_count() const { return static_cast<int64_t>(buckets_.size()); }
+
+ private:
+  struct Member {
+    size_t bucket = 0;
+    int64_t offset = 0;  // of its gradient in the bucket's buffer
+    int64_t flag = 0;    // of its presence flag
+    bool arrived = false;
+  };
+  struct Bucket {
+    std::vector<size_t> members;
+    int64_t numel = 0;  // gradient elements (the flags follow)
+    torch::Tensor flat;
+    size_t arrived = 0;
+    WorkPtr work;
+    bool during_backward = false;
+  };
+
+  // Copies parameter i's gradient (times local_count) into its bucket; a second gradient in one step adds to it.
+  void take(size_t i, const torch::Tensor& gradient) {
+    Member& member = members_[i];
+    Bucket& bucket = buckets_[member.bucket];
+    torch::NoGradGuard no_grad;
+    const torch::Tensor dense = (gradient.is_sparse() ? gradient.to_dense() : gradient).reshape(-1);
+    torch::Tensor slice = bucket.flat.narrow(0, member.offset, parameters_[i].numel());
+    if (member.arrived) {
+      if (bucket.work.defined())
+        fail("rank {}: a second gradient for a parameter whose bucket is already being all-reduced (more than one "
+             "backward pass before reduce_gradients)",
+             settings_.rank);
+      slice.add_(dense, static_cast<double>(local_count_));
+      return;
+    }
+    slice.copy_(dense).mul_(static_cast<double>(local_count_));
+    bucket.flat.narrow(0, member.flag, 1).fill_(1);
+    member.arrived = true;
+    ++bucket.arrived;
+  }
+
+  // Sends the complete buckets from the next unsent one on, stopping at the first incomplete one.
+  void launch_ready() {
+    while (next_ < buckets_.size() && buckets_[next_].arrived == buckets_[next_].members.size()) {
+      Bucket& bucket = buckets_[next_++];
+      std::vector<at::Tensor> one = {bucket.flat};
+      bucket.work = collective(settings_, "all-reducing gradients", [&] { return gloo_.allreduce(one); });
+      bucket.during_backward = in_backward_;
+    }
+  }
+
+  std::vector<torch::Tensor> parameters_;
+  std::vector<Member> members_;  // by parameter
+  std::vector<Bucket> buckets_;
+  c10d::ProcessGroupGloo& gloo_;
+  const WorldSettings& settings_;
+  std::mutex mutex_;  // hooks may run on autograd's device threads
+  size_t next_ = 0;   // the next bucket to send
+  int64_t local_count_ = 0;
+  bool armed_ = false;
+  bool in_backward_ = false;
+};
+
+World::Reducer& World::reducer_for(torch::nn::Module& module) {
+  std::vector<torch::Tensor> parameters;
+  for (const torch::Tensor& parameter : module.parameters(/*recurse=*/true)) {
+    if (!parameter.requires_grad()) continue;
+    const bool seen = std::any_of(parameters.begin(), parameters.end(),
+                                  [&](const torch::Tensor& other) { return other.is_same(parameter); });
+    if (!seen) parameters.push_back(parameter);  // a parameter shared by two modules is reduced once
+  }
+  if (!reducer_ || !reducer_->serves(parameters)) {
+    reducer_ = std::make_shared<Reducer>(std::move(parameters), *group_->gloo, settings_);
+    Reducer::install_hooks(reducer_);
+  }
+  return *reducer_;
+}
+
+void World::backward(const torch::Tensor& loss, torch::nn::Module& module, int64_t local_count) {
+  if (group_) reducer_for(module).arm(local_count, /*in_backward=*/true);
+  loss.backward();
+}
+
+bool World::reduce_gradients(torch::nn::Module& module, int64_t local_count, bool stop) {
+  if (!group_) return !stop;
+  Reducer& reducer = reducer_for(module);
+  if (!reducer.armed()) {
+    reducer.arm(local_count, /*in_backward=*/false);  // gradients set without World::backward
+  } else if (reducer.local_count() != local_count) {
+    fail("rank {}: World::backward was told {} sequences, reduce_gradients {}", settings_.rank,
+         reducer.local_count(), local_count);
+  }
+  reducer.finish_backward();
+  // After the buckets, one small all-reduce: whether anyone stops, and the global batch size.
+  std::vector<at::Tensor> control = {torch::tensor({stop ? 1.0 : 0.0, static_cast<double>(local_count)}, torch::kFloat64)};
+  collective(settings_, "agreeing on the batch", [&] {
+    wait(group_->gloo->allreduce(control));
     return 0;
   });
+  last_reduction_ = {reducer.bucket_count(), reducer.wait_all()};
+  reducer.disarm();
+  const double* agreed = control[0].data_ptr<double>();
+  if (agreed[0] > 0) return false;
+  if (agreed[1] > 0) reducer.write_gradients(agreed[1]);
   return true;
 }
 

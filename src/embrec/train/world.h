@@ -62,13 +62,29 @@ class World {
   // Element-wise sums of `values` over the ranks (every rank passes the same number).
   std::vector<double> sum(const std::vector<double>& values);
 
+  // The backward pass of this rank's loss on its share of a global batch (local_count of its sequences; gradients
+  // zeroed before), with the all-reduce overlapped: the module's trainable parameters lie in buckets in reverse
+  // order (backward finishes the last layers first), a hook on each parameter copies its gradient into its bucket,
+  // and a bucket whose gradients are all there is all-reduced asynchronously while backward goes on (PyTorch's DDP
+  // does the same through the same public hooks). Buckets go out strictly in order, so every rank issues the same
+  // collectives in the same order. reduce_gradients must follow. One process: loss.backward().
+  void backward(const torch::Tensor& loss, torch::nn::Module& module, int64_t local_count);
+
   // After every rank's backward pass on its share of a global batch (local_count of its sequences; 0 when its share
   // is empty): replaces each gradient by the global-batch gradient, sum over ranks of (local_count / global count) x
-  // the rank's gradient, all-reduced in buckets. That equals one process's gradient on the whole batch when the loss is
-  // a mean over sequences (or over equally many positions per sequence). A gradient absent on every rank stays
-  // absent (the optimiser then skips that parameter, as in one process); one absent on some ranks counts as zero
-  // there. Returns false, reducing nothing, when any rank passed stop = true: all ranks then stop at the same batch.
+  // the rank's gradient, all-reduced in buckets (those that World::backward started, and the rest now). That equals
+  // one process's gradient on the whole batch when the loss is a mean over sequences (or over equally many positions
+  // per sequence). A gradient absent on every rank stays absent (the optimiser then skips that parameter, as in one
+  // process); one absent on some ranks counts as zero there. Returns false, reducing nothing, when any rank passed
+  // stop = true: all ranks then stop at the same batch.
   bool reduce_gradients(torch::nn::Module& module, int64_t local_count, bool stop);
+
+  // The last reduce_gradients: how many buckets it sent, and how many of them went out during the backward pass.
+  struct Reduction {
+    int64_t buckets = 0;
+    int64_t during_backward = 0;
+  };
+  Reduction last_reduction() const { return last_reduction_; }
 
   // Every rank's rows of `local` ([rows, ...], rows may differ between ranks; the other dimensions may not), in rank
   // order; gradient flows back into this rank's rows only (TensorBatch::gather).
@@ -79,8 +95,13 @@ class World {
 
  private:
   struct Group;
+  class Reducer;
+  Reducer& reducer_for(torch::nn::Module& module);
+
   WorldSettings settings_;
   std::unique_ptr<Group> group_;  // null for one process
+  std::shared_ptr<Reducer> reducer_;  // the buckets of the module last reduced (its hooks hold a weak pointer)
+  Reduction last_reduction_;
 };
 
 }  // namespace embrec::train
