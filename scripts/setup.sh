@@ -9,6 +9,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev libfaiss-dev libopenblas-dev
   librocksdb-dev libcpp-httplib-dev nlohmann-json3-dev libtomlplusplus-dev libcli11-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev
   libgoogle-perftools-dev
   libtinyxml2-dev libpng-dev chromium
   libssl-dev libmicrohttpd-dev

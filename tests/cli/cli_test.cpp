@@ -52,7 +52,7 @@ void write(const std::string& path, const std::string& text) { std::ofstream(pat
 TEST(Cli, HelpListsTheCommands) {
   Outcome outcome = run("--help");
   EXPECT_EQ(outcome.exit_code, 0);
-  for (const char* command : {"demo", "data", "train", "eval", "export", "serve", "report"})
+  for (const char* command : {"demo", "data", "train", "eval", "compare", "export", "serve", "report"})
     EXPECT_NE(outcome.output.find(command), std::string::npos) << command;
   EXPECT_EQ(run("train --help").exit_code, 0);
 }
@@ -117,6 +117,19 @@ TEST(Cli, DemoThenEvalThenExportThenServe) {
   Outcome not_a_run = run("eval " + dir);
   EXPECT_EQ(not_a_run.exit_code, 1);
   EXPECT_NE(not_a_run.output.find("not a run folder"), std::string::npos) << not_a_run.output;
+  // Train (and eval again) wrote each test user's values: a run compared with itself differs by nothing.
+  EXPECT_TRUE(fs::exists(dir + "/run/per-user-test.tsv"));
+  Outcome itself = run("compare " + dir + "/run " + dir + "/run --metric ndcg@10");
+  ASSERT_EQ(itself.exit_code, 0) << itself.output;
+  EXPECT_NE(itself.output.find("B - A: +0.0000"), std::string::npos) << itself.output;
+  EXPECT_NE(itself.output.find("paired t-test: t = 0.000, p = 1 "), std::string::npos) << itself.output;
+  fs::create_directories(dir + "/older");
+  Outcome older = run("compare " + dir + "/run " + dir + "/older");
+  EXPECT_EQ(older.exit_code, 1);
+  EXPECT_NE(older.output.find("no per-user-test.tsv"), std::string::npos) << older.output;
+  Outcome no_column = run("compare " + dir + "/run " + dir + "/run --metric ndcg@99");
+  EXPECT_EQ(no_column.exit_code, 1);
+  EXPECT_NE(no_column.output.find("no column 'ndcg@99'"), std::string::npos) << no_column.output;
 
   Outcome exported = run("export " + dir + "/run --index hnsw");
   ASSERT_EQ(exported.exit_code, 0) << exported.output;

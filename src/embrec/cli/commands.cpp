@@ -20,6 +20,8 @@
 
 #include "embrec/data/fetch.h"
 #include "embrec/data/load.h"
+#include "embrec/eval/per_user.h"
+#include "embrec/eval/significance.h"
 #include "embrec/serve/service.h"
 #include "embrec/train/experiment.h"
 #include "embrec/train/launcher.h"
@@ -433,6 +435,44 @@ void add_eval_command(CLI::App& app) {
   });
 }
 
+// `embrec compare`: is run B better than run A on the same users? Paired tests over the users' values of one metric.
+void add_compare_command(CLI::App& app) {
+  auto* compare = app.add_subcommand(
+      "compare", "Paired significance test of one metric between two runs on the same users (t-test, Wilcoxon)");
+  auto files = std::make_shared<std::vector<std::string>>();
+  auto metric = std::make_shared<std::string>("ndcg@20");
+  auto group = std::make_shared<std::string>("all");
+  auto stage = std::make_shared<std::string>("test");
+  auto confidence = std::make_shared<double>(0.95);
+  compare->add_option("A B", *files, "Two run folders (their per-user-<stage>.tsv) or per-user files: A the baseline")
+      ->required()
+      ->expected(2);
+  compare->add_option("--metric", *metric, "A column of the per-user files, e.g. recall@50 or tail_items:recall@50")
+      ->capture_default_str();
+  compare->add_option("--group", *group, "all, or a user group of the files (head, tail)")->capture_default_str();
+  compare->add_option("--stage", *stage, "Which per-user file of a run folder: test, valid or cold")
+      ->check(CLI::IsMember({"test", "valid", "cold"}))
+      ->capture_default_str();
+  compare->add_option("--confidence", *confidence, "Of the interval of the mean difference")->capture_default_str();
+  compare->callback([files, metric, group, stage, confidence] {
+    std::vector<eval::PerUserTable> tables;
+    for (const std::string& given : *files) {
+      std::string path = given;
+      if (std::filesystem::is_directory(given)) {
+        path = fmt::format("{}/per-user-{}.tsv", given, *stage);
+        if (!file_exists(path))
+          fail("{}: no per-user-{}.tsv (a run trained before embrec wrote it): `embrec eval {}{}` writes it", given,
+               *stage, given, *stage == "test" ? "" : " --" + *stage);
+      }
+      tables.push_back(eval::read_per_user(path));
+    }
+    const eval::PairedValues pairs = eval::pair_users(tables[0], tables[1], *metric, *group);
+    const eval::PairedTest test = eval::paired_test(pairs.a, pairs.b, *confidence);
+    std::printf("%s, %s users, %lld paired:\n%s", metric->c_str(), group->c_str(), static_cast<long long>(test.users),
+                eval::describe(test, (*files)[0], (*files)[1]).c_str());
+  });
+}
+
 // `embrec report`: run folders as one self-contained page.
 void add_report_command(CLI::App& app) {
   auto* report_command = app.add_subcommand(
@@ -471,6 +511,7 @@ void register_commands(CLI::App& app) {
   add_export_command(app);
   add_serve_command(app);
   add_eval_command(app);
+  add_compare_command(app);
   add_report_command(app);
 }
 

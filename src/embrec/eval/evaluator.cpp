@@ -352,6 +352,30 @@ EvalResult group_means(const UserValues& values, const std::vector<int32_t>& use
   return result;
 }
 
+// EvalConfig::per_user: every user's row of values.all, then each side's value (NaN where it has no such targets).
+PerUserValues per_user_values(const UserValues& values, const std::vector<int32_t>& users, const MetricKeys& keys,
+                              const UserGroups* groups, const std::vector<TargetSplit>& splits) {
+  PerUserValues out;
+  out.users = users;
+  for (int32_t u : users) {
+    const int32_t group = groups ? groups->user_group[u] : -1;
+    out.groups.push_back(group >= 0 ? groups->names[group] : std::string());
+  }
+  std::vector<std::string> prefixes = {""};
+  for (const TargetSplit& split : splits) prefixes.insert(prefixes.end(), {split.first + ":", split.second + ":"});
+  for (const std::string& prefix : prefixes)
+    for (const auto& [metric, k] : keys) out.columns.push_back(prefix + metric + "@" + std::to_string(k));
+  out.values.reserve(users.size() * out.columns.size());
+  for (size_t i = 0; i < users.size(); ++i) {
+    out.values.insert(out.values.end(), values.all.begin() + i * keys.size(), values.all.begin() + (i + 1) * keys.size());
+    for (size_t side = 0; side < values.sides.size(); ++side)
+      for (size_t m = 0; m < keys.size(); ++m)
+        out.values.push_back(values.has[side][i] ? values.sides[side][i * keys.size() + m]
+                                                 : std::numeric_limits<double>::quiet_NaN());
+  }
+  return out;
+}
+
 }  // namespace
 
 void apply_exclusion(Exclude mode, const int32_t* history, int64_t history_count, const int32_t* targets,
@@ -408,6 +432,7 @@ EvalResult evaluate(ScoreSource& source, const data::EvalTask& task, const EvalC
     }
   }
   EvalResult result = group_means(values, users, keys, groups, splits);
+  if (config.per_user) result.per_user = per_user_values(values, users, keys, groups, splits);
   result.exclude = name_of(kExcludeNames, config.exclude);
   for (int32_t u : users) result.targets += task.targets.length(u);
   for (int64_t r : repeats) result.repeat_targets += r;

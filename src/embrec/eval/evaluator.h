@@ -80,6 +80,9 @@ struct EvalConfig {
   // training first), for the test and valid results (not the per-epoch validation).
   bool item_groups = false;
   double head_item_share = 0.2;
+  // Keep each user's values in EvalResult::per_user, for a paired comparison of two runs (eval/per_user.h). Set by
+  // the caller (the final test evaluation, `embrec eval`), not read from TOML.
+  bool per_user = false;
 
   static EvalConfig from(ConfigTable& table);
 };
@@ -90,6 +93,15 @@ struct GroupMetrics {
   std::map<std::string, double> values;
 };
 
+// Each evaluated user's values (EvalConfig::per_user): the rows of a paired significance test (eval/significance.h).
+struct PerUserValues {
+  std::vector<int32_t> users;        // internal ids, in the order evaluated
+  std::vector<std::string> groups;   // each user's group ("head", "tail"), "" when in none or without groups
+  std::vector<std::string> columns;  // "ndcg@20", ..., then "<side>:ndcg@20" for each side of a target split
+                                     // (e.g. "tail_items:recall@50")
+  std::vector<double> values;        // users x columns; NaN where the user has no targets of that side
+};
+
 struct EvalResult {
   std::vector<std::string> group_names;   // "all" first, then the groups asked for (e.g. "head", "tail")
   std::vector<GroupMetrics> groups;       // parallel to group_names; with exclude = none also "repeat" and "new":
@@ -98,6 +110,7 @@ struct EvalResult {
   std::string exclude;                    // the exclusion it ranked under ("history", "none", ...)
   int64_t targets = 0;                    // targets evaluated (all users)
   int64_t repeat_targets = 0;             // of them, items that occur in their user's input history
+  PerUserValues per_user;                 // empty unless EvalConfig::per_user (not in to_json)
 
   double repeat_share() const;
 

@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "embrec/data/features.h"
+#include "embrec/eval/per_user.h"
 #include "embrec/models/evaluate.h"
 #include "embrec/report/cluster_histogram.h"
 #include "embrec/train/checkpoint.h"
@@ -44,10 +45,13 @@ eval::EvalResult evaluate_run(const std::string& run_dir, EvalStage stage) {
     fail("{}: no cold-start stage (its [data.split] holds out no items: cold_item_ratio = 0)", run_dir);
   const data::EvalTask task =
       stage == EvalStage::Cold ? data::make_cold_task(split) : data::make_eval_task(split, stage == EvalStage::Test);
-  eval::EvalResult result =
-      models::evaluate_model(model, task, experiment.data.dataset.item_count(), experiment.eval_config, &groups);
-  write_file_atomic(fmt::format("{}/eval-{}.json", run_dir, name_of(kEvalStageNames, stage)),
-                    result.to_json().dump(2) + "\n");
+  eval::EvalConfig config = experiment.eval_config;
+  config.per_user = true;
+  eval::EvalResult result = models::evaluate_model(model, task, experiment.data.dataset.item_count(), config, &groups);
+  const std::string stage_name = name_of(kEvalStageNames, stage);
+  write_file_atomic(fmt::format("{}/eval-{}.json", run_dir, stage_name), result.to_json().dump(2) + "\n");
+  eval::write_per_user(fmt::format("{}/per-user-{}.tsv", run_dir, stage_name), result.per_user,
+                       experiment.data.dataset.users);
   return result;
 }
 

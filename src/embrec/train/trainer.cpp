@@ -23,6 +23,7 @@
 #include "embrec/data/sampler.h"
 #include "embrec/eval/impression_metrics.h"
 #include "embrec/eval/metrics.h"
+#include "embrec/eval/per_user.h"
 #include "embrec/models/evaluate.h"
 #include "embrec/models/pretrain.h"
 #include "embrec/train/checkpoint.h"
@@ -470,8 +471,9 @@ void write_results(Experiment& experiment, torch::nn::Module& module, const RunF
   if (file_exists(files.best)) load_module(module, files.best);
   module.eval();
   summary.valid = models::evaluate_model(model, valid_task, item_count, experiment.eval_config, &groups);
-  summary.test =
-      models::evaluate_model(model, data::make_eval_task(split, true), item_count, experiment.eval_config, &groups);
+  eval::EvalConfig test_config = experiment.eval_config;
+  test_config.per_user = true;  // per-user-test.tsv, for `embrec compare`
+  summary.test = models::evaluate_model(model, data::make_eval_task(split, true), item_count, test_config, &groups);
   if (split.cold.size() > 0)
     summary.cold =
         models::evaluate_model(model, data::make_cold_task(split), item_count, experiment.eval_config, &groups);
@@ -490,6 +492,7 @@ void write_results(Experiment& experiment, torch::nn::Module& module, const RunF
     results["pretrain_seconds"] = summary.pretrain_seconds;
   }
   write_file_atomic(files.dir + "/results.json", results.dump(2) + "\n");
+  eval::write_per_user(files.dir + "/per-user-test.tsv", summary.test.per_user, experiment.data.dataset.users);
   if (model.cluster_count() > 0)
     write_cluster_report(model, split, experiment.train_config.head_share, experiment.data.dataset.name, files.dir);
 }

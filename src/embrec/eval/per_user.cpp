@@ -1,0 +1,130 @@
+#include "embrec/eval/per_user.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <unordered_map>
+
+#include "embrec/util/error.h"
+#include "embrec/util/files.h"
+
+namespace embrec::eval {
+
+namespace {
+
+std::vector<std::string> tab_fields(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t begin = 0;
+  while (true) {
+    const size_t tab = line.find('\t', begin);
+    fields.push_back(line.substr(begin, tab == std::string::npos ? std::string::npos : tab - begin));
+    if (tab == std::string::npos) return fields;
+    begin = tab + 1;
+  }
+}
+
+}  // namespace
+
+size_t PerUserTable::column(const std::string& name) const {
+  for (size_t c = 0; c < columns.size(); ++c)
+    if (columns[c] == name) return c;
+  std::string have;
+  for (const std::string& c : columns) have += (have.empty() ? "" : ", ") + c;
+  fail("{}: no column '{}' (it has {})", path, name, have);
+}
+
+void write_per_user(const std::string& path, const PerUserValues& values, const data::IdMap& users) {
+  const size_t columns = values.columns.size();
+  if (values.values.size() != values.users.size() * columns || values.groups.size() != values.users.size())
+    fail("internal: per-user values of {} users do not fill {} columns", values.users.size(), columns);
+  std::string out = "user\tgroup";
+  for (const std::string& column : values.columns) out += "\t" + column;
+  out += "\n";
+  for (size_t i = 0; i < values.users.size(); ++i) {
+    if (values.users[i] < 0 || values.users[i] >= users.size())
+      fail("internal: {}: user {} is not in the dataset's {} users", path, values.users[i], users.size());
+    out += users.external(values.users[i]) + "\t" + values.groups[i];
+    for (size_t c = 0; c < columns; ++c) {
+      const double value = values.values[i * columns + c];
+      out += std::isnan(value) ? std::string("\t") : fmt::format("\t{:.9g}", value);
+    }
+    out += "\n";
+  }
+  write_file_atomic(path, out);
+}
+
+PerUserTable read_per_user(const std::string& path) {
+  PerUserTable table;
+  table.path = path;
+  std::istringstream in(read_file(path));
+  std::string line;
+  if (!std::getline(in, line)) fail("{}: empty file: expected a header 'user<TAB>group<TAB>metric...'", path);
+  std::vector<std::string> header = tab_fields(line);
+  if (header.size() < 3 || header[0] != "user" || header[1] != "group")
+    fail("{}:1: expected a header 'user<TAB>group<TAB>metric...', got '{}'", path, line);
+  table.columns.assign(header.begin() + 2, header.end());
+  std::unordered_map<std::string, int64_t> seen;
+  for (int64_t number = 2; std::getline(in, line); ++number) {
+    const std::vector<std::string> fields = tab_fields(line);
+    if (fields.size() != header.size())
+      fail("{}:{}: {} fields, the header has {}", path, number, fields.size(), header.size());
+    if (fields[0].empty()) fail("{}:{}: empty user id", path, number);
+    if (!seen.emplace(fields[0], number).second)
+      fail("{}:{}: user '{}' again (first on line {})", path, number, fields[0], seen[fields[0]]);
+    table.users.push_back(fields[0]);
+    table.groups.push_back(fields[1]);
+    for (size_t f = 2; f < fields.size(); ++f) {
+      if (fields[f].empty()) {
+        table.values.push_back(std::numeric_limits<double>::quiet_NaN());
+        continue;
+      }
+      size_t used = 0;
+      double value = 0;
+      try {
+        value = std::stod(fields[f], &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != fields[f].size() || !std::isfinite(value))
+        fail("{}:{}: column '{}': '{}' is not a number", path, number, header[f], fields[f]);
+      table.values.push_back(value);
+    }
+  }
+  if (table.users.empty()) fail("{}: no users (a header alone)", path);
+  return table;
+}
+
+PairedValues pair_users(const PerUserTable& a, const PerUserTable& b, const std::string& column,
+                        const std::string& group) {
+  const size_t ca = a.column(column), cb = b.column(column);
+  std::unordered_map<std::string, size_t> row_of_b;
+  for (size_t i = 0; i < b.users.size(); ++i) row_of_b.emplace(b.users[i], i);
+  int64_t only_a = 0;
+  std::string example;
+  PairedValues out;
+  for (size_t i = 0; i < a.users.size(); ++i) {
+    const auto found = row_of_b.find(a.users[i]);
+    if (found == row_of_b.end()) {
+      if (only_a++ == 0) example = a.users[i];
+      continue;
+    }
+    if (group != "all" && a.groups[i] != group) continue;
+    const double x = a.values[i * a.columns.size() + ca], y = b.values[found->second * b.columns.size() + cb];
+    if (std::isnan(x) || std::isnan(y)) continue;
+    out.users.push_back(a.users[i]);
+    out.a.push_back(x);
+    out.b.push_back(y);
+  }
+  const int64_t only_b = static_cast<int64_t>(b.users.size()) - (static_cast<int64_t>(a.users.size()) - only_a);
+  if (only_a > 0 || only_b > 0)
+    fail("{} and {} hold different users ({} only in the first, e.g. '{}'; {} only in the second): compare runs of "
+         "one dataset, split and stage",
+         a.path, b.path, only_a, example, only_b);
+  if (out.users.empty())
+    fail("{} and {}: no user of group '{}' has a value of '{}' in both", a.path, b.path, group, column);
+  return out;
+}
+
+}  // namespace embrec::eval
