@@ -255,21 +255,10 @@ void write_run_log(const data::RawLog& log, const std::string& path, bool resume
 
 // ---- training ----
 
-py::dict summary_dict(const train::TrainSummary& summary) {
-  py::dict out;
-  out["best_epoch"] = summary.best_epoch;
-  out["epochs_run"] = summary.epochs_run;
-  out["stopped_early"] = summary.stopped_early;
-  out["train_seconds"] = summary.train_seconds;
-  out["valid"] = from_json(summary.valid.to_json());
-  out["test"] = from_json(summary.test.to_json());
-  return out;
-}
-
 // config: a TOML path or a dict of tables; data: a [data] table replacing the config's (or None); overrides: the
-// CLI's --set assignments.
-py::dict train_run(const py::object& config, const std::optional<py::dict>& data_table, const std::string& out,
-                   bool resume, const std::vector<std::string>& overrides) {
+// CLI's --set assignments. What the run reached is in its folder (results.json, read by the Python Run).
+void train_run(const py::object& config, const std::optional<py::dict>& data_table, const std::string& out,
+               bool resume, const std::vector<std::string>& overrides) {
   ConfigDocument document;
   std::string source;
   if (py::isinstance<py::dict>(config)) {
@@ -283,20 +272,18 @@ py::dict train_run(const py::object& config, const std::optional<py::dict>& data
   for (const std::string& assignment : overrides) apply_override(document.table, assignment);
   PythonOutput output;
   InterruptCheck interrupt;
-  train::TrainSummary summary;
   {
     py::gil_scoped_release release;
     ConfigTable root = ConfigTable::from_document(std::move(document), source);
     train::Experiment experiment = train::load_experiment(root);
     train::TrainOptions options{out, resume, -1, std::ref(interrupt)};
-    summary = train::train(experiment, options);
+    train::train(experiment, options);
   }
   if (interrupt.interrupted()) {
     PyErr_SetString(PyExc_KeyboardInterrupt,
                     fmt::format("training stopped; {} keeps the last finished epoch (resume=True continues)", out).c_str());
     throw py::error_already_set();
   }
-  return summary_dict(summary);
 }
 
 // ---- a finished run ----
