@@ -8,6 +8,7 @@
 
 #include "embrec/util/error.h"
 #include "synthetic.h"
+#include "../util/error_of.h"
 
 namespace embrec::index {
 namespace {
@@ -96,22 +97,14 @@ TEST_F(UserStoreTest, MisuseIsAnErrorNamingTheStore) {
     UserStoreWriter writer(dir_, 2);
     const float vector[2] = {1, 2};
     writer.add_user("alice", vector, nullptr, 0);
-    try {
-      writer.add_user("alice", vector, nullptr, 0);
-      FAIL() << "expected an error";
-    } catch (const Error& error) {
-      EXPECT_NE(std::string(error.what()).find("'alice' added twice"), std::string::npos) << error.what();
-    }
+    const std::string twice = error_of([&] { writer.add_user("alice", vector, nullptr, 0); });
+    EXPECT_NE(twice.find("'alice' added twice"), std::string::npos) << twice;
     writer.finish();
     EXPECT_THROW(writer.add_item("late"), Error);
   }
   EXPECT_THROW(UserStoreWriter(dir_, 2), Error);  // never writes into an existing folder
-  try {
-    (void)UserStore::open_read_only(dir_ + "-missing");
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(dir_ + "-missing"), std::string::npos) << error.what();
-  }
+  const std::string missing = error_of([&] { (void)UserStore::open_read_only(dir_ + "-missing"); });
+  EXPECT_NE(missing.find(dir_ + "-missing"), std::string::npos) << missing;
 }
 
 TEST_F(UserStoreTest, UnfinishedStoreIsRefused) {
@@ -121,12 +114,8 @@ TEST_F(UserStoreTest, UnfinishedStoreIsRefused) {
     writer.add_user("alice", vector, nullptr, 0);
     // destroyed without finish(): no meta keys, nothing flushed
   }
-  try {
-    (void)UserStore::open_read_only(dir_);
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("meta/format"), std::string::npos) << error.what();
-  }
+  const std::string message = error_of([&] { (void)UserStore::open_read_only(dir_); });
+  EXPECT_NE(message.find("meta/format"), std::string::npos) << message;
 }
 
 }  // namespace

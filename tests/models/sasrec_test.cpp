@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::models {
 namespace {
@@ -149,30 +150,13 @@ TEST(Sasrec, SoftmaxLossIgnoresPositionsWithoutTargets) {
 }
 
 TEST(Sasrec, ConfigErrorsNameTheKeyAndFile) {
-  try {
-    make("name = 'sasrec'\ndim = 10\nheads = 3\n");
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("test.toml: key 'heads'"), std::string::npos) << error.what();
-  }
-  try {
-    make("name = 'sasrec'\nlos = 'bce'\n");
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()), "test.toml: unknown key 'los'");
-  }
-  try {
-    make("name = 'sasrek'\n");
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("unknown model 'sasrek' (known: "), std::string::npos) << error.what();
-  }
-  try {
-    make("name = 'sasrec'\ndropout = 'high'\n");
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()), "test.toml: key 'dropout' must be a number, got a string");
-  }
+  const std::string heads = error_of([] { make("name = 'sasrec'\ndim = 10\nheads = 3\n"); });
+  EXPECT_NE(heads.find("test.toml: key 'heads'"), std::string::npos) << heads;
+  EXPECT_EQ(error_of([] { make("name = 'sasrec'\nlos = 'bce'\n"); }), "test.toml: unknown key 'los'");
+  const std::string unknown = error_of([] { make("name = 'sasrek'\n"); });
+  EXPECT_NE(unknown.find("unknown model 'sasrek' (known: "), std::string::npos) << unknown;
+  EXPECT_EQ(error_of([] { make("name = 'sasrec'\ndropout = 'high'\n"); }),
+            "test.toml: key 'dropout' must be a number, got a string");
 }
 
 }  // namespace

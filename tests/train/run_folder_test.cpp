@@ -11,6 +11,7 @@
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "train_fixtures.h"
+#include "../util/error_of.h"
 
 namespace embrec::train {
 namespace {
@@ -157,14 +158,9 @@ TEST(ExportRun, UserIdModelsExportTheirVectorsButNoHistoryEncoder) {
   std::filesystem::create_directories(run_dir + "/encoder");
   std::filesystem::copy_file(run_dir + "/config.toml", run_dir + "/encoder/config.toml");
   std::filesystem::copy_file(run_dir + "/best.pt", run_dir + "/encoder/model.pt");
-  try {
-    load_encoder(run_dir + "/encoder", loaded.manifest.item_count, loaded.manifest.user_count);
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("encoder/config.toml: model 'mf' does not encode histories"),
-              std::string::npos)
-        << error.what();
-  }
+  const std::string message =
+      error_of([&] { load_encoder(run_dir + "/encoder", loaded.manifest.item_count, loaded.manifest.user_count); });
+  EXPECT_NE(message.find("encoder/config.toml: model 'mf' does not encode histories"), std::string::npos) << message;
   std::filesystem::remove_all(run_dir);
 }
 
@@ -172,12 +168,8 @@ TEST(ExportRun, CountBasedModelsHaveNothingToExport) {
   const std::string run_dir = temporary_folder("export-pop");
   Experiment experiment = experiment_from(small_config("name = 'pop'", 1));
   train(experiment, {run_dir, false, -1});
-  try {
-    export_run(run_dir, run_dir + "/export", {});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("has no item and user vectors"), std::string::npos) << error.what();
-  }
+  const std::string message = error_of([&] { export_run(run_dir, run_dir + "/export", {}); });
+  EXPECT_NE(message.find("has no item and user vectors"), std::string::npos) << message;
   std::filesystem::remove_all(run_dir);
 }
 

@@ -12,6 +12,7 @@
 #include "embrec/train/trainer.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
+#include "../util/error_of.h"
 
 namespace embrec::train {
 namespace {
@@ -86,12 +87,8 @@ TEST(RunReport, ComparisonOfSeveralRunsAndCountBasedModels) {
   EXPECT_NE(md.find("| demo | ndcg@10 |"), std::string::npos) << md;
 
   options.baseline = sasrec + "/nope";
-  try {
-    write_report({sasrec, pop}, options);
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()), "report: --baseline " + sasrec + "/nope: no such run folder");
-  }
+  EXPECT_EQ(error_of([&] { write_report({sasrec, pop}, options); }),
+            "report: --baseline " + sasrec + "/nope: no such run folder");
   fs::remove_all(sasrec);
   fs::remove_all(pop);
 }

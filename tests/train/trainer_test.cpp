@@ -16,6 +16,7 @@
 #include "embrec/train/run_folder.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
+#include "../util/error_of.h"
 
 namespace embrec::train {
 namespace {
@@ -146,20 +147,12 @@ TEST(Trainer, RefusesToOverwriteARunAndToResumeNothing) {
   Experiment first = experiment_from(text);
   train(first, {dir, false, -1});
   Experiment second = experiment_from(text);
-  try {
-    train(second, {dir, false, -1});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("already holds a run"), std::string::npos) << error.what();
-  }
+  const std::string overwrite = error_of([&] { train(second, {dir, false, -1}); });
+  EXPECT_NE(overwrite.find("already holds a run"), std::string::npos) << overwrite;
   Experiment third = experiment_from(text);
   const std::string empty = temporary_folder("empty");
-  try {
-    train(third, {empty, true, -1});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("nothing to resume"), std::string::npos) << error.what();
-  }
+  const std::string resume = error_of([&] { train(third, {empty, true, -1}); });
+  EXPECT_NE(resume.find("nothing to resume"), std::string::npos) << resume;
   fs::remove_all(dir);
   fs::remove_all(empty);
 }
@@ -178,14 +171,9 @@ TEST(Trainer, ResumeAcceptsAnotherThreadCountAndNewOptionsAndNamesAnyOtherChange
   Experiment more_threads = experiment_from(replace_once(text, "threads = 1", "threads = 2"));
   EXPECT_EQ(train(more_threads, {dir, true, 1}).epochs_run, 2);
   Experiment other_rate = experiment_from(replace_once(text, "batch_size = 64", "batch_size = 64\nlearning_rate = 0.01"));
-  try {
-    train(other_rate, {dir, true, -1});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("differs from the run's config.toml"), std::string::npos) << message;
-    EXPECT_NE(message.find("train.learning_rate: the run has 0.001, this config 0.01"), std::string::npos) << message;
-  }
+  const std::string message = error_of([&] { train(other_rate, {dir, true, -1}); });
+  EXPECT_NE(message.find("differs from the run's config.toml"), std::string::npos) << message;
+  EXPECT_NE(message.find("train.learning_rate: the run has 0.001, this config 0.01"), std::string::npos) << message;
   // A key the run's config.toml lacks is an option added since the run began: resuming takes its default.
   std::string saved = read_file(dir + "/config.toml");
   const size_t at = saved.find("length_bucketing = true\n");
@@ -215,12 +203,8 @@ TEST(Trainer, SelectingARatingMetricNeedsARatingModel) {
   const std::string text = replace_once(small_config("name = 'pop'", 1), "select = \"ndcg@10\"", "select = \"rmse\"");
   const std::string dir = temporary_folder("rating-select");
   Experiment experiment = experiment_from(text);
-  try {
-    train(experiment, {dir, false, -1});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("predicts ratings"), std::string::npos) << error.what();
-  }
+  const std::string message = error_of([&] { train(experiment, {dir, false, -1}); });
+  EXPECT_NE(message.find("predicts ratings"), std::string::npos) << message;
   fs::remove_all(dir);
 }
 
@@ -300,26 +284,17 @@ TEST(Trainer, NonFiniteLossStopsWithAClearMessageAndKeepsTheLastCheckpoint) {
   const std::string text = small_config("name = 'nan_test'", 3);
   const std::string dir = temporary_folder("nan");
   Experiment experiment = experiment_from(text);
-  try {
-    train(experiment, {dir, false, -1});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("loss is nan"), std::string::npos) << message;
-    EXPECT_NE(message.find("epoch 2 batch 2"), std::string::npos) << message;
-    EXPECT_NE(message.find("last good checkpoint is kept"), std::string::npos) << message;
-  }
+  const std::string message = error_of([&] { train(experiment, {dir, false, -1}); });
+  EXPECT_NE(message.find("loss is nan"), std::string::npos) << message;
+  EXPECT_NE(message.find("epoch 2 batch 2"), std::string::npos) << message;
+  EXPECT_NE(message.find("last good checkpoint is kept"), std::string::npos) << message;
   EXPECT_TRUE(file_exists(dir + "/config.toml"));
   // Epoch 1's checkpoint is intact: resuming from it starts at epoch 2 (a fresh NaN model fails at its 7th batch,
   // which is now batch 2 of epoch 3).
   ASSERT_TRUE(file_exists(dir + "/checkpoint.pt"));
   Experiment again = experiment_from(text);
-  try {
-    train(again, {dir, true, -1});
-    FAIL() << "expected an error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("epoch 3 batch 2"), std::string::npos) << error.what();
-  }
+  const std::string resumed = error_of([&] { train(again, {dir, true, -1}); });
+  EXPECT_NE(resumed.find("epoch 3 batch 2"), std::string::npos) << resumed;
   fs::remove_all(dir);
 }
 
