@@ -123,6 +123,11 @@ TEST(Cli, DemoThenEvalThenExportThenServe) {
   ASSERT_EQ(itself.exit_code, 0) << itself.output;
   EXPECT_NE(itself.output.find("B - A: +0.0000"), std::string::npos) << itself.output;
   EXPECT_NE(itself.output.find("paired t-test: t = 0.000, p = 1 "), std::string::npos) << itself.output;
+  Outcome as_json = run("compare " + dir + "/run " + dir + "/run --metric ndcg@10 --json");
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.output;
+  const nlohmann::json figures = nlohmann::json::parse(as_json.output);
+  EXPECT_EQ(figures["t_p"], 1.0);
+  EXPECT_EQ(figures["mean_a"], figures["mean_b"]);
   fs::create_directories(dir + "/older");
   Outcome older = run("compare " + dir + "/run " + dir + "/older");
   EXPECT_EQ(older.exit_code, 1);

@@ -444,6 +444,7 @@ void add_compare_command(CLI::App& app) {
   auto group = std::make_shared<std::string>("all");
   auto stage = std::make_shared<std::string>("test");
   auto confidence = std::make_shared<double>(0.95);
+  auto json = std::make_shared<bool>(false);
   compare->add_option("A B", *files, "Two run folders (their per-user-<stage>.tsv) or per-user files: A the baseline")
       ->required()
       ->expected(2);
@@ -454,7 +455,8 @@ void add_compare_command(CLI::App& app) {
       ->check(CLI::IsMember({"test", "valid", "cold"}))
       ->capture_default_str();
   compare->add_option("--confidence", *confidence, "Of the interval of the mean difference")->capture_default_str();
-  compare->callback([files, metric, group, stage, confidence] {
+  compare->add_flag("--json", *json, "Print the figures as one JSON object (for scripts)");
+  compare->callback([files, metric, group, stage, confidence, json] {
     std::vector<eval::PerUserTable> tables;
     for (const std::string& given : *files) {
       std::string path = given;
@@ -468,6 +470,16 @@ void add_compare_command(CLI::App& app) {
     }
     const eval::PairedValues pairs = eval::pair_users(tables[0], tables[1], *metric, *group);
     const eval::PairedTest test = eval::paired_test(pairs.a, pairs.b, *confidence);
+    if (*json) {
+      const nlohmann::json out = {{"metric", *metric}, {"group", *group}, {"a", (*files)[0]}, {"b", (*files)[1]},
+                                  {"users", test.users}, {"mean_a", test.mean_a}, {"mean_b", test.mean_b},
+                                  {"mean_difference", test.mean_difference}, {"ci_low", test.ci_low},
+                                  {"ci_high", test.ci_high}, {"confidence", test.confidence}, {"t", test.t},
+                                  {"t_p", test.t_p}, {"wilcoxon_z", test.wilcoxon_z}, {"wilcoxon_p", test.wilcoxon_p},
+                                  {"nonzero", test.nonzero}};
+      std::printf("%s\n", out.dump().c_str());
+      return;
+    }
     std::printf("%s, %s users, %lld paired:\n%s", metric->c_str(), group->c_str(), static_cast<long long>(test.users),
                 eval::describe(test, (*files)[0], (*files)[1]).c_str());
   });
