@@ -5,6 +5,7 @@
 #include "train_fixtures.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <limits>
@@ -155,6 +156,26 @@ TEST(Trainer, RefusesToOverwriteARunAndToResumeNothing) {
   EXPECT_NE(resume.find("nothing to resume"), std::string::npos) << resume;
   fs::remove_all(dir);
   fs::remove_all(empty);
+}
+
+TEST(Trainer, AFolderThatAnotherProcessTrainsIsRefusedAndLeftAsItIs) {
+  const std::string text = small_config("name = 'pop'", 1);
+  const std::string dir = temporary_folder("locked");
+  Experiment first = experiment_from(text);
+  train(first, {dir, false, -1});
+  const std::string results = read_file(dir + "/results.json");
+  {
+    const FolderLock held(dir, "training");  // as a second `embrec train` on the folder would find it
+    Experiment again = experiment_from(text);
+    const std::string message = error_of([&] { train(again, {dir, true, -1}); });
+    EXPECT_NE(message.find(fmt::format("another process (pid {}) is training this folder now", ::getpid())),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(read_file(dir + "/results.json"), results);
+  }
+  Experiment after = experiment_from(text);
+  EXPECT_EQ(error_of([&] { train(after, {dir, true, -1}); }), "(no error)") << "the lock ends with its holder";
+  fs::remove_all(dir);
 }
 
 std::string replace_once(std::string text, const std::string& from, const std::string& to) {

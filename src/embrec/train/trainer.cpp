@@ -507,8 +507,10 @@ TrainSummary train(Experiment& experiment, const TrainOptions& options) {
   World one_process;
   World& world = options.world != nullptr ? *options.world : one_process;
   set_threads(config);
+  std::optional<FolderLock> lock;  // rank 0 writes the folder: no second process may train it at the same time
   if (world.is_main()) {
     make_directories(files.dir);
+    lock.emplace(files.dir, "training");
     prepare_run_folder(experiment, options.resume, files);
   }
   world.barrier("to find the run folder ready");

@@ -1,6 +1,8 @@
 // File helpers: whole-file reads and atomic writes.
 #include "embrec/util/files.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,6 +71,33 @@ void append_line(const std::string& path, std::string_view line) {
   if (!out) fail("{}: cannot open for appending: {}", path, std::strerror(errno));
   out << line << '\n';
   if (!out) fail("{}: write failed", path);
+}
+
+FolderLock::FolderLock(const std::string& folder, const std::string& what) {
+  const std::string path = folder + "/.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("{}: cannot open for {}: {}", path, what, std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char holder[32] = {0};
+    const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
+    std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : std::string("?");
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    if (error == EWOULDBLOCK)
+      fail("{}: another process (pid {}) is {} this folder now; wait for it to end, or use another folder", folder,
+           pid, what);
+    fail("{}: cannot lock for {}: {}", path, what, std::strerror(error));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // The pid is only for the message of a process that finds the folder locked: the lock itself holds.
+  }
+}
+
+FolderLock::~FolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the lock
 }
 
 bool file_exists(const std::string& path) { return std::filesystem::exists(path); }

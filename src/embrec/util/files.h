@@ -35,6 +35,21 @@ class AtomicFileWriter {
 // Appends one line (a '\n' is added) to `path`, creating it when missing.
 void append_line(const std::string& path, std::string_view line);
 
+// An exclusive lock on a folder while this object lives: flock(2) on FOLDER/.lock, which also ends when the process
+// ends however it ends (killed, crashed), so a stale lock never blocks. The holder's pid is written into the file.
+// Held by another process (or another FolderLock of this one): an Error naming the folder, `what` it is used for
+// and the holder's pid. The run folder of `embrec train` takes one, so that two processes never train one folder.
+class FolderLock {
+ public:
+  FolderLock(const std::string& folder, const std::string& what);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 bool file_exists(const std::string& path);
 void make_directories(const std::string& path);
 
