@@ -4,28 +4,13 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <unordered_map>
 
+#include "embrec/data/text.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 
 namespace embrec::eval {
-
-namespace {
-
-std::vector<std::string> tab_fields(const std::string& line) {
-  std::vector<std::string> fields;
-  size_t begin = 0;
-  while (true) {
-    const size_t tab = line.find('\t', begin);
-    fields.push_back(line.substr(begin, tab == std::string::npos ? std::string::npos : tab - begin));
-    if (tab == std::string::npos) return fields;
-    begin = tab + 1;
-  }
-}
-
-}  // namespace
 
 size_t PerUserTable::column(const std::string& name) const {
   for (size_t c = 0; c < columns.size(); ++c)
@@ -58,40 +43,32 @@ void write_per_user(const std::string& path, const PerUserValues& values, const 
 PerUserTable read_per_user(const std::string& path) {
   PerUserTable table;
   table.path = path;
-  std::istringstream in(read_file(path));
-  std::string line;
-  if (!std::getline(in, line)) fail("{}: empty file: expected a header 'user<TAB>group<TAB>metric...'", path);
-  std::vector<std::string> header = tab_fields(line);
-  if (header.size() < 3 || header[0] != "user" || header[1] != "group")
-    fail("{}:1: expected a header 'user<TAB>group<TAB>metric...', got '{}'", path, line);
-  table.columns.assign(header.begin() + 2, header.end());
+  const std::string text = read_file(path);
+  std::vector<std::string_view> fields;
+  std::vector<std::string> header;
   std::unordered_map<std::string, int64_t> seen;
-  for (int64_t number = 2; std::getline(in, line); ++number) {
-    const std::vector<std::string> fields = tab_fields(line);
-    if (fields.size() != header.size())
-      fail("{}:{}: {} fields, the header has {}", path, number, fields.size(), header.size());
-    if (fields[0].empty()) fail("{}:{}: empty user id", path, number);
-    if (!seen.emplace(fields[0], number).second)
-      fail("{}:{}: user '{}' again (first on line {})", path, number, fields[0], seen[fields[0]]);
-    table.users.push_back(fields[0]);
-    table.groups.push_back(fields[1]);
-    for (size_t f = 2; f < fields.size(); ++f) {
-      if (fields[f].empty()) {
-        table.values.push_back(std::numeric_limits<double>::quiet_NaN());
-        continue;
-      }
-      size_t used = 0;
-      double value = 0;
-      try {
-        value = std::stod(fields[f], &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != fields[f].size() || !std::isfinite(value))
-        fail("{}:{}: column '{}': '{}' is not a number", path, number, header[f], fields[f]);
-      table.values.push_back(value);
+  data::for_each_line(text, [&](std::string_view line, int64_t number) {
+    data::split_by(line, "\t", fields);
+    if (number == 1) {
+      header.assign(fields.begin(), fields.end());
+      if (header.size() < 3 || header[0] != "user" || header[1] != "group")
+        fail("{}:1: expected a header 'user<TAB>group<TAB>metric...', got '{}'", path, line);
+      table.columns.assign(header.begin() + 2, header.end());
+      return;
     }
-  }
+    const data::LineContext where{path, number};
+    if (fields.size() != header.size()) data::fail_field_count(where, header.size(), "\t", fields.size());
+    const std::string user(fields[0]);
+    if (user.empty()) fail("{}:{}: empty user id", path, number);
+    if (!seen.emplace(user, number).second)
+      fail("{}:{}: user '{}' again (first on line {})", path, number, user, seen[user]);
+    table.users.push_back(user);
+    table.groups.emplace_back(fields[1]);
+    for (size_t f = 2; f < fields.size(); ++f)
+      table.values.push_back(fields[f].empty() ? std::numeric_limits<double>::quiet_NaN()
+                                               : data::parse_number(fields[f], header[f].c_str(), where));
+  });
+  if (header.empty()) fail("{}: empty file: expected a header 'user<TAB>group<TAB>metric...'", path);
   if (table.users.empty()) fail("{}: no users (a header alone)", path);
   return table;
 }

@@ -386,7 +386,8 @@ void World::backward(const torch::Tensor& loss, torch::nn::Module& module, int64
 
 bool World::reduce_gradients(torch::nn::Module& module, int64_t local_count, bool stop) {
   if (!group_) return !stop;
-  Reducer& reducer = reducer_for(module);
+  // After World::backward its reducer is armed (built for that module): no second walk over the parameters.
+  Reducer& reducer = reducer_ && reducer_->armed() ? *reducer_ : reducer_for(module);
   if (!reducer.armed()) {
     reducer.arm(local_count, /*in_backward=*/false);  // gradients set without World::backward
   } else if (reducer.local_count() != local_count) {
