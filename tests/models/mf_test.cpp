@@ -56,7 +56,7 @@ TensorBatch small_batch() {
   return batch;
 }
 
-std::string error_of(const std::string& toml_text) { return testing::creation_error<Mf>(toml_text); }
+std::string config_error(const std::string& toml_text) { return testing::creation_error<Mf>(toml_text); }
 
 TEST(Mf, MseRecoversAPlantedLowRankMatrix) {
   // R = 3 + U Vᵀ with U [60 x 3], V [40 x 3] ~ N(0, 0.7²): entries have std ≈ sqrt(3) · 0.49 ≈ 0.85. Four in five
@@ -374,29 +374,29 @@ TEST(Mf, CheckpointRoundTripGivesIdenticalPredictions) {
 }
 
 TEST(Mf, InvalidKeysAreErrorsNamingTheKey) {
-  EXPECT_NE(error_of("name = 'mf'\ndims = 8\n").find("dims"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'rmse'\n").find("loss"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nsimilarity = 'cosine'\n").find("similarity"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\ntemperature = 0.2\n").find("temperature"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\ntemperature = 0.0\n").find("temperature"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\ndim = 0\n").find("dim"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nreg = -1.0\n").find("reg"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\ndim = 'big'\n").find("dim"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\nitem_bias = false\n").find("item_bias"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nnegatives = 'in_batch'\n").find("negatives"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nlogq_correction = true\n").find("logq_correction"),
+  EXPECT_NE(config_error("name = 'mf'\ndims = 8\n").find("dims"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'rmse'\n").find("loss"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'bpr'\nsimilarity = 'cosine'\n").find("similarity"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'mse'\ntemperature = 0.2\n").find("temperature"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'softmax'\ntemperature = 0.0\n").find("temperature"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\ndim = 0\n").find("dim"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nreg = -1.0\n").find("reg"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\ndim = 'big'\n").find("dim"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'mse'\nitem_bias = false\n").find("item_bias"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'bpr'\nnegatives = 'in_batch'\n").find("negatives"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'softmax'\nlogq_correction = true\n").find("logq_correction"),
             std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nnegatives = 'some'\n").find("negatives"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\nsolver = 'sgd'\n").find("solver"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nsgd_epochs = 3\n").find("sgd_epochs"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\nsolver = 'sgd'\nsgd_learning_rate = 0.0\n").find("sgd_learning_rate"),
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'softmax'\nnegatives = 'some'\n").find("negatives"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'mse'\nsolver = 'sgd'\n").find("solver"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'bpr'\nsgd_epochs = 3\n").find("sgd_epochs"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'bpr'\nsolver = 'sgd'\nsgd_learning_rate = 0.0\n").find("sgd_learning_rate"),
             std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'bpr'\ntargets = 'binary'\n").find("targets"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'mse'\ntargets = 'clicks'\n").find("targets"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nmax_pairs = 64\n").find("max_pairs"), std::string::npos);
-  EXPECT_NE(error_of("name = 'mf'\nloss = 'softmax'\nnegatives = 'in_batch'\nmax_pairs = 1\n").find("max_pairs"),
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'bpr'\ntargets = 'binary'\n").find("targets"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'mse'\ntargets = 'clicks'\n").find("targets"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'softmax'\nmax_pairs = 64\n").find("max_pairs"), std::string::npos);
+  EXPECT_NE(config_error("name = 'mf'\nloss = 'softmax'\nnegatives = 'in_batch'\nmax_pairs = 1\n").find("max_pairs"),
             std::string::npos);
-  EXPECT_EQ(error_of("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\n"), "(no error)");
+  EXPECT_EQ(config_error("name = 'mf'\nloss = 'softmax'\nsimilarity = 'cosine'\n"), "(no error)");
 }
 
 TEST(Mf, BinaryTargetsRegressOneOnObservedAndZeroOnTheSampledItem) {
@@ -476,7 +476,7 @@ TEST(Mf, MseWithoutRatingsIsAnError) {
   const int32_t a[] = {0, 2};
   split.train.push_user(a, 2);
   auto model = make("name = 'mf'\nloss = 'mse'\n", 1, 3);
-  const std::string message = embrec::error_of([&] { model->fit(split); });
+  const std::string message = error_of([&] { model->fit(split); });
   EXPECT_NE(message.find("ratings"), std::string::npos) << message;
   EXPECT_NE(message.find("targets = \"binary\""), std::string::npos) << message;
 }

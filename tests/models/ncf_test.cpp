@@ -24,7 +24,7 @@ std::unique_ptr<Ncf> make(const std::string& toml_text, int32_t users, int32_t i
   return testing::make_model<Ncf>(toml_text, users, items, seed, seed);
 }
 
-std::string error_of(const std::string& toml_text) { return testing::creation_error<Ncf>(toml_text); }
+std::string config_error(const std::string& toml_text) { return testing::creation_error<Ncf>(toml_text); }
 
 data::Split split_of(const std::vector<std::vector<int32_t>>& lists) {
   data::Split split;
@@ -316,27 +316,27 @@ TEST(NcfCheckpoint, RoundTripGivesIdenticalScores) {
 }
 
 TEST(NcfConfig, InvalidKeysAreErrorsNamingTheKey) {
-  EXPECT_NE(error_of("name = 'ncf'\nfactor = 8\n").find("factor"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nvariant = 'ncf'\n").find("variant"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nvariant = 'gmf'\nlayers = [8, 4]\n").find("layers"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nvariant = 'mlp'\nfactors = 8\n").find("factors"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nlayers = [7, 4]\n").find("layers"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nlayers = [8]\n").find("layers"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nlayers = [8, 0]\n").find("layers"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nfactors = 0\n").find("factors"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nnegatives = 0\n").find("negatives"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\ninit_std = -1.0\n").find("init_std"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nnegatives = 'four'\n").find("negatives"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\npretrain_gmf = 'a'\n").find("pretrain_mlp"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\nvariant = 'gmf'\npretrain_gmf = 'a'\npretrain_mlp = 'b'\n").find("pretrain_gmf"),
+  EXPECT_NE(config_error("name = 'ncf'\nfactor = 8\n").find("factor"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nvariant = 'ncf'\n").find("variant"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nvariant = 'gmf'\nlayers = [8, 4]\n").find("layers"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nvariant = 'mlp'\nfactors = 8\n").find("factors"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nlayers = [7, 4]\n").find("layers"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nlayers = [8]\n").find("layers"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nlayers = [8, 0]\n").find("layers"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nfactors = 0\n").find("factors"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nnegatives = 0\n").find("negatives"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\ninit_std = -1.0\n").find("init_std"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nnegatives = 'four'\n").find("negatives"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\npretrain_gmf = 'a'\n").find("pretrain_mlp"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\nvariant = 'gmf'\npretrain_gmf = 'a'\npretrain_mlp = 'b'\n").find("pretrain_gmf"),
             std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\npretrain_alpha = 0.5\n").find("pretrain_alpha"), std::string::npos);
-  EXPECT_NE(error_of("name = 'ncf'\npretrain_gmf = 'a'\npretrain_mlp = 'b'\npretrain_alpha = 1.5\n")
+  EXPECT_NE(config_error("name = 'ncf'\npretrain_alpha = 0.5\n").find("pretrain_alpha"), std::string::npos);
+  EXPECT_NE(config_error("name = 'ncf'\npretrain_gmf = 'a'\npretrain_mlp = 'b'\npretrain_alpha = 1.5\n")
                 .find("pretrain_alpha"),
             std::string::npos);
   // Pre-training folders are read when training starts, not when the config is read.
-  EXPECT_EQ(error_of("name = 'ncf'\npretrain_gmf = 'a'\npretrain_mlp = 'b'\n"), "(no error)");
-  EXPECT_EQ(error_of("name = 'ncf'\nvariant = 'mlp'\nlayers = [16, 8, 4]\n"), "(no error)");
+  EXPECT_EQ(config_error("name = 'ncf'\npretrain_gmf = 'a'\npretrain_mlp = 'b'\n"), "(no error)");
+  EXPECT_EQ(config_error("name = 'ncf'\nvariant = 'mlp'\nlayers = [16, 8, 4]\n"), "(no error)");
 }
 
 }  // namespace

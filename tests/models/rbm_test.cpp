@@ -21,7 +21,7 @@ std::unique_ptr<Rbm> make(const std::string& toml_text, int32_t users, int32_t i
   return testing::make_model<Rbm>(toml_text, users, items, seed);
 }
 
-std::string error_of(const std::string& toml_text) { return testing::creation_error<Rbm>(toml_text); }
+std::string config_error(const std::string& toml_text) { return testing::creation_error<Rbm>(toml_text); }
 
 std::string fit_error(Rbm& model, const data::Split& split) {
   try {
@@ -411,17 +411,17 @@ TEST(RbmCheckpoint, RoundTripGivesIdenticalPredictions) {
 }
 
 TEST(RbmConfig, InvalidKeysAreErrorsNamingTheKey) {
-  EXPECT_NE(error_of("name = 'rbm'\nhiden = 8\n").find("hiden"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\nhidden = 0\n").find("hidden"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\nhidden = 'many'\n").find("hidden"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\nvisible = 'one_hot'\n").find("visible"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\nranking = 'argmax'\n").find("ranking"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\nmax_rating = 1\n").find("max_rating"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\nkeep_prob = 0.0\n").find("keep_prob"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\ncd_steps = 0\n").find("cd_steps"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\ncd_step_epochs = [5, 3]\n").find("cd_step_epochs"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rbm'\ninit_std = -1.0\n").find("init_std"), std::string::npos);
-  EXPECT_EQ(error_of("name = 'rbm'\nvisible = 'rating_value'\ncd_step_epochs = [2, 4]\nkeep_prob = 0.9\n"),
+  EXPECT_NE(config_error("name = 'rbm'\nhiden = 8\n").find("hiden"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\nhidden = 0\n").find("hidden"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\nhidden = 'many'\n").find("hidden"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\nvisible = 'one_hot'\n").find("visible"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\nranking = 'argmax'\n").find("ranking"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\nmax_rating = 1\n").find("max_rating"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\nkeep_prob = 0.0\n").find("keep_prob"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\ncd_steps = 0\n").find("cd_steps"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\ncd_step_epochs = [5, 3]\n").find("cd_step_epochs"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rbm'\ninit_std = -1.0\n").find("init_std"), std::string::npos);
+  EXPECT_EQ(config_error("name = 'rbm'\nvisible = 'rating_value'\ncd_step_epochs = [2, 4]\nkeep_prob = 0.9\n"),
             "(no error)");
 }
 
@@ -443,7 +443,7 @@ TEST(RbmData, DataWithoutRatingsOrOffTheScaleIsAnErrorNamingTheProblem) {
   // Scoring from histories without ratings needs the training ratings of fit().
   const int32_t user = 0;
   float scores[3];
-  const std::string scoring = embrec::error_of([&] { model->score_block(implicit.train, &user, 1, scores); });
+  const std::string scoring = error_of([&] { model->score_block(implicit.train, &user, 1, scores); });
   EXPECT_NE(scoring.find("no ratings"), std::string::npos) << scoring;
 }
 

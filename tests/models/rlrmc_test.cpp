@@ -23,7 +23,7 @@ std::unique_ptr<Rlrmc> make(const std::string& toml_text, int32_t users, int32_t
   return testing::make_model<Rlrmc>(toml_text, users, items, 1, seed);
 }
 
-std::string error_of(const std::string& toml_text, int32_t users = 20, int32_t items = 30) {
+std::string config_error(const std::string& toml_text, int32_t users = 20, int32_t items = 30) {
   return testing::creation_error<Rlrmc>(toml_text, users, items);
 }
 
@@ -341,25 +341,25 @@ TEST(Rlrmc, DataWithoutRatingsIsAnError) {
   const int32_t a[] = {0, 2};
   split.train.push_user(a, 2);
   auto model = make("name = 'rlrmc'\nrank = 1\n", 1, 3);
-  const std::string message = embrec::error_of([&] { model->fit(split); });
+  const std::string message = error_of([&] { model->fit(split); });
   EXPECT_NE(message.find("ratings"), std::string::npos) << message;
 }
 
 TEST(Rlrmc, InvalidKeysAreErrorsNamingTheKey) {
-  EXPECT_NE(error_of("name = 'rlrmc'\nrank = 0\n").find("'rank'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nrank = -2\n").find("'rank'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nrank = 4\n", 3, 5).find("'rank'"), std::string::npos);  // > min(users, items)
-  EXPECT_NE(error_of("name = 'rlrmc'\nrank = 'ten'\n").find("rank"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nranks = 2\n").find("ranks"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nC = 0.1\n").find("'C'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nregularization = -0.1\n").find("'regularization'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\ninitialization = 'pca'\n").find("initialization"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nmax_iterations = 0\n").find("'max_iterations'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nmax_seconds = 0.0\n").find("'max_seconds'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nmin_gradient_norm = -1.0\n").find("'min_gradient_norm'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nmin_step_size = -1.0\n").find("'min_step_size'"), std::string::npos);
-  EXPECT_NE(error_of("name = 'rlrmc'\nlog_every = -1\n").find("'log_every'"), std::string::npos);
-  EXPECT_EQ(error_of("name = 'rlrmc'\nrank = 3\nregularization = 0.0\ninitialization = 'random'\n"), "(no error)");
+  EXPECT_NE(config_error("name = 'rlrmc'\nrank = 0\n").find("'rank'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nrank = -2\n").find("'rank'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nrank = 4\n", 3, 5).find("'rank'"), std::string::npos);  // > min(users, items)
+  EXPECT_NE(config_error("name = 'rlrmc'\nrank = 'ten'\n").find("rank"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nranks = 2\n").find("ranks"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nC = 0.1\n").find("'C'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nregularization = -0.1\n").find("'regularization'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\ninitialization = 'pca'\n").find("initialization"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nmax_iterations = 0\n").find("'max_iterations'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nmax_seconds = 0.0\n").find("'max_seconds'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nmin_gradient_norm = -1.0\n").find("'min_gradient_norm'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nmin_step_size = -1.0\n").find("'min_step_size'"), std::string::npos);
+  EXPECT_NE(config_error("name = 'rlrmc'\nlog_every = -1\n").find("'log_every'"), std::string::npos);
+  EXPECT_EQ(config_error("name = 'rlrmc'\nrank = 3\nregularization = 0.0\ninitialization = 'random'\n"), "(no error)");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// A config file loaded: [data], [model], [train], [eval] read and checked (every key, before any data is read),
-// then the data loaded and the model built. The [train] table is TrainConfig, read here because the experiment's
-// device and seed come from it.
+// A config file loaded: [data], [model], [train], [eval] and, for a model that registered a pre-training stage,
+// [pretrain] read and checked (every key, before any data is read), then the data loaded and the model built. The
+// [train] table is TrainConfig, read here because the experiment's device and seed come from it.
 #pragma once
 
 #include <memory>
