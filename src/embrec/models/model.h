@@ -18,6 +18,7 @@
 #include "embrec/data/sampler.h"
 #include "embrec/models/batch_gather.h"
 #include "embrec/util/config.h"
+#include "embrec/util/share.h"
 
 namespace embrec::models {
 
@@ -51,8 +52,8 @@ struct EpochWorld {
   BatchGather gather;                                // every rank's rows of a tensor, in rank order
   std::function<void(torch::Tensor&)> broadcast;     // rank 0's values into the tensor on every rank
 
-  // This rank's share [begin, end) of `count` items (contiguous, in rank order, covering each item once).
-  std::pair<int64_t, int64_t> share(int64_t count) const { return {count * rank / size, count * (rank + 1) / size}; }
+  // This rank's share [begin, end) of `count` items (util/share.h).
+  std::pair<int64_t, int64_t> share(int64_t count) const { return share_of(count, rank, size); }
 };
 
 // A training batch as tensors on the model's device (see data::SequenceBatch for the layout).

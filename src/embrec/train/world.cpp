@@ -446,8 +446,4 @@ models::Gathered World::gather(const torch::Tensor& local) {
   return {torch::cat(pieces), offset};
 }
 
-std::pair<int64_t, int64_t> share_of(int64_t count, int rank, int size) {
-  return {count * rank / size, count * (rank + 1) / size};
-}
-
 }  // namespace embrec::train

@@ -14,6 +14,7 @@
 
 #include "embrec/models/batch_gather.h"
 #include "embrec/models/model.h"
+#include "embrec/util/share.h"
 
 namespace embrec::train {
 
@@ -32,10 +33,6 @@ struct WorldSettings {
 // Reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; WORLD_SIZE unset (or 1) is one process. A bad value is an
 // Error naming the variable.
 WorldSettings world_settings_from_environment(double timeout_seconds);
-
-// The contiguous share [begin, end) of `count` items that rank `rank` of `size` takes: the shares of ranks 0..size-1
-// follow each other and cover every item once; their sizes differ by at most one.
-std::pair<int64_t, int64_t> share_of(int64_t count, int rank, int size);
 
 class World {
  public:
