@@ -86,7 +86,8 @@ TEST_F(PerUserFile, TheEvaluatorKeepsEachUsersValuesAndTheyRoundTripThroughTheFi
     else
       EXPECT_EQ(table.values[i], expected[i]) << i;
   EXPECT_EQ(table.column("tail_items:recall@2"), 2u);
-  EXPECT_NE(error_of([&] { table.column("ndcg@10"); }).find("no column 'ndcg@10' (it has recall@2, head_items"),
+  EXPECT_NE(error_of([&] { table.column("ndcg@10"); })
+                .find("unknown column 'ndcg@10' for --metric (columns: recall@2, head_items"),
             std::string::npos);
   EvalConfig quiet = config;
   quiet.per_user = false;

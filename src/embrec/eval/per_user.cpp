@@ -13,11 +13,7 @@
 namespace embrec::eval {
 
 size_t PerUserTable::column(const std::string& name) const {
-  for (size_t c = 0; c < columns.size(); ++c)
-    if (columns[c] == name) return c;
-  std::string have;
-  for (const std::string& c : columns) have += (have.empty() ? "" : ", ") + c;
-  fail("{}: no column '{}' (it has {})", path, name, have);
+  return static_cast<size_t>(data::column_index(columns, name, "--metric", data::LineContext{path, 1}));
 }
 
 void write_per_user(const std::string& path, const PerUserValues& values, const data::IdMap& users) {

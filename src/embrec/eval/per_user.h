@@ -21,7 +21,7 @@ struct PerUserTable {
   std::vector<std::string> columns;
   std::vector<double> values;  // users x columns; NaN for an empty value
 
-  // The index of a column; an Error naming the file and the columns it has when absent.
+  // The index of a metric column; when absent, data::column_index's Error naming the file and the columns it has.
   size_t column(const std::string& name) const;
 };
 
