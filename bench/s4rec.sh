@@ -7,7 +7,8 @@
 # Env: SEEDS="42 43 44" (default 42), RUNS=runs/bench, BIN=build/embrec, EXTRA="--set train.threads=1" (overrides),
 # TAG=-mask (appended to each run folder's name, so runs of one config with different EXTRA keep apart),
 # KEYS="recall@20 recall@50 ndcg@20" (the test columns), GROUP_KEY=ndcg@20 (the metric of the head / tail users,
-# head / tail items (runs with [eval] item_groups) and cold-start (cold_item_ratio) columns).
+# head / tail items (runs with [eval] item_groups) and cold-start (cold_item_ratio) columns), STAGE=valid (print the
+# validation stage's figures of the best checkpoint instead of the test stage's; the cold column stays the test's).
 # A config whose data file is absent (e.g. ML-1M) is reported as SKIPPED.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,16 +41,17 @@ python3 - "${folders[@]}" <<'PY'
 import json, os, re, statistics, sys
 keys = os.environ.get("KEYS", "hr@5 hr@10 hr@20 ndcg@5 ndcg@10 ndcg@20").split()
 group_key = os.environ.get("GROUP_KEY", "ndcg@20")
+stage = os.environ.get("STAGE", "test")
 first = json.load(open(os.path.join(sys.argv[1], "results.json")))
-item_groups = "head_items" in first["test"]["groups"]
+item_groups = "head_items" in first[stage]["groups"]
 cold = "cold" in first
 rows = {}
 extra = (f" | head / tail items {group_key.upper()}" if item_groups else "") + (f" | cold {group_key.upper()}" if cold else "")
-print("| run | " + " | ".join(k.upper() for k in keys) + f" | head / tail {group_key.upper()}{extra} | best / run epochs | s/epoch | train s | peak RSS |")
+print(f"| run ({stage}) | " + " | ".join(k.upper() for k in keys) + f" | head / tail {group_key.upper()}{extra} | best / run epochs | s/epoch | train s | peak RSS |")
 print("|---|" + "---|" * (len(keys) + 5 + item_groups + cold))
 for folder in sys.argv[1:]:
     r = json.load(open(os.path.join(folder, "results.json")))
-    groups = r["test"]["groups"]
+    groups = r[stage]["groups"]
     m = groups["all"]["metrics"]
     metrics = os.path.join(folder, "metrics.jsonl")  # count-based models (pop) train no epochs and write none
     seconds = [json.loads(line)["seconds"] for line in open(metrics)] if os.path.exists(metrics) else [0.0]
