@@ -13,6 +13,7 @@
 #include "embrec/data/readers.h"
 #include "embrec/util/error.h"
 #include "file_fixture.h"
+#include "../util/error_of.h"
 
 namespace embrec::data {
 namespace {
@@ -32,12 +33,7 @@ class FeaturesTest : public testing::FileTest {
  protected:
   FeaturesTest() : FileTest("features") {}
   std::string error_of(const std::string& path, FeatureSide side, const FeatureReadOptions& options = {}) {
-    try {
-      read_features(path, side, options);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
+    return embrec::error_of([&] { read_features(path, side, options); });
   }
 };
 

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::data {
 namespace {
@@ -31,12 +32,7 @@ class ItemAttributesTest : public testing::FileTest {
  protected:
   ItemAttributesTest() : FileTest("item-attributes") {}
   std::string error_of(const std::string& path, const AttributeReadOptions& options = {}) {
-    try {
-      read_item_attributes(path, options);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
+    return embrec::error_of([&] { read_item_attributes(path, options); });
   }
   std::string error_with_map(const std::string& path, const std::string& item_map) {
     AttributeReadOptions options;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::data {
 namespace {
@@ -30,12 +31,7 @@ class LoadTest : public ::testing::Test {
     return result;
   }
   std::string error_of(const std::string& text) {
-    try {
-      config(text);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
+    return embrec::error_of([&] { config(text); });
   }
   fs::path folder_;
 };
@@ -243,12 +239,7 @@ TEST_F(LoadTest, FeatureConfigErrorsNameTheKeyAndFile) {
 
 TEST_F(LoadTest, AMissingFileIsAnErrorNamingIt) {
   DataConfig c = config("[data]\npath = '../nothing.txt'\n");
-  try {
-    load_data(c);
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()), (folder_ / "nothing.txt").string() + ": no such file");
-  }
+  EXPECT_EQ(embrec::error_of([&] { load_data(c); }), (folder_ / "nothing.txt").string() + ": no such file");
 }
 
 }  // namespace

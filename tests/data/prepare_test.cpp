@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::data {
 namespace {
@@ -127,22 +128,13 @@ TEST(Prepare, DedupPolicies) {
 TEST(Prepare, FilteringThatEmptiesTheDatasetIsAnError) {
   PrepareOptions options;
   options.user_core = 5;
-  try {
-    prepare_dataset(make_log({{"u", "a", 1, 1}, {"v", "b", 1, 2}}), options);
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()),
-              "test.log: k-core filtering (user_core = 5, item_core = 0) removed every interaction");
-  }
+  EXPECT_EQ(error_of([&] { prepare_dataset(make_log({{"u", "a", 1, 1}, {"v", "b", 1, 2}}), options); }),
+            "test.log: k-core filtering (user_core = 5, item_core = 0) removed every interaction");
   PrepareOptions threshold;
   threshold.has_min_rating = true;
   threshold.min_rating = 10;
-  try {
-    prepare_dataset(make_log({{"u", "a", 1, 1}}), threshold);
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_EQ(std::string(error.what()), "test.log: no interactions left after the rating threshold (min_rating = 10)");
-  }
+  EXPECT_EQ(error_of([&] { prepare_dataset(make_log({{"u", "a", 1, 1}}), threshold); }),
+            "test.log: no interactions left after the rating threshold (min_rating = 10)");
 }
 
 }  // namespace

@@ -23,12 +23,7 @@ class ReadersTest : public testing::FileTest {
  protected:
   ReadersTest() : FileTest("readers") {}
   std::string error_of(const std::string& path, const ReadOptions& options) {
-    try {
-      read_log(path, options);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
+    return embrec::error_of([&] { read_log(path, options); });
   }
 };
 

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::eval {
 namespace {
@@ -297,22 +298,20 @@ TEST(Evaluator, JsonRoundTripAndTable) {
 }
 
 TEST(Evaluator, ConfigErrorsNameTheKey) {
-  auto error_of = [](const std::string& text) -> std::string {
-    try {
+  auto config_error = [](const std::string& text) -> std::string {
+    return error_of([&] {
       ConfigTable table = ConfigTable::parse_string(text, "e.toml");
       EvalConfig::from(table);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
+    });
   };
-  EXPECT_NE(error_of("metrics = ['hr', 'auc']").find("e.toml: key 'metrics': unknown metric 'auc'"), std::string::npos);
-  EXPECT_NE(error_of("select = 'ndcg@50'").find("e.toml: key 'select'"), std::string::npos);
-  EXPECT_NE(error_of("ks = [0]").find("e.toml: key 'ks'"), std::string::npos);
-  EXPECT_EQ(error_of("ks = [5, 10]\nselect = 'hr@5'"), "(no error)");
-  EXPECT_EQ(error_of("exclude = 'seen'"),
+  EXPECT_NE(config_error("metrics = ['hr', 'auc']").find("e.toml: key 'metrics': unknown metric 'auc'"),
+            std::string::npos);
+  EXPECT_NE(config_error("select = 'ndcg@50'").find("e.toml: key 'select'"), std::string::npos);
+  EXPECT_NE(config_error("ks = [0]").find("e.toml: key 'ks'"), std::string::npos);
+  EXPECT_EQ(config_error("ks = [5, 10]\nselect = 'hr@5'"), "(no error)");
+  EXPECT_EQ(config_error("exclude = 'seen'"),
             "e.toml: key 'exclude' must be one of {history, none, history_except_target}, got 'seen'");
-  EXPECT_EQ(error_of("exclude = 'none'\nexclude_history = true"),
+  EXPECT_EQ(config_error("exclude = 'none'\nexclude_history = true"),
             "e.toml: key 'exclude_history' is the older name of 'exclude': give one of them");
 }
 

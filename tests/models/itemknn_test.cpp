@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::models {
 namespace {
@@ -107,14 +108,7 @@ TEST(ItemKnn, CheckpointRoundTripScoresIdentically) {
 }
 
 TEST(ItemKnn, UnknownOrInvalidKeysAreErrorsNamingTheKey) {
-  auto message_of = [](const std::string& text) -> std::string {
-    try {
-      make(text);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "";
-  };
+  auto message_of = [](const std::string& text) -> std::string { return error_of([&] { make(text); }); };
   EXPECT_NE(message_of("name = 'itemknn'\nneighbors = 10\n").find("neighbors"), std::string::npos);
   EXPECT_NE(message_of("name = 'itemknn'\nneighbours = 0\n").find("neighbours"), std::string::npos);
   EXPECT_NE(message_of("name = 'itemknn'\nshrink = -1\n").find("shrink"), std::string::npos);

@@ -10,6 +10,7 @@
 
 #include "embrec/models/model.h"
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::models::testing {
 
@@ -32,12 +33,7 @@ std::unique_ptr<M> make_model(const std::string& toml_text, int32_t users, int32
 // The message of the error that creating such a model raises, or "(no error)".
 template <typename M>
 std::string creation_error(const std::string& toml_text, int32_t users = 3, int32_t items = 5) {
-  try {
-    make_model<M>(toml_text, users, items);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  return error_of([&] { make_model<M>(toml_text, users, items); });
 }
 
 // Batch tensors from the sampler's arrays, as the trainer makes them (on the CPU), copied so they outlive `batch`.

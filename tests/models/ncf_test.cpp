@@ -14,6 +14,7 @@
 #include "embrec/train/checkpoint.h"
 #include "embrec/util/error.h"
 #include "model_fixtures.h"
+#include "../util/error_of.h"
 
 namespace embrec::models {
 namespace {
@@ -271,12 +272,7 @@ TEST(NcfPretraining, NeumfStartsFromGmfAndMlpRunsAndRejectsMismatches) {
                               0.25 * pair_logits(*gmf, users, 9) + 0.75 * pair_logits(*mlp, users, 9), 1e-5, 1e-6));
 
   auto pretrain_error = [&](const std::string& toml_text, int32_t user_count) -> std::string {
-    try {
-      make(toml_text, user_count, 9)->load_pretrained();
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
+    return error_of([&] { make(toml_text, user_count, 9)->load_pretrained(); });
   };
   // A missing folder, a run of the wrong variant, other sizes, other data, a folder without best.pt.
   EXPECT_NE(pretrain_error(neumf_config("nothing", "mlp", sizes), 4).find("pretrain_gmf"), std::string::npos);

@@ -187,6 +187,7 @@ TEST(Nrms, FreshArticleGetsItsItemVectorAndUnknownTitlesAreRefused) {
   EXPECT_THROW(model->fresh_item_vector({"zebra quantum xylophone", "sports", ""}), InputError);
   try {
     model->fresh_item_vector({"zebra", "", ""});
+    ADD_FAILURE() << "an article of unknown words only was accepted";
   } catch (const InputError& error) {
     EXPECT_NE(std::string(error.what()).find("'zebra'"), std::string::npos) << error.what();
   }

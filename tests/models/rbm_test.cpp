@@ -23,15 +23,6 @@ std::unique_ptr<Rbm> make(const std::string& toml_text, int32_t users, int32_t i
 
 std::string config_error(const std::string& toml_text) { return testing::creation_error<Rbm>(toml_text); }
 
-std::string fit_error(Rbm& model, const data::Split& split) {
-  try {
-    model.fit(split);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
 // Trains with the sampler and Adam as the trainer does; returns each epoch's mean "recon" part.
 std::vector<double> train(Rbm& model, const data::Sequences& train, int32_t item_count, int64_t epochs,
                           double learning_rate, int32_t batch_size) {
@@ -430,13 +421,13 @@ TEST(RbmData, DataWithoutRatingsOrOffTheScaleIsAnErrorNamingTheProblem) {
   data::Split implicit;
   const int32_t a[] = {0, 2};
   implicit.train.push_user(a, 2);
-  EXPECT_NE(fit_error(*model, implicit).find("training data has none"), std::string::npos)
-      << fit_error(*model, implicit);
+  const std::string none = error_of([&] { model->fit(implicit); });
+  EXPECT_NE(none.find("training data has none"), std::string::npos) << none;
   for (float bad : {4.5f, 6.0f, 0.0f}) {
     data::Split split;
     const float ratings[] = {3.0f, bad};
     split.train.push_user(a, 2, ratings);
-    const std::string message = fit_error(*model, split);
+    const std::string message = error_of([&] { model->fit(split); });
     EXPECT_NE(message.find("min_rating"), std::string::npos) << message;
     EXPECT_NE(message.find(fmt::format("rating {}", bad)), std::string::npos) << message;
   }

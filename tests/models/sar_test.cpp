@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::models {
 namespace {
@@ -200,14 +201,7 @@ TEST(Sar, ScoringBeforeFitIsAnError) {
 }
 
 TEST(Sar, UnknownOrInvalidKeysAreErrorsNamingTheKey) {
-  auto message_of = [](const std::string& text) -> std::string {
-    try {
-      make(text);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "";
-  };
+  auto message_of = [](const std::string& text) -> std::string { return error_of([&] { make(text); }); };
   EXPECT_NE(message_of("name = 'sar'\nsimilarty = 'jaccard'\n").find("similarty"), std::string::npos);
   EXPECT_NE(message_of("name = 'sar'\nsimilarity = 'cosine'\n").find("similarity"), std::string::npos);
   EXPECT_NE(message_of("name = 'sar'\nsupport_threshold = 0\n").find("support_threshold"), std::string::npos);

@@ -10,6 +10,7 @@
 
 #include "embrec/data/sampler.h"
 #include "model_fixtures.h"
+#include "../util/error_of.h"
 
 namespace embrec::models {
 namespace {
@@ -244,18 +245,11 @@ TEST(TwoTower, AFreshUserIsServedFromFeaturesAndHistoryByTheRebuiltEncoder) {
 TEST(TwoTower, ConfigErrorsNameTheKey) {
   const ColourData data;
   EXPECT_THROW(colour_model(data, "item_id = false\nitem_features = false"), Error);
-  try {
-    colour_model(data, "mask_ratio = 0.3");
-    ADD_FAILURE() << "no error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("mask_ratio"), std::string::npos) << error.what();
-  }
-  try {
-    colour_model(data, "user_id = false\nuser_id_dropout = 0.3\nhistory = 'mean'");
-    ADD_FAILURE() << "no error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("user_id_dropout"), std::string::npos) << error.what();
-  }
+  const std::string mask_ratio = error_of([&] { colour_model(data, "mask_ratio = 0.3"); });
+  EXPECT_NE(mask_ratio.find("mask_ratio"), std::string::npos) << mask_ratio;
+  const std::string dropout =
+      error_of([&] { colour_model(data, "user_id = false\nuser_id_dropout = 0.3\nhistory = 'mean'"); });
+  EXPECT_NE(dropout.find("user_id_dropout"), std::string::npos) << dropout;
   ModelContext bare;
   bare.user_count = 3;
   bare.item_count = 4;

@@ -17,6 +17,7 @@
 #include "embrec/report/charts.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
+#include "../util/error_of.h"
 
 namespace embrec::report {
 namespace {
@@ -92,21 +93,15 @@ TEST_F(ReportPage, RmseRowsPreferTheLowerValue) {
 }
 
 TEST_F(ReportPage, FoldersThatAreNotFinishedRunsAreNamedErrors) {
-  auto error_of = [](const std::string& dir) -> std::string {
-    try {
-      read_run_record(dir);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "(no error)";
-  };
-  EXPECT_EQ(error_of(root_ + "/nothing"), root_ + "/nothing: no such run folder");
-  EXPECT_EQ(error_of(root_), root_ + ": not a run folder (no config.toml)");
+  EXPECT_EQ(error_of([&] { read_run_record(root_ + "/nothing"); }), root_ + "/nothing: no such run folder");
+  EXPECT_EQ(error_of([&] { read_run_record(root_); }), root_ + ": not a run folder (no config.toml)");
   write_file_atomic(root_ + "/config.toml", "[eval]\n");
-  EXPECT_NE(error_of(root_).find(": the run has not finished (no results.json)"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_run_record(root_); }).find(": the run has not finished (no results.json)"),
+            std::string::npos);
   const std::string dir = write_run(root_, "broken", "Beauty", 0.1, 0.2);
   append_line(dir + "/metrics.jsonl", "{not json");
-  EXPECT_NE(error_of(dir).find(dir + "/metrics.jsonl:4: not a metrics line"), std::string::npos) << error_of(dir);
+  const std::string broken = error_of([&] { read_run_record(dir); });
+  EXPECT_NE(broken.find(dir + "/metrics.jsonl:4: not a metrics line"), std::string::npos) << broken;
 }
 
 // Every element of the page, by name, and the texts of its <title> elements (one per chart).

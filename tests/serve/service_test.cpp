@@ -31,6 +31,7 @@
 #include "embrec/eval/evaluator.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
+#include "../util/error_of.h"
 
 namespace embrec::serve {
 namespace {
@@ -855,13 +856,8 @@ TEST(AdminToken, IsCreatedOwnerOnlyOnceThenReadAndAnOpenFileIsRefused) {
   EXPECT_EQ(load_or_create_admin_token(path, created), token);
   EXPECT_FALSE(created);
   fs::permissions(path, fs::perms::group_read, fs::perm_options::add);
-  try {
-    load_or_create_admin_token(path, created);
-    ADD_FAILURE() << "a group-readable token file was accepted";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(path + ": the admin token file is open to group"), std::string::npos)
-        << error.what();
-  }
+  const std::string message = error_of([&] { load_or_create_admin_token(path, created); });
+  EXPECT_NE(message.find(path + ": the admin token file is open to group"), std::string::npos) << message;
   fs::remove(path);
   EXPECT_NE(load_or_create_admin_token(path, created), token);  // a fresh one
   fs::remove(path);
@@ -1013,20 +1009,18 @@ TEST(ServeConfig, ReadsTomlAndNamesBadKeys) {
   EXPECT_FALSE(config.admin_loopback_only);
   EXPECT_EQ(config.host, "127.0.0.1");
 
-  auto error_of = [](const std::string& text) {
-    try {
+  auto config_error = [](const std::string& text) {
+    return error_of([&] {
       ConfigTable table = ConfigTable::parse_string(text, "serve.toml");
       (void)ServeConfig::from(table.sub("serve"));
       table.finish();
-    } catch (const Error& error) {
-      return std::string(error.what());
-    }
-    return std::string();
+    });
   };
-  EXPECT_EQ(error_of("[serve]\nprot = 1\n"), "serve.toml: unknown key 'serve.prot'");
-  EXPECT_EQ(error_of("[serve]\nthreads = 0\n"), "serve.toml: key 'serve.threads' must be positive, got 0");
-  EXPECT_EQ(error_of("[serve]\nmax_k = 10\n"), "serve.toml: key 'serve.default_k' must be in [1, max_k = 10], got 20");
-  EXPECT_EQ(error_of("[serve]\nport = \"80\"\n"), "serve.toml: key 'serve.port' must be an integer, got a string");
+  EXPECT_EQ(config_error("[serve]\nprot = 1\n"), "serve.toml: unknown key 'serve.prot'");
+  EXPECT_EQ(config_error("[serve]\nthreads = 0\n"), "serve.toml: key 'serve.threads' must be positive, got 0");
+  EXPECT_EQ(config_error("[serve]\nmax_k = 10\n"),
+            "serve.toml: key 'serve.default_k' must be in [1, max_k = 10], got 20");
+  EXPECT_EQ(config_error("[serve]\nport = \"80\"\n"), "serve.toml: key 'serve.port' must be an integer, got a string");
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
 #include "train_fixtures.h"
+#include "../util/error_of.h"
 
 namespace embrec::train {
 namespace {
@@ -34,12 +35,7 @@ class CheckpointTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string load_error(const std::string& path) {
     Small target;
-    try {
-      load_module(target, path);
-    } catch (const Error& error) {
-      return error.what();
-    }
-    return "";
+    return error_of([&] { load_module(target, path); });
   }
   std::string dir_, path_;
 };

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "embrec/util/error.h"
+#include "../util/error_of.h"
 
 namespace embrec::train {
 namespace {
@@ -18,13 +19,10 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string load_error(const std::string& text) {
-  try {
+  return error_of([&] {
     ConfigTable root = ConfigTable::parse_string(text, "e.toml");
     load_experiment(root);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  });
 }
 
 // The data file does not exist, so any error other than the config's own means the data was read first.
@@ -66,11 +64,7 @@ TEST(Experiment, EveryShippedConfigPassesItsChecksAndEveryModelHasOne) {
   for (const fs::path& file : files) {
     SCOPED_TRACE(file.string());
     ConfigTable root = ConfigTable::parse_file(file.string());
-    try {
-      check_config(root);
-    } catch (const Error& error) {
-      ADD_FAILURE() << error.what();
-    }
+    EXPECT_EQ(error_of([&] { check_config(root); }), "(no error)");
     configured.insert(root.sub("model").get("name", std::string()));
   }
   for (const std::string& name : models::model_names()) {

@@ -16,6 +16,7 @@
 #include "embrec/train/checkpoint.h"
 #include "embrec/util/error.h"
 #include "embrec/util/files.h"
+#include "../util/error_of.h"
 
 namespace embrec::train {
 namespace {
@@ -180,13 +181,10 @@ TEST(Pretrain, DefaultsApplyWithoutTheTableAndZeroEpochsSkipTheStage) {
 }
 
 std::string check_error(const std::string& text) {
-  try {
+  return error_of([&] {
     ConfigTable root = ConfigTable::parse_string(text, "p.toml");
     (void)check_config(root);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
+  });
 }
 
 TEST(Pretrain, ItsTableIsAnErrorForAModelWithoutAStageAndBadKeysAreNamed) {
