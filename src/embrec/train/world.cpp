@@ -201,17 +201,16 @@ class World::Reducer {
         members_[bucket.members[k]].flag = bucket.numel + static_cast<int64_t>(k);
       bucket.flat = torch::zeros({bucket.numel + static_cast<int64_t>(bucket.members.size())}, first.options());
     }
+    // A hook on every parameter, removed again when this reducer goes (replaced by another module's, or the World
+    // ends), so that the module trains on without it.
+    for (size_t i = 0; i < parameters_.size(); ++i)
+      hooks_.push_back(parameters_[i].register_hook([this, i](const torch::Tensor& gradient) { arrive(i, gradient); }));
   }
-
-  // A hook on every parameter; each holds a weak pointer, so a replaced reducer's hooks do nothing.
-  static void install_hooks(const std::shared_ptr<Reducer>& reducer) {
-    for (size_t i = 0; i < reducer->parameters_.size(); ++i) {
-      std::weak_ptr<Reducer> weak = reducer;
-      reducer->parameters_[i].register_hook([weak, i](const torch::Tensor& gradient) {
-        if (const std::shared_ptr<Reducer> alive = weak.lock()) alive->arrive(i, gradient);
-      });
-    }
+  ~Reducer() {
+    for (size_t i = 0; i < hooks_.size(); ++i) parameters_[i].remove_hook(hooks_[i]);
   }
+  Reducer(const Reducer&) = delete;
+  Reducer& operator=(const Reducer&) = delete;
 
   bool serves(const std::vector<torch::Tensor>& parameters) const {
     if (parameters.size() != parameters_.size()) return false;
@@ -353,6 +352,7 @@ class World::Reducer {
   }
 
   std::vector<torch::Tensor> parameters_;
+  std::vector<unsigned> hooks_;  // register_hook's handles, one per parameter
   std::vector<Member> members_;  // by parameter
   std::vector<Bucket> buckets_;
   c10d::ProcessGroupGloo& gloo_;
@@ -373,8 +373,8 @@ World::Reducer& World::reducer_for(torch::nn::Module& module) {
     if (!seen) parameters.push_back(parameter);  // a parameter shared by two modules is reduced once
   }
   if (!reducer_ || !reducer_->serves(parameters)) {
-    reducer_ = std::make_shared<Reducer>(std::move(parameters), *group_->gloo, settings_);
-    Reducer::install_hooks(reducer_);
+    reducer_.reset();  // its hooks go before the new ones arrive
+    reducer_ = std::make_unique<Reducer>(std::move(parameters), *group_->gloo, settings_);
   }
   return *reducer_;
 }

@@ -97,7 +97,7 @@ class World {
 
   WorldSettings settings_;
   std::unique_ptr<Group> group_;  // null for one process
-  std::shared_ptr<Reducer> reducer_;  // the buckets of the module last reduced (its hooks hold a weak pointer)
+  std::unique_ptr<Reducer> reducer_;  // the buckets of the module last reduced (their hooks live as long as it)
   Reduction last_reduction_;
 };
 
