@@ -32,8 +32,8 @@ FeatureReadOptions with_format(FeatureFormat format) {
 class FeaturesTest : public testing::FileTest {
  protected:
   FeaturesTest() : FileTest("features") {}
-  std::string error_of(const std::string& path, FeatureSide side, const FeatureReadOptions& options = {}) {
-    return embrec::error_of([&] { read_features(path, side, options); });
+  std::string features_error(const std::string& path, FeatureSide side, const FeatureReadOptions& options = {}) {
+    return error_of([&] { read_features(path, side, options); });
   }
 };
 
@@ -155,7 +155,8 @@ TEST_F(FeaturesTest, MalformedUserFilesNameFileLineAndField) {
       {"who.txt", "1 24 M\n",
        "who.txt: cannot tell the user feature format from the first line; set format (users, uuser, csv or tsv)"},
   };
-  for (const BadFile& file : files) EXPECT_EQ(error_of(write(file.name, file.text), FeatureSide::Users), file.error);
+  for (const BadFile& file : files)
+    EXPECT_EQ(features_error(write(file.name, file.text), FeatureSide::Users), file.error);
 }
 
 TEST_F(FeaturesTest, MalformedTablesNameFileLineAndColumn) {
@@ -175,27 +176,27 @@ TEST_F(FeaturesTest, MalformedTablesNameFileLineAndColumn) {
   FeatureReadOptions options;
   options.multi_columns = {"tags"};
   for (const BadFile& file : files)
-    EXPECT_EQ(error_of(write(file.name, file.text), FeatureSide::Items, options), file.error);
+    EXPECT_EQ(features_error(write(file.name, file.text), FeatureSide::Items, options), file.error);
 }
 
 TEST_F(FeaturesTest, FormatsAndOptionsThatDoNotFitAreErrors) {
   const std::string movies = write("movies.dat", "1::Heat (1995)::Action\n");
-  EXPECT_EQ(error_of(movies, FeatureSide::Users, with_format(FeatureFormat::Movies)),
+  EXPECT_EQ(features_error(movies, FeatureSide::Users, with_format(FeatureFormat::Movies)),
             "movies.dat: format 'movies' does not describe users");
-  EXPECT_EQ(error_of(movies, FeatureSide::Items, with_format(FeatureFormat::Users)),
+  EXPECT_EQ(features_error(movies, FeatureSide::Items, with_format(FeatureFormat::Users)),
             "movies.dat: format 'users' does not describe items");
-  EXPECT_EQ(error_of(movies, FeatureSide::Items, with_format(FeatureFormat::Attributes)),
+  EXPECT_EQ(features_error(movies, FeatureSide::Items, with_format(FeatureFormat::Attributes)),
             "movies.dat: format 'attributes' expects S3-Rec JSON or `item|attr` lines, but the file reads as movies; "
             "set format = \"movies\"");
   FeatureReadOptions options;
   options.multi_columns = {"genre"};
-  EXPECT_EQ(error_of(movies, FeatureSide::Items, options),
+  EXPECT_EQ(features_error(movies, FeatureSide::Items, options),
             "movies.dat: id_column and multi_columns apply to csv and tsv only, not to format 'auto'");
   FeatureReadOptions map;
   map.item_map = write("map.tsv", "1\t1\n");
-  EXPECT_EQ(error_of(write("users.dat", "1::F::1::10::48067\n"), FeatureSide::Users, map),
+  EXPECT_EQ(features_error(write("users.dat", "1::F::1::10::48067\n"), FeatureSide::Users, map),
             "users.dat: item_map and genre_names apply to movies and uitem only, not to format 'users'");
-  EXPECT_EQ(error_of(write("u.item", uitem_line(1, "A", {}, "1995-01-01")), FeatureSide::Items),
+  EXPECT_EQ(features_error(write("u.item", uitem_line(1, "A", {}, "1995-01-01")), FeatureSide::Items),
             "u.item:1: field 'release date': expected a date such as 01-Jan-1995, got '1995-01-01'");
 }
 

@@ -31,13 +31,13 @@ const char* const kMovies =
 class ItemAttributesTest : public testing::FileTest {
  protected:
   ItemAttributesTest() : FileTest("item-attributes") {}
-  std::string error_of(const std::string& path, const AttributeReadOptions& options = {}) {
-    return embrec::error_of([&] { read_item_attributes(path, options); });
+  std::string attributes_error(const std::string& path, const AttributeReadOptions& options = {}) {
+    return error_of([&] { read_item_attributes(path, options); });
   }
   std::string error_with_map(const std::string& path, const std::string& item_map) {
     AttributeReadOptions options;
     options.item_map = item_map;
-    return error_of(path, options);
+    return attributes_error(path, options);
   }
 };
 
@@ -129,48 +129,49 @@ TEST_F(ItemAttributesTest, ByteOrderMarkAndCrLfAreAccepted) {
 
 TEST_F(ItemAttributesTest, MalformedJsonNamesLineAndByte) {
   // The 14th byte is the stray ']' on line 2.
-  EXPECT_EQ(error_of(write("a.json", "{\"4\": [1,\n 2,]}")),
+  EXPECT_EQ(attributes_error(write("a.json", "{\"4\": [1,\n 2,]}")),
             "a.json:2: malformed JSON at byte 14: syntax error while parsing value - unexpected ']'; expected '[', "
             "'{', or a literal");
   // Bytes count from the start of the file, byte-order mark included; at the end of input, one past the last byte.
-  EXPECT_EQ(error_of(write("b.json", "\xEF\xBB\xBF{\"4\": [1"), format("json")),
+  EXPECT_EQ(attributes_error(write("b.json", "\xEF\xBB\xBF{\"4\": [1"), format("json")),
             "b.json:1: malformed JSON at byte 12: syntax error while parsing array - unexpected end of input; "
             "expected ']'");
   // A number no double holds (found by fuzz_item_attributes: it escaped as nlohmann's own exception).
-  EXPECT_EQ(error_of(write("c.json", "{\"4\": [3, 333333333333333333333E3331]}")),
+  EXPECT_EQ(attributes_error(write("c.json", "{\"4\": [3, 333333333333333333333E3331]}")),
             "c.json: malformed JSON: [json.exception.out_of_range.406] number overflow parsing "
             "'333333333333333333333E3331'");
 }
 
 TEST_F(ItemAttributesTest, JsonValuesThatAreNotAttributeListsNameTheItem) {
-  EXPECT_EQ(error_of(write("a.json", R"({"4": [1], "5": {"a": 1}})")),
+  EXPECT_EQ(attributes_error(write("a.json", R"({"4": [1], "5": {"a": 1}})")),
             R"(a.json: item '5': expected an array of strings or integers, got {"a":1})");
-  EXPECT_EQ(error_of(write("b.json", R"({"4": [1, 2.5]})")),
+  EXPECT_EQ(attributes_error(write("b.json", R"({"4": [1, 2.5]})")),
             "b.json: item '4': attribute 2: expected a string or an integer, got 2.5");
-  EXPECT_EQ(error_of(write("c.json", R"({"4": [[1]]})")),
+  EXPECT_EQ(attributes_error(write("c.json", R"({"4": [[1]]})")),
             "c.json: item '4': attribute 1: expected a string or an integer, got [1]");
-  EXPECT_EQ(error_of(write("d.json", R"({"4": [""]})")),
+  EXPECT_EQ(attributes_error(write("d.json", R"({"4": [""]})")),
             R"(d.json: item '4': attribute 1: expected a string or an integer, got "")");
-  EXPECT_EQ(error_of(write("e.json", R"({"4": [1], "4": [2]})")), "e.json: item '4' appears twice");
-  EXPECT_EQ(error_of(write("e2.json", R"({"4": {"a": 1}, "5": {"a": 2}})")),  // nested keys are not items
+  EXPECT_EQ(attributes_error(write("e.json", R"({"4": [1], "4": [2]})")), "e.json: item '4' appears twice");
+  EXPECT_EQ(attributes_error(write("e2.json", R"({"4": {"a": 1}, "5": {"a": 2}})")),  // nested keys are not items
             R"(e2.json: item '4': expected an array of strings or integers, got {"a":1})");
-  EXPECT_EQ(error_of(write("f.json", "[1, 2]")),
+  EXPECT_EQ(attributes_error(write("f.json", "[1, 2]")),
             "f.json: expected a JSON object mapping item ids to attribute arrays, got array");
-  EXPECT_EQ(error_of(write("g.json", R"({"": [1]})")), "g.json: item '': empty id");
-  EXPECT_EQ(error_of(write("h.json", "{}")), "h.json: no items (empty file)");
+  EXPECT_EQ(attributes_error(write("g.json", R"({"": [1]})")), "g.json: item '': empty id");
+  EXPECT_EQ(attributes_error(write("h.json", "{}")), "h.json: no items (empty file)");
 }
 
 TEST_F(ItemAttributesTest, MalformedMoviesDatLinesNameFileLineAndField) {
-  EXPECT_EQ(error_of(write("movies.dat", "1::Toy Story (1995)::Comedy\n\n2::Jumanji (1995)\n")),
+  EXPECT_EQ(attributes_error(write("movies.dat", "1::Toy Story (1995)::Comedy\n\n2::Jumanji (1995)\n")),
             "movies.dat:3: expected 3 fields separated by '::', got 2");
-  EXPECT_EQ(error_of(write("m2.dat", "1::A::B::Drama\n")), "m2.dat:1: expected 3 fields separated by '::', got 4");
-  EXPECT_EQ(error_of(write("m3.dat", "x1::Heat::Action\n")),
+  EXPECT_EQ(attributes_error(write("m2.dat", "1::A::B::Drama\n")),
+            "m2.dat:1: expected 3 fields separated by '::', got 4");
+  EXPECT_EQ(attributes_error(write("m3.dat", "x1::Heat::Action\n")),
             "m3.dat:1: field 'movie_id': cannot parse 'x1' as an integer");
-  EXPECT_EQ(error_of(write("m4.dat", "1::Heat::Action\n2::Up::Drama\n1::Heat::Crime\n")),
+  EXPECT_EQ(attributes_error(write("m4.dat", "1::Heat::Action\n2::Up::Drama\n1::Heat::Crime\n")),
             "m4.dat:3: movie '1' appears on an earlier line too");
-  EXPECT_EQ(error_of(write("m5.dat", "1::Heat::Action||Crime\n")),
+  EXPECT_EQ(attributes_error(write("m5.dat", "1::Heat::Action||Crime\n")),
             "m5.dat:1: field 'genres': attribute 2 is empty (two '|' in a row?)");
-  EXPECT_EQ(error_of(write("m6.dat", "\n\n")), "m6.dat: no items (empty file)");
+  EXPECT_EQ(attributes_error(write("m6.dat", "\n\n")), "m6.dat: no items (empty file)");
 }
 
 TEST_F(ItemAttributesTest, MalformedItemMapLinesNameFileLineAndField) {
@@ -191,21 +192,21 @@ TEST_F(ItemAttributesTest, MalformedItemMapLinesNameFileLineAndField) {
 }
 
 TEST_F(ItemAttributesTest, MalformedTextAndUItemLinesNameFileLineAndField) {
-  EXPECT_EQ(error_of(write("t.txt", "a|x\nb|y||z\n")),
+  EXPECT_EQ(attributes_error(write("t.txt", "a|x\nb|y||z\n")),
             "t.txt:2: field 'attributes': attribute 2 is empty (two '|' in a row?)");
-  EXPECT_EQ(error_of(write("t2.txt", "a|x\n\na|y\n")), "t2.txt:3: item 'a' appears on an earlier line too");
-  EXPECT_EQ(error_of(write("t3.txt", "a|x\n |y\n")), "t3.txt:2: field 'item': empty id");
-  EXPECT_EQ(error_of(write("u.item", uitem_line(1, "A", {}) + "2|B|x\n")),
+  EXPECT_EQ(attributes_error(write("t2.txt", "a|x\n\na|y\n")), "t2.txt:3: item 'a' appears on an earlier line too");
+  EXPECT_EQ(attributes_error(write("t3.txt", "a|x\n |y\n")), "t3.txt:2: field 'item': empty id");
+  EXPECT_EQ(attributes_error(write("u.item", uitem_line(1, "A", {}) + "2|B|x\n")),
             "u.item:2: expected 24 fields separated by '|', got 3");
   std::string bad_flag = uitem_line(3, "C", {});
   bad_flag.replace(bad_flag.size() - 2, 1, "2");
-  EXPECT_EQ(error_of(write("u2.item", bad_flag)), "u2.item:1: field 'genre18': expected 0 or 1, got '2'");
+  EXPECT_EQ(attributes_error(write("u2.item", bad_flag)), "u2.item:1: field 'genre18': expected 0 or 1, got '2'");
   AttributeReadOptions options;
   options.genre_names = write("u.genre", "unknown|0\nAction|1\nWar|1\n");
-  EXPECT_EQ(error_of(write("u3.item", uitem_line(1, "A", {})), options),
+  EXPECT_EQ(attributes_error(write("u3.item", uitem_line(1, "A", {})), options),
             "u.genre:3: genre index 1 appears on an earlier line too");
   options.genre_names = write("u2.genre", "unknown|0\nAction|5\n");
-  EXPECT_EQ(error_of(write("u3.item", uitem_line(1, "A", {})), options),
+  EXPECT_EQ(attributes_error(write("u3.item", uitem_line(1, "A", {})), options),
             "u2.genre:2: field 'index': 5 is not in 0..1 (one index per genre)");
 }
 
@@ -214,11 +215,11 @@ TEST_F(ItemAttributesTest, OptionsThatDoNotApplyAreErrors) {
             "a.json: an item map applies to movies.dat and u.item only, not to format 'json'");
   AttributeReadOptions options;
   options.genre_names = write("u.genre", "unknown|0\n");
-  EXPECT_EQ(error_of(write("movies.dat", kMovies), options),
+  EXPECT_EQ(attributes_error(write("movies.dat", kMovies), options),
             "movies.dat: genre names (u.genre) apply to u.item only, not to format 'movies'");
-  EXPECT_EQ(error_of(write("b.txt", "a|b\n"), format("yaml")),
+  EXPECT_EQ(attributes_error(write("b.txt", "a|b\n"), format("yaml")),
             "b.txt: unknown attribute format 'yaml' (auto, json, movies, uitem, text)");
-  EXPECT_NE(error_of((folder_ / "nope.json").string()).find("nope.json: cannot open"), std::string::npos);
+  EXPECT_NE(attributes_error((folder_ / "nope.json").string()).find("nope.json: cannot open"), std::string::npos);
   const std::string missing_map = error_with_map(write("movies.dat", kMovies), (folder_ / "nope.tsv").string());
   EXPECT_NE(missing_map.find("nope.tsv: cannot open"), std::string::npos);
 }

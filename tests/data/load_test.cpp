@@ -30,8 +30,8 @@ class LoadTest : public ::testing::Test {
     root.finish();
     return result;
   }
-  std::string error_of(const std::string& text) {
-    return embrec::error_of([&] { config(text); });
+  std::string config_error(const std::string& text) {
+    return error_of([&] { config(text); });
   }
   fs::path folder_;
 };
@@ -135,27 +135,28 @@ TEST_F(LoadTest, ACorruptCacheIsRebuiltNotTrusted) {
 
 TEST_F(LoadTest, ConfigErrorsNameTheKeyAndFile) {
   const std::string file = (folder_ / "configs" / "c.toml").string();
-  EXPECT_EQ(error_of("[data]\nformat = 'seq'\n"),
+  EXPECT_EQ(config_error("[data]\nformat = 'seq'\n"),
             file + ": missing key 'data.path' (the interaction log; or demo = \"default\")");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\nformat = 'parquet'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\nformat = 'parquet'\n"),
             file + ": key 'data.format' must be one of {seq, movielens, udata, csv, tsv, mind}, got 'parquet'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\nmethod = 'loo'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.split]\nmethod = 'loo'\n"),
             file + ": key 'data.split.method' must be one of {leave_one_out, chrono, stratified, random, user}, got "
                    "'loo'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\nmethod = 'user'\nuser_ratios = [0.5, 0.2]\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.split]\nmethod = 'user'\nuser_ratios = [0.5, 0.2]\n"),
             file + ": key 'data.split.user_ratios': must be three shares (train, valid and test users) >= 0 that sum "
                    "to 1");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\ninput_ratio = 0.5\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.split]\ninput_ratio = 0.5\n"),
             file + ": key 'data.split.input_ratio' applies only to method = \"user\"");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\nusercore = 5\n"), file + ": unknown key 'data.usercore'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\ndelimiter = ';;'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\nusercore = 5\n"), file + ": unknown key 'data.usercore'");
+  EXPECT_EQ(config_error("[data]\npath = 'x'\ndelimiter = ';;'\n"),
             file + ": key 'data.delimiter' must be a single character, got ';;'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\nuser_core = '5'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\nuser_core = '5'\n"),
             file + ": key 'data.user_core' must be an integer, got a string");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\ndemo = 'default'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\ndemo = 'default'\n"),
             file + ": keys 'data.path' and 'data.demo' exclude each other");
-  EXPECT_EQ(error_of("[data]\ndemo = 'big'\n"), file + ": key 'data.demo' must be \"default\" or \"mind\", got 'big'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.split]\ntrain_ratio = 0\n"),
+  EXPECT_EQ(config_error("[data]\ndemo = 'big'\n"),
+            file + ": key 'data.demo' must be \"default\" or \"mind\", got 'big'");
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.split]\ntrain_ratio = 0\n"),
             file + ": key 'data.split.train_ratio' must be in (0, 1], got 0");
 }
 
@@ -216,30 +217,30 @@ TEST_F(LoadTest, FeaturesAreCachedAndRebuiltWhenAFeatureFileChanges) {
 TEST_F(LoadTest, FeatureConfigErrorsNameTheKeyAndFile) {
   const std::string file = (folder_ / "configs" / "c.toml").string();
   std::ofstream(folder_ / "movies.dat") << "1::Heat (1995)::Action\n";
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../nothing.dat'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.item_features]\npath = '../nothing.dat'\n"),
             file + ": key 'data.item_features.path': no such file " + (folder_ / "nothing.dat").string());
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nitem_map = 'm.tsv'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nitem_map = 'm.tsv'\n"),
             file + ": key 'data.item_features.item_map': no such file " + (folder_ / "configs" / "m.tsv").string());
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\nformat = 'movies'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.item_features]\nformat = 'movies'\n"),
             file + ": missing key 'data.item_features.path' (the feature file)");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.user_features]\npath = '../movies.dat'\nformat = 'movies'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.user_features]\npath = '../movies.dat'\nformat = 'movies'\n"),
             file + ": key 'data.user_features.format' must describe users (auto, users, uuser, csv or tsv), got "
                    "'movies'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nformat = 'xml'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nformat = 'xml'\n"),
             file + ": key 'data.item_features.format' must be one of {auto, movies, uitem, attributes, users, uuser, "
                    "csv, tsv}, got 'xml'");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nid_column = 'id'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nid_column = 'id'\n"),
             file + ": key 'data.item_features.id_column' applies only to format = \"csv\" or \"tsv\" (or a .csv or "
                    ".tsv path)");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.user_features]\npath = '../movies.dat'\nitem_map = 'm.tsv'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.user_features]\npath = '../movies.dat'\nitem_map = 'm.tsv'\n"),
             file + ": key 'data.user_features.item_map' applies only to item features of format movies or uitem");
-  EXPECT_EQ(error_of("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nmovie_map = 'm'\n"),
+  EXPECT_EQ(config_error("[data]\npath = 'x'\n[data.item_features]\npath = '../movies.dat'\nmovie_map = 'm'\n"),
             file + ": unknown key 'data.item_features.movie_map'");
 }
 
 TEST_F(LoadTest, AMissingFileIsAnErrorNamingIt) {
   DataConfig c = config("[data]\npath = '../nothing.txt'\n");
-  EXPECT_EQ(embrec::error_of([&] { load_data(c); }), (folder_ / "nothing.txt").string() + ": no such file");
+  EXPECT_EQ(error_of([&] { load_data(c); }), (folder_ / "nothing.txt").string() + ": no such file");
 }
 
 }  // namespace

@@ -22,8 +22,8 @@ namespace fs = std::filesystem;
 class ReadersTest : public testing::FileTest {
  protected:
   ReadersTest() : FileTest("readers") {}
-  std::string error_of(const std::string& path, const ReadOptions& options) {
-    return embrec::error_of([&] { read_log(path, options); });
+  std::string log_error(const std::string& path, const ReadOptions& options) {
+    return error_of([&] { read_log(path, options); });
   }
 };
 
@@ -111,54 +111,54 @@ TEST_F(ReadersTest, EveryFormatRoundTrips) {
 }
 
 TEST_F(ReadersTest, MalformedLinesNameFileLineAndField) {
-  EXPECT_EQ(error_of(write("ratings.dat", "1::2::3::4\n1::2::3\n"), format("movielens")),
+  EXPECT_EQ(log_error(write("ratings.dat", "1::2::3::4\n1::2::3\n"), format("movielens")),
             "ratings.dat:2: expected 4 fields separated by '::', got 3");
-  EXPECT_EQ(error_of(write("u.data", "1\t2\t3\t4\n1\t2\tx\t4\n"), format("udata")),
+  EXPECT_EQ(log_error(write("u.data", "1\t2\t3\t4\n1\t2\tx\t4\n"), format("udata")),
             "u.data:2: field 'rating': cannot parse 'x' as a number");
-  EXPECT_EQ(error_of(write("u2.data", "1\t2\t3\tyesterday\n"), format("udata")),
+  EXPECT_EQ(log_error(write("u2.data", "1\t2\t3\tyesterday\n"), format("udata")),
             "u2.data:1: field 'timestamp': cannot parse 'yesterday' as an integer");
-  EXPECT_EQ(error_of(write("s.txt", "1 2 3\n2 b 4\n"), format("seq")),
+  EXPECT_EQ(log_error(write("s.txt", "1 2 3\n2 b 4\n"), format("seq")),
             "s.txt:2: field 'item': cannot parse 'b' as an integer");
-  EXPECT_EQ(error_of(write("s2.txt", "1 2 3\nu 3\n"), format("seq")),
+  EXPECT_EQ(log_error(write("s2.txt", "1 2 3\nu 3\n"), format("seq")),
             "s2.txt:2: field 'user': cannot parse 'u' as an integer");
-  EXPECT_EQ(error_of(write("s3.txt", "1 2 3\n7\n"), format("seq")),
+  EXPECT_EQ(log_error(write("s3.txt", "1 2 3\n7\n"), format("seq")),
             "s3.txt:2: expected 'user item [item ...]' separated by single spaces, got 1 field(s)");
-  EXPECT_EQ(error_of(write("s4.txt", "1 2\n1 3\n"), format("seq")),
+  EXPECT_EQ(log_error(write("s4.txt", "1 2\n1 3\n"), format("seq")),
             "s4.txt:2: user '1' appears on an earlier line too");
   ReadOptions csv = format("csv");
   csv.rating_column = "rating";
-  EXPECT_EQ(error_of(write("d.csv", "user_id,item_id,rating\na,b,4\nc,d,abc\n"), csv),
+  EXPECT_EQ(log_error(write("d.csv", "user_id,item_id,rating\na,b,4\nc,d,abc\n"), csv),
             "d.csv:3: field 'rating': cannot parse 'abc' as a number");
-  EXPECT_EQ(error_of(write("d2.csv", "user_id,item_id,rating\na,b\n"), csv),
+  EXPECT_EQ(log_error(write("d2.csv", "user_id,item_id,rating\na,b\n"), csv),
             "d2.csv:2: expected 3 fields separated by ',', got 2");
-  EXPECT_EQ(error_of(write("d3.csv", "userid,item_id,rating\na,b,1\n"), csv),
+  EXPECT_EQ(log_error(write("d3.csv", "userid,item_id,rating\na,b,1\n"), csv),
             "d3.csv:1: unknown column 'user_id' for user_column (columns: userid, item_id, rating)");
 }
 
 TEST_F(ReadersTest, IdsAndTimestampsThatDoNotParseNameTheirField) {
-  EXPECT_EQ(error_of(write("ratings.dat", "1::2::3::4\n1::x12::3::4\n"), format("movielens")),
+  EXPECT_EQ(log_error(write("ratings.dat", "1::2::3::4\n1::x12::3::4\n"), format("movielens")),
             "ratings.dat:2: field 'item': cannot parse 'x12' as an integer");
-  EXPECT_EQ(error_of(write("ratings2.dat", "u1::2::3::4\n"), format("movielens")),
+  EXPECT_EQ(log_error(write("ratings2.dat", "u1::2::3::4\n"), format("movielens")),
             "ratings2.dat:1: field 'user': cannot parse 'u1' as an integer");
-  EXPECT_EQ(error_of(write("ratings3.dat", "1::2::3::99999999999999999999\n"), format("movielens")),
+  EXPECT_EQ(log_error(write("ratings3.dat", "1::2::3::99999999999999999999\n"), format("movielens")),
             "ratings3.dat:1: field 'timestamp': cannot parse '99999999999999999999' as an integer");
-  EXPECT_EQ(error_of(write("u.data", "1\t2\t3\t4\n1\t2\t3\n"), format("udata")),
+  EXPECT_EQ(log_error(write("u.data", "1\t2\t3\t4\n1\t2\t3\n"), format("udata")),
             "u.data:2: expected 4 fields separated by '\\t', got 3");
-  EXPECT_EQ(error_of(write("s.txt", "1 2  3\n"), format("seq")),
+  EXPECT_EQ(log_error(write("s.txt", "1 2  3\n"), format("seq")),
             "s.txt:1: field 'item' 2: empty (two spaces in a row?)");
   ReadOptions csv = format("csv");
   csv.timestamp_column = "ts";
-  EXPECT_EQ(error_of(write("d.csv", "user_id,item_id,ts\na,b,1\na,c,2020-01-01\n"), csv),
+  EXPECT_EQ(log_error(write("d.csv", "user_id,item_id,ts\na,b,1\na,c,2020-01-01\n"), csv),
             "d.csv:3: field 'ts': cannot parse '2020-01-01' as an integer");
-  EXPECT_EQ(error_of(write("d2.csv", "user_id,item_id,ts\na, ,1\n"), csv), "d2.csv:2: field 'item_id': empty id");
-  EXPECT_EQ(error_of(write("d3.csv", "user_id,item_id,ts\n\"a,b,1\n"), csv),
+  EXPECT_EQ(log_error(write("d2.csv", "user_id,item_id,ts\na, ,1\n"), csv), "d2.csv:2: field 'item_id': empty id");
+  EXPECT_EQ(log_error(write("d3.csv", "user_id,item_id,ts\n\"a,b,1\n"), csv),
             "d3.csv:2: unterminated or misplaced '\"' (quoted fields must be whole fields on one line)");
   csv.timestamp_column = "time";
-  EXPECT_EQ(error_of(write("d4.csv", "user_id,item_id,ts\na,b,1\n"), csv),
+  EXPECT_EQ(log_error(write("d4.csv", "user_id,item_id,ts\na,b,1\n"), csv),
             "d4.csv:1: unknown column 'time' for timestamp_column (columns: user_id, item_id, ts)");
   ReadOptions no_user = format("tsv");
   no_user.user_column = "";
-  EXPECT_EQ(error_of(write("d.tsv", "user_id\titem_id\na\tb\n"), no_user),
+  EXPECT_EQ(log_error(write("d.tsv", "user_id\titem_id\na\tb\n"), no_user),
             "d.tsv: user_column and item_column must name columns of the header");
 }
 
@@ -176,7 +176,7 @@ TEST_F(ReadersTest, AByteOrderMarkIsSkippedInEveryFormat) {
 TEST_F(ReadersTest, BlankLinesAreSkippedInEveryFormatAndLineNumbersStayTrue) {
   RawLog dat = read_log(write("ratings.dat", "\n1::10::5::100\r\n  \r\n\n2::10::4::50\n\n"), format("movielens"));
   EXPECT_EQ(dat.line, (std::vector<int64_t>{2, 5}));
-  EXPECT_EQ(error_of(write("ratings2.dat", "1::10::5::100\n\n1::10::5\n"), format("movielens")),
+  EXPECT_EQ(log_error(write("ratings2.dat", "1::10::5::100\n\n1::10::5\n"), format("movielens")),
             "ratings2.dat:3: expected 4 fields separated by '::', got 3");
   RawLog csv = read_log(write("d.csv", "\nuser_id,item_id\n\na,b\n"), format("csv"));
   EXPECT_EQ(csv.line, (std::vector<int64_t>{4}));
@@ -224,10 +224,10 @@ TEST_F(ReadersTest, CsvIdsWithDelimitersAndCustomDelimitersRoundTrip) {
 }
 
 TEST_F(ReadersTest, EmptyInputsAreErrors) {
-  EXPECT_EQ(error_of(write("empty.txt", ""), format("seq")), "empty.txt: no interactions (empty file)");
-  EXPECT_EQ(error_of(write("header.csv", "user_id,item_id\n"), format("csv")),
+  EXPECT_EQ(log_error(write("empty.txt", ""), format("seq")), "empty.txt: no interactions (empty file)");
+  EXPECT_EQ(log_error(write("header.csv", "user_id,item_id\n"), format("csv")),
             "header.csv: no interactions (empty file or header only)");
-  EXPECT_NE(error_of((folder_ / "missing.txt").string(), format("seq")).find("missing.txt: cannot open"),
+  EXPECT_NE(log_error((folder_ / "missing.txt").string(), format("seq")).find("missing.txt: cannot open"),
             std::string::npos);
 }
 
@@ -261,11 +261,11 @@ TEST_F(ReadersTest, ColumnsRoundTripThroughTheRunLogInRowOrder) {
 
 TEST_F(ReadersTest, ColumnsThatCannotBeReadOrWrittenNameTheColumnAndRow) {
   const std::vector<float> ratings = {1.0f, std::nanf("")};
-  EXPECT_EQ(embrec::error_of([&] { raw_log_from_columns("DataFrame", {"a", "b"}, {"1", "2"}, ratings.data(), nullptr); }),
+  EXPECT_EQ(error_of([&] { raw_log_from_columns("DataFrame", {"a", "b"}, {"1", "2"}, ratings.data(), nullptr); }),
             "DataFrame: column 'rating', row 1: nan is not a finite number");
   const RawLog broken = raw_log_from_columns("DataFrame", {"a", "b\nc"}, {"1", "2"}, nullptr, nullptr);
   const std::string path = (folder_ / "x.tsv").string();
-  EXPECT_EQ(embrec::error_of([&] { write_raw_log(path, broken); }),
+  EXPECT_EQ(error_of([&] { write_raw_log(path, broken); }),
             "DataFrame: column 'user', row 1: an id with a line break cannot be written to " + path);
   EXPECT_FALSE(fs::exists(folder_ / "x.tsv"));
 }
