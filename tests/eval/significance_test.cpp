@@ -63,6 +63,21 @@ TEST(PairedTest, NoDifferenceIsNoEvidenceAndAConstantShiftIsCertain) {
   EXPECT_DOUBLE_EQ(shifted.ci_high, 0.25);
 }
 
+TEST(PairedTest, OnHitOrMissOutcomesWilcoxonIsTheSignTestAndTIsCloseToIt) {
+  // Leave-one-out recall per user is 0 or 1, so differences are -1, 0 or +1: all nonzero magnitudes tie, W = P (n+1)/2,
+  // variance n (n+1)^2 / 16, and z = (P - M) / sqrt(n) exactly (P ups, M downs, n = P + M). The t statistic is
+  // (P - M) / sqrt((N / (N-1)) (n - (P - M)^2 / N)), which tends to the same for many users: here 1.414922 against
+  // 1.414214. embrec compare printing nearly equal z and t on such runs is this, not a bug.
+  std::vector<double> a(1000, 0.0), b(1000, 0.0);
+  for (int i = 0; i < 30; ++i) b[static_cast<size_t>(i)] = 1.0;
+  for (int i = 30; i < 50; ++i) a[static_cast<size_t>(i)] = 1.0;
+  const PairedTest test = paired_test(a, b);
+  EXPECT_EQ(test.nonzero, 50);
+  EXPECT_DOUBLE_EQ(test.wilcoxon_w, 30 * 51 / 2.0);
+  EXPECT_NEAR(test.wilcoxon_z, 10 / std::sqrt(50.0), 1e-12);
+  EXPECT_NEAR(test.t, 1.414921909, 1e-8);
+}
+
 TEST(PairedTest, SwappingTheRunsFlipsTheSignAndKeepsThePValues) {
   const std::vector<double> a = {0.0, 0.2, 0.4, 0.1, 0.9, 0.3}, b = {0.1, 0.2, 0.7, 0.0, 1.0, 0.6};
   const PairedTest forward = paired_test(a, b), backward = paired_test(b, a);
