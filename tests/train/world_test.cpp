@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <csignal>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -86,6 +89,20 @@ std::vector<std::string> run_ranks(int size, const std::function<void(World&)>& 
   }
   for (std::thread& thread : threads) thread.join();
   return errors;
+}
+
+TEST(WorldTest, ARankOfAJobIgnoresSigpipeSoADeadPeerIsAnErrorNotADeath) {
+  // With SIGPIPE's default a rank writing to a dead peer's socket was killed (exit 141) before it could say why.
+  std::signal(SIGPIPE, SIG_DFL);
+  std::vector<bool> ignored(2, false);
+  const std::vector<std::string> errors = run_ranks(2, [&](World& world) {
+    struct sigaction now {};
+    ::sigaction(SIGPIPE, nullptr, &now);
+    ignored[static_cast<size_t>(world.rank())] = now.sa_handler == SIG_IGN;
+    world.barrier("after checking SIGPIPE");
+  });
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(ignored, (std::vector<bool>{true, true}));
 }
 
 TEST(WorldTest, ReducedGradientsWeighEachRankByItsShareOfTheBatch) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -84,6 +85,11 @@ World::World() = default;
 
 World::World(const WorldSettings& settings) : settings_(settings) {
   if (settings.size <= 1) return;
+  // A rank that dies closes its sockets, and a write to one raises SIGPIPE, whose default kills this rank without a
+  // word (exit 141; seen when the peer died during a send). Ignored, the write fails with EPIPE, which Gloo reports
+  // as an error, and `collective` names the rank and the step. Process-wide and left so: a rank is a process that
+  // trains one job, and the launcher (train/launcher.cpp) reports how each child ended.
+  std::signal(SIGPIPE, SIG_IGN);
   group_ = std::make_unique<Group>();
   collective(settings_, fmt::format("joining the job at {}:{}", settings.master_addr, settings.master_port), [&] {
     c10d::TCPStoreOptions options;
