@@ -27,7 +27,7 @@ for argument in sys.argv[1:]:
         sys.exit(f"paper_table: '{argument}' is not COLUMN=RUN_GLOB")
     name, pattern = argument.split("=", 1)
     runs = {}
-    for folder in sorted(glob.glob(pattern)):
+    for folder in sorted(f for f in glob.glob(pattern) if os.path.isdir(f)):  # not the .log / .time beside a run
         if not os.path.exists(os.path.join(folder, "results.json")):
             sys.exit(f"paper_table: {folder} has not finished (no results.json)")
         found = re.search(r"-seed(\d+)$", folder.rstrip("/"))
