@@ -7,7 +7,8 @@
 #   e.g. bench/sweep.sh configs/bpr-ml-100k.toml runs/sweep/bpr model.reg=0.0005,0.005 train.learning_rate=0.01,0.001
 # Env: FIXED="--set data.split.valid_ratio=0.15 --set train.eval_every=5" (overrides shared by every run),
 #      SELECT=ndcg@10 (the valid metric to rank by; rmse and mae rank smallest first), BIN=build/embrec.
-# Runs that already have results.json are not retrained.
+# Runs that already have results.json are not retrained; a run folder with checkpoint.pt and no results.json (a run
+# that was stopped) is resumed (`--resume`, which refuses a config that differs from the run's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/embrec}
@@ -32,9 +33,10 @@ for combo in "${combos[@]}"; do
   sets=()
   for pair in $combo; do sets+=(--set "$pair"); done
   if [ ! -f "$folder/results.json" ]; then
-    rm -rf "$folder"
+    resume=""
+    if [ -f "$folder/checkpoint.pt" ]; then resume="--resume"; else rm -rf "$folder"; fi
     # shellcheck disable=SC2086
-    if ! $BIN train --config "$config" --out "$folder" ${FIXED:-} "${sets[@]}" > "$folder.log" 2>&1; then
+    if ! $BIN train --config "$config" --out "$folder" $resume ${FIXED:-} "${sets[@]}" > "$folder.log" 2>&1; then
       echo "FAILED $folder (see $folder.log)"
       continue
     fi
@@ -48,7 +50,7 @@ select, rows = sys.argv[1], []
 for folder in sys.argv[2:]:
     r = json.load(open(os.path.join(folder, "results.json")))
     valid = r["valid"]["groups"]["all"]["metrics"]
-    if select not in valid:
+    if select not in valid or r["valid"]["targets"] == 0:
         sys.exit(f"{folder}: no valid '{select}' (is there a valid stage? set data.split.valid_ratio)")
     rows.append((valid[select], os.path.basename(folder), r["best_epoch"], r["epochs_run"], r["train_seconds"]))
 rows.sort(reverse=select not in ("rmse", "mae"))
