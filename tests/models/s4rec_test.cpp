@@ -133,8 +133,19 @@ TEST(S4rec, KmeansIntentsAreRecomputedEachEpochAndAssignUsers) {
   model->fit(toy_split());
   auto& parameters = dynamic_cast<S4rec&>(*model).parameters();
   EXPECT_EQ(parameters->prototypes.abs().sum().item<double>(), 0.0);
+  // 6 users into 2 clusters is below Faiss's 39 per cluster: the log says so once, not Faiss at every epoch.
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
   model->begin_epoch(0);
-  EXPECT_GT(parameters->prototypes.abs().sum().item<double>(), 0.0);
+  const torch::Tensor first = parameters->prototypes.clone();
+  model->begin_epoch(1);
+  const std::string log = testing::internal::GetCapturedStdout() + testing::internal::GetCapturedStderr();
+  EXPECT_EQ(log.find("please provide at least"), std::string::npos) << log;
+  const std::string warning = "k-means of 6 users into 2 clusters: 3.0 users per cluster";
+  const size_t at = log.find(warning);
+  EXPECT_NE(at, std::string::npos) << log;
+  EXPECT_EQ(log.find(warning, at + 1), std::string::npos) << log;
+  EXPECT_GT(first.abs().sum().item<double>(), 0.0);
   const data::Split split = toy_split();
   std::vector<int32_t> users{0, 1, 2, 3, 4, 5};
   auto assignment = model->cluster_assignments(split.train, users.data(), 6);

@@ -93,6 +93,7 @@ class S4rec final : public SasrecBase {
   data::ItemPool pool_;               // training items (shifted ids) for insert / substitute
   torch::Tensor head_labels_;         // [user_count] int64: 0 head, 1 tail
   data::Sequences train_;              // a copy (small): k-means re-encodes every user's input each epoch
+  bool warned_sparse_clusters_ = false;  // the few-users-per-cluster warning is given once per run
 };
 
 }  // namespace embrec::models
